@@ -1,0 +1,23 @@
+"""gdbench: benchmarks of one linear-regression gradient-descent step, on CPU and CUDA.
+
+Importing gdbench imports NumPy only; each kernel imports its own backend when it is made.
+"""
+
+from gdbench.protocol import FUSED, PHASES, Kernel
+from gdbench.reference import check_step, loss_and_grad, make_problem
+from gdbench.registry import KernelInfo, kernel_names, list_kernels, make_kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FUSED",
+    "PHASES",
+    "Kernel",
+    "KernelInfo",
+    "check_step",
+    "kernel_names",
+    "list_kernels",
+    "loss_and_grad",
+    "make_kernel",
+    "make_problem",
+]

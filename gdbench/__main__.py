@@ -1,0 +1,3 @@
+from gdbench.cli import main
+
+raise SystemExit(main())

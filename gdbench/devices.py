@@ -1,0 +1,59 @@
+"""Which devices exist here, asked without importing a backend until the question is asked."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+
+DEVICES = ("cpu", "cuda")
+
+INSTALL_HINT = {
+    "torch": "torch",
+    "cupy": "cupy",
+    "triton": "triton",
+    "numba": "numba",
+}
+
+
+def missing_module(module: str) -> str | None:
+    """Why ``module`` cannot be used ("torch is not installed ..."), or None."""
+    if importlib.util.find_spec(module) is None:
+        extra = INSTALL_HINT.get(module, module)
+        return f"{module} is not installed (pip install 'gdbench[{extra}]')"
+    return None
+
+
+@cache
+def cuda_unavailable(backend: str = "torch") -> str | None:
+    """Why ``backend`` cannot reach a CUDA device here, or None when it can."""
+    if backend == "cupy":
+        reason = missing_module("cupy")
+        if reason:
+            return reason
+        try:
+            import cupy
+
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError, or a missing driver library
+            return f"no CUDA device ({type(exc).__name__}: {exc})"
+        return None if count > 0 else "no CUDA device"
+    reason = missing_module("torch")
+    if reason:
+        return reason
+    import torch
+
+    if torch.version.cuda is None:
+        return "no CUDA device (this torch build has no CUDA support)"
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    return None
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to cuda when some backend reaches a CUDA device, else cpu."""
+    if device == "auto":
+        present = any(cuda_unavailable(b) is None for b in ("torch", "cupy"))
+        return "cuda" if present else "cpu"
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of: auto, {', '.join(DEVICES)}")
+    return device

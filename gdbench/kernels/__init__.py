@@ -1,0 +1,1 @@
+"""The built-in kernels, one file each; ``gdbench.registry`` finds them by name."""

@@ -1,0 +1,127 @@
+"""What every built-in kernel shares: argument checks, availability, and the default step.
+
+A subclass names itself and its backend, lists the devices and modules it needs, and implements
+``_setup`` (take the checked host data to its device), the three phases, ``synchronize`` and the
+three read-backs.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from gdbench.devices import DEVICES, cuda_unavailable, missing_module
+from gdbench.protocol import FUSED, PHASES
+
+DTYPES = ("float32", "float64")
+
+
+def check_problem(x, y, w0, lr):
+    """Validate a problem; return ``x`` as (N, D), ``y`` as (N,), ``w0`` as (D,) and ``lr``."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise ValueError(f"x and y must be real numbers, got dtypes {x.dtype} and {y.dtype}")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"x must have shape (N,) or (N, D), got {x.shape}")
+    if y.ndim != 1:
+        raise ValueError(f"y must have shape (N,), got {y.shape}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+    if y.shape[0] == 0:
+        raise ValueError("x and y are empty: a step needs at least one sample")
+    x = x.reshape(len(y), -1)
+    if x.shape[1] == 0:
+        raise ValueError("x has no features: D must be at least 1")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite (found NaN or inf)")
+    w0 = np.asarray(w0, dtype=np.float64)
+    if w0.ndim == 0:
+        w0 = np.full(x.shape[1], float(w0))
+    if w0.shape != (x.shape[1],):
+        raise ValueError(f"w0 must be a scalar or have shape ({x.shape[1]},), got {w0.shape}")
+    if not np.isfinite(w0).all():
+        raise ValueError("w0 must be finite")
+    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    return x, y, w0, float(lr)
+
+
+class KernelBase(ABC):
+    """Base of the built-in kernels; see ``gdbench.protocol.Kernel`` for the contract."""
+
+    name: ClassVar[str]
+    backend: ClassVar[str]
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    dtypes: ClassVar[tuple[str, ...]] = DTYPES
+    phases: ClassVar[tuple[str, ...]] = PHASES
+    passes: ClassVar[float]
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
+
+    def __init__(self, device: str = "cpu", dtype: str = "float32"):
+        if device not in self.devices:
+            known = "" if device in DEVICES else f" (known devices: {', '.join(DEVICES)})"
+            raise ValueError(
+                f"kernel {self.name} does not run on {device!r}{known}; "
+                f"it runs on: {', '.join(self.devices)}"
+            )
+        if dtype not in self.dtypes:
+            raise ValueError(
+                f"kernel {self.name} does not support dtype {dtype!r}; "
+                f"choose one of: {', '.join(self.dtypes)}"
+            )
+        reason = self.unavailable_reason(device)
+        if reason:
+            raise ValueError(f"kernel {self.name} is unavailable on {device}: {reason}")
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        """Why this kernel cannot run on ``device`` here, or None when it can."""
+        for module in cls.requires:
+            reason = missing_module(module)
+            if reason:
+                return reason
+        if device == "cuda":
+            return cuda_unavailable("cupy" if cls.backend == "cupy" else "torch")
+        return None
+
+    def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
+        x, y, w0, lr = check_problem(x, y, w0, lr)
+        self.n_samples, self.n_features = x.shape
+        self.lr = lr
+        for stale in ("_loss", "_grad"):
+            self.__dict__.pop(stale, None)
+        self._setup(np.ascontiguousarray(x, self.dtype), np.ascontiguousarray(y, self.dtype), w0)
+
+    @abstractmethod
+    def _setup(self, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> None:
+        """Take the checked host data, already in this kernel's dtype, to the device."""
+
+    def step(self) -> None:
+        self.forward()
+        self.backward()
+        self.update()
+
+    def __getattr__(self, attr):
+        # Reached only when normal lookup fails: explain the read-backs of an unprepared kernel.
+        when = {"_loss": "forward", "_grad": "backward"}.get(attr, "prepare")
+        raise AttributeError(f"kernel {self.name} has no {attr.lstrip('_')} yet: call {when}() first")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} on {self.device}, {self.dtype}>"
+
+
+class FusedKernelBase(KernelBase):
+    """Base of kernels whose step is one fused pass with no separate phases."""
+
+    phases: ClassVar[tuple[str, ...]] = FUSED
+
+    def _no_phase(self) -> None:
+        raise TypeError(f"kernel {self.name} is fused: it has step() but no separate phases")
+
+    forward = backward = update = _no_phase

@@ -1,0 +1,44 @@
+"""What the PyTorch kernels share: moving data to the device, synchronizing, reading back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gdbench.kernels.base import KernelBase
+
+
+class TorchKernel(KernelBase):
+    backend = "torch"
+    devices = ("cpu", "cuda")
+    requires = ("torch",)
+
+    def _setup(self, x, y, w0):
+        import torch
+
+        self.torch = torch
+        self.x = torch.from_numpy(x).to(self.device)
+        self.y = torch.from_numpy(y).to(self.device)
+        self._setup_weights(torch.tensor(w0, dtype=getattr(torch, self.dtype), device=self.device))
+
+    def _setup_weights(self, w0) -> None:
+        self.w = w0
+
+    def synchronize(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    @staticmethod
+    def _host(t) -> np.ndarray:
+        return t.detach().cpu().numpy().reshape(-1).copy()
+
+    @property
+    def weight(self):
+        return self._host(self.w)
+
+    @property
+    def loss(self):
+        return float(self._loss.detach())
+
+    @property
+    def grad(self):
+        return self._host(self._grad)

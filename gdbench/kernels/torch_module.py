@@ -1,0 +1,36 @@
+"""torch-module: the tutorial's fourth step, an ``nn.Linear(D, 1, bias=False)`` model.
+
+forward:  loss = MSELoss(model(x), y)      with y kept as (N, 1), the model's output shape
+backward: loss.backward()
+update:   optimizer.step(); optimizer.zero_grad()
+
+Memory traffic (D = 1) as torch-autograd: 7.5 passes over x and y.
+"""
+
+from gdbench.kernels.torch_base import TorchKernel
+
+
+class TorchModule(TorchKernel):
+    name = "torch-module"
+    passes = 7.5
+
+    def _setup_weights(self, w0):
+        nn = self.torch.nn
+        self.y = self.y.reshape(-1, 1)
+        self.model = nn.Linear(self.n_features, 1, bias=False, device=self.device, dtype=w0.dtype)
+        with self.torch.no_grad():
+            self.model.weight.copy_(w0.reshape(1, -1))
+        self.w = self.model.weight
+        self.loss_fn = nn.MSELoss()
+        self.optimizer = self.torch.optim.SGD(self.model.parameters(), lr=self.lr)
+
+    def forward(self):
+        self._loss = self.loss_fn(self.model(self.x), self.y)
+
+    def backward(self):
+        self._loss.backward()
+        self._grad = self.w.grad
+
+    def update(self):
+        self.optimizer.step()
+        self.optimizer.zero_grad()

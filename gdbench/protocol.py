@@ -1,0 +1,58 @@
+"""The one protocol every gdbench kernel follows.
+
+A kernel owns one linear-regression problem on its device: ``prepare`` moves the data there once;
+``forward``, ``backward`` and ``update`` then run one gradient-descent step in three phases, each
+of which may return before the device has finished. ``synchronize`` is the only call that waits
+for the device, and the read-back properties are the only ones that copy data back to the host.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+PHASES = ("forward", "backward", "update")
+FUSED = ("step",)
+
+
+@runtime_checkable
+class Kernel(Protocol):
+    """A linear-regression gradient-descent step ``w -= lr * d/dw mean((x @ w - y)**2)``."""
+
+    name: ClassVar[str]
+    backend: ClassVar[str]
+    phases: ClassVar[tuple[str, ...]]  # PHASES, or FUSED when only step() exists
+    passes: ClassVar[float]  # modelled memory traffic per step, in units of one read of x and y
+    device: str
+    dtype: str
+
+    def prepare(self, x: np.ndarray, y: np.ndarray, *, w0=0.0, lr: float = 0.01) -> None:
+        """Take ``x`` of shape (N,) or (N, D) and ``y`` of shape (N,) to the device, once."""
+
+    def forward(self) -> None:
+        """Prediction ``x @ w`` and mean-squared-error loss at the current weights."""
+
+    def backward(self) -> None:
+        """Gradient of the last forward's loss with respect to the weights."""
+
+    def update(self) -> None:
+        """``w -= lr * grad``, plus any reset the backend needs (such as zeroing ``.grad``)."""
+
+    def step(self) -> None:
+        """forward, backward and update; fused kernels do all three in one go."""
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished all work launched so far."""
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Current weights, shape (D,)."""
+
+    @property
+    def loss(self) -> float:
+        """Loss computed by the last forward (or step)."""
+
+    @property
+    def grad(self) -> np.ndarray:
+        """Gradient computed by the last backward (or step), shape (D,)."""

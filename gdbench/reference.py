@@ -1,0 +1,84 @@
+"""The judge: float64 NumPy reference of the step, random problems, and agreement tolerances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CHUNK_ROWS = 1 << 20  # the reference works in float64 chunks so that 10^8 samples fit in memory
+
+
+def make_problem(n_samples: int, n_features: int = 1, dtype="float32", seed: int = 0):
+    """Random well-conditioned problem: ``x`` (N, D) standard normal, ``y = x @ w_true + noise``."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    x = rng.standard_normal((n_samples, n_features), dtype=dtype)
+    w_true = rng.uniform(1.0, 3.0, n_features).astype(dtype)
+    y = x @ w_true
+    y += 0.1 * rng.standard_normal(n_samples, dtype=dtype)
+    return x, y
+
+
+def loss_and_grad(x: np.ndarray, y: np.ndarray, w) -> tuple[float, np.ndarray, np.ndarray]:
+    """Loss, gradient and the gradient's condition scale ``2/N * sum |x| |r|``, all in float64.
+
+    The scale bounds how far a correctly rounded gradient may stray: summing N terms in a
+    lower precision loses up to about ``u * sqrt(N)`` of the sum of their magnitudes.
+    """
+    x = np.asarray(x).reshape(len(y), -1)
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    n = len(y)
+    sq = 0.0
+    grad = np.zeros(x.shape[1])
+    scale = np.zeros(x.shape[1])
+    for start in range(0, n, CHUNK_ROWS):
+        xc = x[start:start + CHUNK_ROWS].astype(np.float64)
+        r = xc @ w - y[start:start + CHUNK_ROWS].astype(np.float64)
+        sq += float(r @ r)
+        grad += r @ xc
+        scale += np.abs(r) @ np.abs(xc)
+    return sq / n, 2.0 * grad / n, 2.0 * scale / n
+
+
+def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
+    """Weights after ``steps`` float64 gradient-descent steps from ``w0``."""
+    w = np.array(w0, dtype=np.float64).reshape(-1)
+    for _ in range(steps):
+        w = w - lr * loss_and_grad(x, y, w)[1]
+    return w
+
+
+def tolerance(dtype, n_samples: int) -> float:
+    """Relative tolerance for a step computed in ``dtype`` over ``n_samples`` samples.
+
+    Unit roundoff ``u`` of the dtype, times ``sqrt(N)`` for the growth of rounding errors in a
+    sum of N terms (they add up like a random walk in pairwise or blocked BLAS summation), times
+    a safety factor of 8 for the few operations each term goes through.
+    """
+    u = np.finfo(np.dtype(dtype)).eps / 2
+    return float(8 * u * (math.sqrt(n_samples) + 4))
+
+
+def check_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:
+    """Prepare ``kernel`` on (x, y), run one step and say how it disagrees with the reference.
+
+    Returns None when loss, gradient and updated weights all agree within ``tolerance``.
+    """
+    x2 = np.asarray(x).reshape(len(y), -1)
+    w_start = np.broadcast_to(np.asarray(w0, dtype=np.float64), (x2.shape[1],))
+    kernel.prepare(x, y, w0=w0, lr=lr)
+    kernel.step()
+    kernel.synchronize()
+    loss, grad, scale = loss_and_grad(x2, y, w_start)
+    rtol = tolerance(kernel.dtype, len(y))
+    problems = []
+    if not math.isfinite(kernel.loss) or abs(kernel.loss - loss) > rtol * loss + 1e-300:
+        problems.append(f"loss {kernel.loss:.9g} != reference {loss:.9g}")
+    got = kernel.grad
+    if not np.all(np.abs(got - grad) <= rtol * (np.abs(grad) + scale)):
+        problems.append(f"gradient {got} != reference {grad}")
+    expected_w = w_start - lr * grad
+    if not np.all(np.abs(kernel.weight - expected_w) <= rtol * (np.abs(expected_w) + lr * scale)):
+        problems.append(f"weights {kernel.weight} != reference {expected_w}")
+    return "; ".join(problems) or None

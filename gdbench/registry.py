@@ -1,0 +1,111 @@
+"""Finding kernels: the built-in ones and those other projects add through entry points.
+
+Another project adds a kernel by naming its class in the entry-point group ``gdbench.kernels``::
+
+    [project.entry-points."gdbench.kernels"]
+    my-kernel = "my_project.kernels:MyKernel"
+
+The class follows ``gdbench.protocol.Kernel``, is constructed as ``cls(device=..., dtype=...)``
+and has class attributes ``name``, ``backend``, ``devices``, ``dtypes``, ``phases`` and
+``passes``, plus a classmethod ``unavailable_reason(device)`` (subclassing
+``gdbench.kernels.base.KernelBase`` gives all of that).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+ENTRY_POINT_GROUP = "gdbench.kernels"
+
+BUILTIN = {
+    "numpy-manual": "gdbench.kernels.numpy_manual:NumpyManual",
+    "cupy-manual": "gdbench.kernels.cupy_manual:CupyManual",
+    "torch-manual": "gdbench.kernels.torch_manual:TorchManual",
+    "torch-autograd": "gdbench.kernels.torch_autograd:TorchAutograd",
+    "torch-optim": "gdbench.kernels.torch_optim:TorchOptim",
+    "torch-module": "gdbench.kernels.torch_module:TorchModule",
+}
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """What ``list_kernels`` says of one kernel; ``unavailable`` maps a device to why not."""
+
+    name: str
+    backend: str
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    phases: tuple[str, ...]
+    unavailable: dict[str, str]
+    source: str = "gdbench"
+
+    def available_on(self, device: str) -> bool:
+        return device in self.devices and device not in self.unavailable
+
+    @property
+    def available(self) -> bool:
+        """Whether the kernel runs on at least one of its devices here."""
+        return any(self.available_on(d) for d in self.devices)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the kernel runs nowhere here, or None when it runs somewhere."""
+        if self.available:
+            return None
+        return "; ".join(f"{d}: {r}" for d, r in self.unavailable.items())
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _plugin_entry_points() -> dict:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
+
+
+def kernel_names() -> list[str]:
+    """Every known kernel name: built-in first, then those from entry points."""
+    return list(BUILTIN) + sorted(_plugin_entry_points())
+
+
+def kernel_class(name: str):
+    """The class of kernel ``name``; ValueError listing the known names when there is none."""
+    if name in BUILTIN:
+        return _load(BUILTIN[name])
+    plugins = _plugin_entry_points()
+    if name in plugins:
+        try:
+            return plugins[name].load()
+        except Exception as exc:
+            raise ValueError(f"kernel {name!r} failed to load from {plugins[name].value}: {exc}")
+    raise ValueError(f"unknown kernel {name!r}; known kernels: {', '.join(kernel_names())}")
+
+
+def make_kernel(name: str, device: str = "cpu", dtype: str = "float32"):
+    """A new kernel ``name`` for ``device`` and ``dtype``; ValueError says why it cannot be."""
+    return kernel_class(name)(device=device, dtype=dtype)
+
+
+def list_kernels(device: str | None = None) -> list[KernelInfo]:
+    """Every known kernel and whether it runs here, on ``device`` or on each of its devices."""
+    infos = []
+    for name in kernel_names():
+        try:
+            cls = kernel_class(name)
+        except ValueError as exc:
+            infos.append(KernelInfo(name, "?", (), (), (), {"any": str(exc)}, "plugin"))
+            continue
+        devices = tuple(cls.devices)
+        checked = [d for d in devices if device in (None, d)]
+        unavailable = {d: r for d in checked if (r := cls.unavailable_reason(d))}
+        if device is not None and device not in devices:
+            unavailable[device] = f"does not run on {device}"
+        source = "gdbench" if name in BUILTIN else "plugin"
+        infos.append(
+            KernelInfo(name, cls.backend, devices, tuple(cls.dtypes), tuple(cls.phases),
+                       unavailable, source)
+        )
+    return infos

@@ -1,0 +1,36 @@
+"""The tutorial, replayed: fit ``f(x) = w * x`` to ``X = [1, 2, 3, 4]``, ``Y = 2 X`` with any kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+TUTORIAL_X = np.array([1.0, 2.0, 3.0, 4.0])
+TUTORIAL_Y = 2.0 * TUTORIAL_X
+PREDICT_AT = 5.0
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One training step: the weight after it and the loss of its forward (before the update)."""
+
+    epoch: int
+    w: float
+    loss: float
+
+
+def train(kernel, iters: int = 20, lr: float = 0.01, w0: float = 0.0,
+          x=TUTORIAL_X, y=TUTORIAL_Y) -> Iterator[Epoch]:
+    """Prepare ``kernel`` on the tutorial's data and yield each of ``iters`` steps."""
+    if iters < 0:
+        raise ValueError(f"iters must be at least 0, got {iters}")
+    kernel.prepare(x, y, w0=w0, lr=lr)
+    for epoch in range(1, iters + 1):
+        kernel.step()
+        yield Epoch(epoch, float(kernel.weight[0]), kernel.loss)
+
+
+def predict(w: float, at: float = PREDICT_AT) -> float:
+    return w * at

@@ -1,0 +1,92 @@
+"""Every kernel against the float64 NumPy reference, on random problems."""
+
+import numpy as np
+import pytest
+
+import gdbench
+from gdbench.reference import descend, loss_and_grad, tolerance
+from tests.conftest import kernels_on
+
+CPU_KERNELS = kernels_on("cpu")
+SHAPES = [(1, 1), (4, 1), (1000, 1), (1000, 3), (100_000, 1), (20_000, 8)]
+
+
+def random_problem(n, d, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    y = (x @ rng.uniform(-3, 3, d) + rng.standard_normal(n)).astype(dtype)
+    w0 = rng.uniform(-1, 1, d)
+    return (x[:, 0] if d == 1 and seed % 2 else x), y, w0
+
+
+def assert_agrees(kernel, x, y, w0, lr, steps):
+    x2 = np.asarray(x, np.float64).reshape(len(y), -1)
+    rtol = tolerance(kernel.dtype, len(y))
+    kernel.prepare(x, y, w0=w0, lr=lr)
+    kernel.step()
+    kernel.synchronize()
+    loss, grad, scale = loss_and_grad(x2, y, w0)
+    assert kernel.loss == pytest.approx(loss, rel=rtol)
+    np.testing.assert_allclose(kernel.grad, grad, rtol=0, atol=rtol * np.max(np.abs(grad) + scale))
+    for _ in range(steps - 1):
+        kernel.step()
+    expected = descend(x2, y, w0, lr, steps)
+    # Each step contracts the error of the ones before (lr is well under 1 / curvature), so the
+    # weights stray by no more than one step's rounding times a small factor.
+    np.testing.assert_allclose(kernel.weight, expected, rtol=10 * rtol, atol=10 * rtol)
+    assert kernel.weight.dtype == np.dtype(kernel.dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("name", CPU_KERNELS)
+def test_matches_float64_reference(name, n, d, dtype):
+    x, y, w0 = random_problem(n, d, dtype, seed=n + d)
+    assert_agrees(gdbench.make_kernel(name, "cpu", dtype), x, y, w0, lr=0.01, steps=100)
+
+
+@pytest.mark.parametrize("name", CPU_KERNELS)
+def test_check_step_catches_a_wrong_gradient(name):
+    kernel = gdbench.make_kernel(name, "cpu", "float64")
+    x, y = gdbench.make_problem(500, 2, "float64")
+    assert gdbench.check_step(kernel, x, y) is None
+    assert gdbench.check_step(kernel, x, y + 1.0) is None
+    problems = gdbench.check_step(_Doubled(gdbench.make_kernel(name, "cpu", "float64")), x, y)
+    assert problems and "gradient" in problems
+
+
+class _Doubled:
+    """A kernel whose reported gradient is twice the true one."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    @property
+    def grad(self):
+        return 2 * self.inner.grad
+
+
+@pytest.mark.parametrize("name", CPU_KERNELS)
+def test_metadata(name):
+    kernel = gdbench.make_kernel(name, "cpu", "float64")
+    with pytest.raises(AttributeError, match="no loss yet"):
+        kernel.loss
+    kernel.prepare([1.0, 2.0], [2.0, 4.0])
+    kernel.step()
+    assert isinstance(kernel, gdbench.Kernel)
+    assert (kernel.name, kernel.device, kernel.dtype) == (name, "cpu", "float64")
+    assert kernel.backend in {"numpy", "torch", "numba", "triton", "cupy"}
+    assert kernel.phases in (gdbench.PHASES, gdbench.FUSED)
+    assert kernel.passes >= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n,d", [(4, 1), (100_000, 1), (20_000, 8), (1_000_003, 1)])
+@pytest.mark.parametrize("name", kernels_on("cuda") or ["cupy-manual", "torch-manual"])
+def test_cuda_matches_float64_reference(name, n, d, dtype):
+    x, y, w0 = random_problem(n, d, dtype, seed=n + d)
+    assert_agrees(gdbench.make_kernel(name, "cuda", dtype), x, y, w0, lr=0.01, steps=100)

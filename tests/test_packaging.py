@@ -1,0 +1,71 @@
+"""Importing gdbench stays light, and other projects add kernels through entry points."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gdbench
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python(code, **env):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120, env=env or None, check=True).stdout
+
+
+def test_import_pulls_in_no_backend():
+    out = python("""
+        import sys, gdbench
+        import gdbench.registry, gdbench.reference, gdbench.cli
+        gdbench.list_kernels("cpu")
+        print([m for m in ("torch", "cupy", "triton", "numba", "matplotlib") if m in sys.modules])
+    """)
+    # list_kernels('cpu') asks only whether modules are installed, without importing them.
+    assert out.strip() == "[]"
+
+
+def test_entry_point_kernel(tmp_path):
+    """A fake installed distribution whose entry point adds a kernel to gdbench."""
+    dist = tmp_path / "extra_kernels-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-kernels\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[gdbench.kernels]\ndouble-numpy = extra_kernels:DoubleNumpy\nbroken = extra_kernels:Nope\n")
+    (tmp_path / "extra_kernels.py").write_text(textwrap.dedent("""
+        from gdbench.kernels.numpy_manual import NumpyManual
+
+        class DoubleNumpy(NumpyManual):
+            name = "double-numpy"
+            def backward(self):
+                super().backward()
+                self._grad = 2 * self._grad
+    """))
+    import os
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    out = python("""
+        import json, gdbench
+        infos = {k.name: k for k in gdbench.list_kernels()}
+        kernel = gdbench.make_kernel("double-numpy")
+        x, y = gdbench.make_problem(100)
+        print(json.dumps({
+            "names": gdbench.kernel_names(),
+            "source": infos["double-numpy"].source,
+            "available": infos["double-numpy"].available_on("cpu"),
+            "broken": infos["broken"].reason,
+            "check": gdbench.check_step(kernel, x, y),
+        }))
+    """, **env)
+    got = json.loads(out)
+    assert got["names"][-2:] == ["broken", "double-numpy"]
+    assert got["source"] == "plugin" and got["available"]
+    assert "failed to load" in got["broken"]
+    assert "gradient" in got["check"]  # the plugin's doubled gradient is caught by the reference
+
+
+def test_every_builtin_is_listed():
+    names = [k.name for k in gdbench.list_kernels()]
+    assert names[:6] == ["numpy-manual", "cupy-manual", "torch-manual", "torch-autograd",
+                         "torch-optim", "torch-module"]
