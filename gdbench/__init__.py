@@ -6,6 +6,7 @@ Importing gdbench imports NumPy only; each kernel imports its own backend when i
 from gdbench.protocol import FUSED, PHASES, Kernel
 from gdbench.reference import check_step, loss_and_grad, make_problem
 from gdbench.registry import KernelInfo, kernel_names, list_kernels, make_kernel
+from gdbench.sweep import run
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,5 @@ __all__ = [
     "loss_and_grad",
     "make_kernel",
     "make_problem",
+    "run",
 ]

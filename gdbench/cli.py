@@ -54,6 +54,43 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from gdbench import report, sweep
+
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    sizes = sweep.parse_sizes(args.sizes) if args.sizes else None
+    err = Console(stderr=True, soft_wrap=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+                        disable=args.quiet or not err.is_terminal)
+    task = progress.add_task("starting", total=None)
+
+    def on_start(spec, index, total):
+        progress.update(task, description=spec.label, total=total, completed=index)
+
+    try:
+        with progress:
+            result = sweep.run(args.device, kernels, sizes, n_features=args.features,
+                               dtype=args.dtype, budget=args.budget, precision=args.precision,
+                               out=args.out, csv=args.csv, on_start=on_start)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the cases finished so far are in {args.out}")
+        return 130
+    if not args.quiet:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=200)  # a file or pipe gets the whole table, not 80 columns
+        out.print(report.step_table(result))
+        for line in report.failures(result):
+            err.print(line, markup=False, highlight=False)
+    err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="gdbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -67,6 +104,20 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--w0", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--print-every", type=int, default=1)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="time every kernel over a sweep of sample counts")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
+    p.add_argument("--sizes", help="1e2,1e4,1e6 or 1e2:1e8 (default 1e2:1e7 on cpu, to 1e8 on cuda)")
+    p.add_argument("--features", type=int, default=1, help="features D (default 1)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--budget", type=float, default=0.5, help="seconds of sampling per case")
+    p.add_argument("--precision", type=float, default=0.01,
+                   help="stop a case once its median is known to this relative precision")
+    p.add_argument("--out", default="gdbench-results.json", help="JSON results file")
+    p.add_argument("--csv", help="also write a CSV file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", help="list the kernels and whether each runs here")
     p.set_defaults(func=cmd_list)

@@ -65,19 +65,26 @@ def check_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:
 
     Returns None when loss, gradient and updated weights all agree within ``tolerance``.
     """
-    x2 = np.asarray(x).reshape(len(y), -1)
-    w_start = np.broadcast_to(np.asarray(w0, dtype=np.float64), (x2.shape[1],))
     kernel.prepare(x, y, w0=w0, lr=lr)
     kernel.step()
     kernel.synchronize()
+    return compare_step(kernel, x, y, w0, lr)
+
+
+def compare_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:
+    """How a kernel that has run exactly one step since ``prepare(x, y, w0, lr)`` disagrees."""
+    x2 = np.asarray(x).reshape(len(y), -1)
+    w_start = np.broadcast_to(np.asarray(w0, dtype=np.float64), (x2.shape[1],))
     loss, grad, scale = loss_and_grad(x2, y, w_start)
     rtol = tolerance(kernel.dtype, len(y))
     problems = []
-    if not math.isfinite(kernel.loss) or abs(kernel.loss - loss) > rtol * loss + 1e-300:
+    if not math.isfinite(kernel.loss) or abs(kernel.loss - loss) > rtol * loss:
         problems.append(f"loss {kernel.loss:.9g} != reference {loss:.9g}")
     got = kernel.grad
     if not np.all(np.abs(got - grad) <= rtol * (np.abs(grad) + scale)):
-        problems.append(f"gradient {got} != reference {grad}")
+        off = np.max(np.abs(got - grad) / (np.abs(grad) + scale))
+        problems.append(f"gradient {got} != reference {grad} (off by {off:.2g} of its scale, "
+                        f"tolerance {rtol:.2g})")
     expected_w = w_start - lr * grad
     if not np.all(np.abs(kernel.weight - expected_w) <= rtol * (np.abs(expected_w) + lr * scale)):
         problems.append(f"weights {kernel.weight} != reference {expected_w}")

@@ -1,6 +1,6 @@
 """The tutorial's first step, written once over an array namespace ``xp`` (NumPy or CuPy).
 
-forward:  r = x @ w - y,  loss = mean(r**2)
+forward:  r = x @ w - y,  loss = mean(r**2)   (x * w with one feature, as in the tutorial)
 backward: grad = 2/N * x.T @ r            (d loss / d w, the analytic gradient)
 update:   w -= lr * grad
 
@@ -22,12 +22,13 @@ class ArrayManualKernel(KernelBase):
 
     def _setup(self, x, y, w0):
         xp = self.xp
-        self.x = xp.asarray(x)
+        self.x = xp.asarray(x[:, 0] if x.shape[1] == 1 else x)
         self.y = xp.asarray(y)
         self.w = xp.asarray(w0.astype(self.dtype))
 
     def forward(self):
-        self.r = self.x @ self.w - self.y
+        prediction = self.x * self.w if self.x.ndim == 1 else self.x @ self.w
+        self.r = prediction - self.y
         self._loss = (self.r**2).mean()
 
     def backward(self):

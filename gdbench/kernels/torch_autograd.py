@@ -20,7 +20,7 @@ class TorchAutograd(TorchKernel):
         self.w = w0.requires_grad_(True)
 
     def forward(self):
-        self._loss = ((self.x @ self.w - self.y) ** 2).mean()
+        self._loss = ((self.predict() - self.y) ** 2).mean()
 
     def backward(self):
         self._loss.backward()

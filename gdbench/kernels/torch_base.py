@@ -1,4 +1,10 @@
-"""What the PyTorch kernels share: moving data to the device, synchronizing, reading back."""
+"""What the PyTorch kernels share: moving data to the device, synchronizing, reading back.
+
+With one feature, ``x`` is kept as a vector and the prediction is the tutorial's ``x * w``. This
+is not only shorter: PyTorch's CPU float32 matrix-vector product over an (N, 1) matrix sums
+sequentially, and its gradient is 0.5% off at N = 10^7, where ``x * w`` and its backward sum
+with a cascade and stay within rounding of the float64 reference.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ class TorchKernel(KernelBase):
         import torch
 
         self.torch = torch
-        self.x = torch.from_numpy(x).to(self.device)
+        self.x = torch.from_numpy(x[:, 0] if x.shape[1] == 1 else x).to(self.device)
         self.y = torch.from_numpy(y).to(self.device)
         self._setup_weights(torch.tensor(w0, dtype=getattr(torch, self.dtype), device=self.device))
 
     def _setup_weights(self, w0) -> None:
         self.w = w0
+
+    def predict(self):
+        return self.x * self.w if self.x.ndim == 1 else self.x @ self.w
 
     def synchronize(self):
         if self.device == "cuda":

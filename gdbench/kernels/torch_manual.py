@@ -1,7 +1,7 @@
 """torch-manual: the analytic gradient on torch tensors, no autograd.
 
-forward:  r = x @ w - y,  loss = mean(r * r)
-backward: grad = 2/N * x.T @ r
+forward:  r = x @ w - y,  loss = mean(r * r)   (x * w with one feature)
+backward: grad = 2/N * x.T @ r              (r @ x: a dot product with one feature)
 update:   w -= lr * grad   (in place)
 
 Memory traffic (D = 1): x @ w reads x, writes the prediction (2); subtracting y reads 2 arrays
@@ -17,7 +17,7 @@ class TorchManual(TorchKernel):
     passes = 5.0
 
     def forward(self):
-        self.r = self.x @ self.w - self.y
+        self.r = self.predict() - self.y
         self._loss = (self.r * self.r).mean()
 
     def backward(self):

@@ -1,6 +1,10 @@
 """torch-module: the tutorial's fourth step, an ``nn.Linear(D, 1, bias=False)`` model.
 
 forward:  loss = MSELoss(model(x), y)      with y kept as (N, 1), the model's output shape
+
+The model's weight gradient is the (1, N) x (N, 1) product ``grad_out.T @ x``; for one feature
+in float32 on the CPU PyTorch sums it sequentially and loses about 0.5% at N = 10^7, which the
+harness's check against the float64 reference reports as wrong.
 backward: loss.backward()
 update:   optimizer.step(); optimizer.zero_grad()
 
@@ -16,6 +20,7 @@ class TorchModule(TorchKernel):
 
     def _setup_weights(self, w0):
         nn = self.torch.nn
+        self.x = self.x.reshape(self.n_samples, -1)
         self.y = self.y.reshape(-1, 1)
         self.model = nn.Linear(self.n_features, 1, bias=False, device=self.device, dtype=w0.dtype)
         with self.torch.no_grad():

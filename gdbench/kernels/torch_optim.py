@@ -20,7 +20,7 @@ class TorchOptim(TorchKernel):
         self.optimizer = self.torch.optim.SGD([self.w], lr=self.lr)
 
     def forward(self):
-        self._loss = self.loss_fn(self.x @ self.w, self.y)
+        self._loss = self.loss_fn(self.predict(), self.y)
 
     def backward(self):
         self._loss.backward()

@@ -1,0 +1,218 @@
+"""Result records of a sweep, and their JSON and CSV files.
+
+A file is always whole: it is written to a temporary file beside the target and renamed over it,
+so a run stopped at any moment leaves the last complete version on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gdbench.stats import Summary
+from gdbench.timing import Samples
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "wrong", "oom", "error", "diverged")
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    kernel: str
+    device: str
+    dtype: str
+    n_samples: int
+    n_features: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.kernel}-{self.device}-{self.dtype}-N{self.n_samples:.0e}-D{self.n_features}"
+
+    @property
+    def bytes_min(self) -> int:
+        """Bytes a step must read at least: ``x`` and ``y`` once."""
+        return self.n_samples * (self.n_features + 1) * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True, eq=False)
+class CaseResult:
+    """One case: its status, and when it was timed, its samples and what they imply."""
+
+    spec: CaseSpec
+    status: str
+    message: str = ""
+    backend: str = ""
+    passes: float = float("nan")  # the kernel's modelled traffic, in reads of x and y
+    prepare_s: float = float("nan")  # prepare(): host-to-device transfer and set-up
+    warmup_s: float = float("nan")  # the first step, compilation included
+    samples: Samples | None = None
+    cache_bytes: int = 0  # last-level cache of the device, 0 where unknown
+    precision_target: float = 0.01
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def summary(self, phase: str = "step", clock: str = "device") -> Summary:
+        return self.samples.summary(phase, clock)
+
+    @property
+    def noisy(self) -> bool:
+        return self.summary().noisy(self.precision_target)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.spec.n_samples / self.summary().median
+
+    @property
+    def bandwidth(self) -> float:
+        """Effective bandwidth in bytes/s: the minimum bytes a step reads over its median time."""
+        return self.spec.bytes_min / self.summary().median
+
+    @property
+    def bytes_model(self) -> float:
+        return self.passes * self.spec.bytes_min
+
+    @property
+    def fits_in_cache(self) -> bool:
+        return 0 < self.spec.bytes_min <= self.cache_bytes
+
+    def to_dict(self) -> dict:
+        d = {**asdict(self.spec), "label": self.spec.label, "status": self.status,
+             "message": self.message, "backend": self.backend, "passes": self.passes,
+             "bytes_min": self.spec.bytes_min, "cache_bytes": self.cache_bytes,
+             "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
+             "warmup_s": self.warmup_s, "precision_target": self.precision_target}
+        if self.samples is not None:
+            s = self.samples
+            d["phases"] = list(s.phases)
+            d["samples"] = {p: s.phase(p).tolist() for p in s.phases}
+            if s.host is not None:
+                d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
+            # Derived from the samples above, for readers that want the figures without them.
+            d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
+            d["noisy"] = self.noisy
+            d["samples_per_s"] = self.samples_per_s
+            d["bandwidth_gbs"] = self.bandwidth / 1e9
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CaseResult:
+        spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
+                        int(d.get("n_features", 1)))
+        samples = None
+        if d.get("samples"):
+            phases = tuple(d["phases"])
+            device = np.array([d["samples"][p] for p in phases]).T
+            host = None
+            if d.get("host_samples"):
+                host = np.array([d["host_samples"][p] for p in phases]).T
+            samples = Samples(phases, device, host)
+        return cls(spec, d["status"], d.get("message", ""), d.get("backend", ""),
+                   float(d.get("passes", float("nan"))), float(d.get("prepare_s", float("nan"))),
+                   float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
+                   float(d.get("precision_target", 0.01)))
+
+
+@dataclass
+class RunResult:
+    """A sweep: where it ran, with which settings, and its cases so far."""
+
+    environment: dict
+    settings: dict
+    cases: list[CaseResult] = field(default_factory=list)
+    probe: dict | None = None
+    complete: bool = False  # False while running, and for a run that was interrupted
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "tool": "gdbench", "complete": self.complete,
+                "environment": self.environment, "settings": self.settings, "probe": self.probe,
+                "cases": [c.to_dict() for c in self.cases]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunResult:
+        return cls(d["environment"], d["settings"], [CaseResult.from_dict(c) for c in d["cases"]],
+                   d.get("probe"), bool(d.get("complete", False)))
+
+
+def write_atomic(path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(run: RunResult, path) -> None:
+    write_atomic(path, json.dumps(run.to_dict(), indent=1, default=_jsonable) + "\n")
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def read_json(path) -> RunResult:
+    """A gdbench results file; ValueError when it is missing, truncated or not gdbench's."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict) or d.get("tool") != "gdbench" or "cases" not in d:
+        raise ValueError(f"{path}: not a gdbench results file")
+    if d.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema version {d.get('schema_version')} is not "
+                         f"{SCHEMA_VERSION}")
+    try:
+        return RunResult.from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
+
+
+CSV_FIELDS = ["kernel", "backend", "device", "dtype", "n_samples", "n_features", "status",
+              "message", "samples", "step_median_s", "step_iqr_s", "step_min_s", "forward_median_s",
+              "backward_median_s", "update_median_s", "host_step_median_s", "noisy",
+              "samples_per_s", "bandwidth_gbs", "bytes_min", "passes", "fits_in_cache",
+              "prepare_s", "warmup_s"]
+
+
+def write_csv(run: RunResult, path) -> None:
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS)
+    writer.writeheader()
+    for c in run.cases:
+        row = {**asdict(c.spec), "backend": c.backend, "status": c.status, "message": c.message,
+               "bytes_min": c.spec.bytes_min, "passes": c.passes,
+               "fits_in_cache": c.fits_in_cache, "prepare_s": c.prepare_s,
+               "warmup_s": c.warmup_s}
+        if c.samples is not None:
+            step = c.summary()
+            row.update(samples=step.n, step_median_s=step.median, step_iqr_s=step.iqr,
+                       step_min_s=step.min, noisy=c.noisy, samples_per_s=c.samples_per_s,
+                       bandwidth_gbs=c.bandwidth / 1e9)
+            for p in c.samples.phases:
+                if p != "step":
+                    row[f"{p}_median_s"] = c.summary(p).median
+            if c.samples.host is not None:
+                row["host_step_median_s"] = c.summary("step", "host").median
+        writer.writerow(row)
+    write_atomic(path, out.getvalue())

@@ -1,0 +1,176 @@
+"""The sweep: every chosen kernel at every sample count, verified, then timed.
+
+A case that fails (wrong result, out of memory, an exception, divergence) is recorded with its
+status and the sweep goes on. With ``out``, the results so far are rewritten atomically after
+every case, so an interrupted run leaves a valid file.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from gdbench import registry
+from gdbench.devices import resolve_device
+from gdbench.environment import capture, cpu_cache_bytes
+from gdbench.reference import compare_step, make_problem
+from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
+from gdbench.timing import StopRule, sample, warm_up
+
+DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``"1e2,1e4,1e6"`` (a list) or ``"1e2:1e8"`` (every power of ten between, inclusive)."""
+    def one(token: str) -> int:
+        try:
+            value = float(token)
+        except ValueError:
+            raise ValueError(f"size {token!r} is not a number") from None
+        if not math.isfinite(value) or value < 1 or value != int(value):
+            raise ValueError(f"size {token!r} is not a positive whole number")
+        return int(value)
+
+    text = text.strip()
+    if ":" in text:
+        lo, _, hi = text.partition(":")
+        lo, hi = one(lo), one(hi)
+        if hi < lo:
+            raise ValueError(f"size range {text!r} ends below its start")
+        sizes, n = [], lo
+        while n <= hi:
+            sizes.append(n)
+            n *= 10
+        return sizes
+    sizes = [one(t) for t in text.split(",") if t.strip()]
+    if not sizes:
+        raise ValueError("no sizes given")
+    return sorted(set(sizes))
+
+
+def default_sizes(device: str) -> list[int]:
+    return parse_sizes(f"1e2:{DEFAULT_MAX_SIZE[device]:.0e}")
+
+
+def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_features: int,
+         dtype: str) -> list[CaseSpec]:
+    """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here."""
+    if n_features < 1:
+        raise ValueError(f"features must be at least 1, got {n_features}")
+    if kernels == "all":
+        kernels = [k.name for k in registry.list_kernels(device)
+                   if k.available_on(device) and dtype in k.dtypes]
+        if not kernels:
+            raise ValueError(f"no kernel runs on {device} in {dtype} here (see gdbench list)")
+    for name in kernels:
+        registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
+    return [CaseSpec(k, device, dtype, int(n), n_features) for n in sizes for k in kernels]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ \
+        or "out of memory" in str(exc).lower()
+
+
+def _release_device_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        if "torch" in sys.modules:
+            sys.modules["torch"].cuda.empty_cache()
+        if "cupy" in sys.modules:
+            sys.modules["cupy"].get_default_memory_pool().free_all_blocks()
+
+
+def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
+             cache_bytes: int = 0) -> CaseResult:
+    """Verify one case against the reference, then time it."""
+    fields = {"cache_bytes": cache_bytes, "precision_target": rule.precision}
+    kernel = None
+    try:
+        kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+        fields.update(backend=kernel.backend, passes=float(kernel.passes))
+        t0 = time.perf_counter()
+        kernel.prepare(x, y, w0=0.0, lr=lr)
+        kernel.synchronize()
+        t1 = time.perf_counter()
+        kernel.step()  # the first step, compilation included, is timed apart from the samples
+        kernel.synchronize()
+        fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
+        wrong = compare_step(kernel, x, y, 0.0, lr)
+        if wrong:
+            return CaseResult(spec, "wrong", wrong, **fields)
+        warm_up(kernel)
+        samples = sample(kernel, rule)
+        if not math.isfinite(kernel.loss):
+            return CaseResult(spec, "diverged", f"loss became {kernel.loss}", **fields)
+        return CaseResult(spec, "ok", samples=samples, **fields)
+    except Exception as exc:
+        status = "oom" if _is_oom(exc) else "error"
+        return CaseResult(spec, status, f"{type(exc).__name__}: {exc}".splitlines()[0], **fields)
+    finally:
+        del kernel
+        _release_device_memory(spec.device)
+
+
+def run(device: str = "auto", kernels: Sequence[str] | str = "all",
+        sizes: Sequence[int] | None = None, n_features: int = 1, dtype: str = "float32",
+        budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
+        out=None, csv=None,
+        on_start: Callable[[CaseSpec, int, int], None] | None = None,
+        on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
+    """Sweep ``kernels`` over ``sizes`` on ``device``; return the records, writing them to ``out``.
+
+    ``budget`` is the sampling time of one case in seconds; sampling stops earlier once the
+    median step time is known to ``precision`` (relative half-width of its 95% interval).
+    """
+    device = resolve_device(device)
+    if not (budget > 0 and math.isfinite(budget)):
+        raise ValueError(f"budget must be a positive number of seconds, got {budget}")
+    if not 0 < precision < 1:
+        raise ValueError(f"precision must be between 0 and 1, got {precision}")
+    sizes = list(sizes) if sizes is not None else default_sizes(device)
+    specs = plan(device, kernels, sizes, n_features, dtype)
+    rule = StopRule(precision=precision, budget=budget)
+    settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
+                "n_features": n_features, "dtype": dtype, "budget_s": budget,
+                "precision": precision, "lr": lr, "seed": seed,
+                "min_samples": rule.min_samples, "max_samples": rule.max_samples}
+    result = RunResult(capture(device), settings)
+    cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
+        "gpu", {}).get("l2_cache_bytes", 0)
+
+    def save():
+        if out is not None:
+            write_json(result, out)
+        if csv is not None:
+            write_csv(result, csv)
+
+    problem, problem_size = None, None
+    try:
+        for index, spec in enumerate(specs):
+            if on_start:
+                on_start(spec, index, len(specs))
+            if spec.n_samples != problem_size:
+                problem, problem_size = None, spec.n_samples
+                gc.collect()
+                try:
+                    problem = make_problem(spec.n_samples, n_features, dtype, seed)
+                except MemoryError as exc:
+                    problem_error = f"MemoryError: generating the data: {exc}"
+            if problem is None:
+                case = CaseResult(spec, "oom", problem_error, precision_target=precision)
+            else:
+                case = run_case(spec, *problem, rule, lr=lr, cache_bytes=cache_bytes)
+            result.cases.append(case)
+            if index == 0:  # the backends are imported now: record their thread settings too
+                result.environment = capture(device)
+            save()
+            if on_result:
+                on_result(case)
+        result.complete = True
+    finally:
+        save()
+    return result

@@ -1,0 +1,188 @@
+"""The harness: sizes, records, failures kept, interrupted runs, files, and trust in its clock."""
+
+import json
+import os
+import subprocess
+import sys
+import timeit
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gdbench
+from gdbench import registry, sweep
+from gdbench.results import read_json
+from tests.fake_kernels import FAKES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    monkeypatch.setattr(registry, "BUILTIN", {**registry.BUILTIN, **FAKES})
+
+
+@pytest.mark.parametrize("text,sizes", [
+    ("1e2,1e4,1e6", [100, 10_000, 1_000_000]),
+    ("1e2:1e5", [100, 1000, 10_000, 100_000]),
+    ("5", [5]),
+    ("1000, 10,1e3", [10, 1000]),
+    ("2e3:2e5", [2000, 20_000, 200_000]),
+])
+def test_parse_sizes(text, sizes):
+    assert sweep.parse_sizes(text) == sizes
+
+
+@pytest.mark.parametrize("text,match", [
+    ("abc", "not a number"), ("0", "positive whole"), ("-1e3", "positive whole"),
+    ("1.5", "positive whole"), ("1e6:1e3", "ends below"), ("", "no sizes"), ("nan", "positive"),
+])
+def test_parse_sizes_rejects(text, match):
+    with pytest.raises(ValueError, match=match):
+        sweep.parse_sizes(text)
+
+
+def test_default_sizes():
+    assert sweep.default_sizes("cpu") == [10**k for k in range(2, 8)]
+    assert sweep.default_sizes("cuda") == [10**k for k in range(2, 9)]
+
+
+def test_run_records_every_case(tmp_path):
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    result = gdbench.run("cpu", ["numpy-manual", "torch-manual"], [100, 5000], n_features=2,
+                         budget=0.05, out=out, csv=csv)
+    assert result.complete
+    assert [(c.spec.kernel, c.spec.n_samples) for c in result.cases] == [
+        ("numpy-manual", 100), ("torch-manual", 100), ("numpy-manual", 5000), ("torch-manual", 5000)]
+    for case in result.cases:
+        assert case.ok, case.message
+        step = case.summary()
+        assert step.n >= 5 and 0 < step.min <= step.median
+        assert case.samples.device.shape == (step.n, 3)
+        assert case.warmup_s > 0 and case.spec.bytes_min == case.spec.n_samples * 3 * 4
+        assert case.bandwidth == pytest.approx(case.spec.bytes_min / step.median)
+    saved = read_json(out)
+    assert saved.complete and len(saved.cases) == 4
+    np.testing.assert_array_equal(saved.cases[0].samples.device, result.cases[0].samples.device)
+    raw = json.loads(out.read_text())
+    assert raw["schema_version"] == 1
+    assert raw["environment"]["cpu"]["logical_cores"] == os.cpu_count()
+    assert "torch" in raw["environment"]["packages"]
+    assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
+    lines = csv.read_text().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("kernel,backend,device")
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
+    names = ["raises", "out-of-memory", "wrong", "diverges", "numpy-manual"]
+    result = gdbench.run("cpu", names, [64, 128], budget=0.02, out=tmp_path / "r.json")
+    status = {(c.spec.kernel, c.spec.n_samples): (c.status, c.message) for c in result.cases}
+    for n in (64, 128):
+        assert status[("raises", n)] == ("error", "RuntimeError: backward exploded")
+        assert status[("out-of-memory", n)] == ("oom", "MemoryError: cannot allocate 1 TiB")
+        assert status[("wrong", n)][0] == "wrong" and "gradient" in status[("wrong", n)][1]
+        assert status[("diverges", n)][0] == "diverged"
+        assert status[("numpy-manual", n)] == ("ok", "")
+    saved = read_json(tmp_path / "r.json")
+    assert [c.status for c in saved.cases] == [c.status for c in result.cases]
+
+
+def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
+    out = tmp_path / "r.json"
+    with pytest.raises(KeyboardInterrupt):
+        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, out=out)
+    saved = read_json(out)
+    assert not saved.complete
+    assert [c.spec.kernel for c in saved.cases] == ["numpy-manual"] and saved.cases[0].ok
+
+
+def test_cli_ctrl_c_writes_results_and_exits_130(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code = ("import sys; from gdbench import registry, cli; from tests.fake_kernels import FAKES;"
+            "registry.BUILTIN.update(FAKES); sys.exit(cli.main(sys.argv[1:]))")
+    out = tmp_path / "r.json"
+    result = subprocess.run([sys.executable, "-c", code, "run", "--device", "cpu", "--kernels",
+                             "numpy-manual,interrupts", "--sizes", "100", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert result.returncode == 130, result.stderr
+    assert "interrupted" in result.stderr and "Traceback" not in result.stderr
+    assert [c.spec.kernel for c in read_json(out).cases] == ["numpy-manual"]
+
+
+def test_median_agrees_with_timeit():
+    """The harness's step time against an independent timer of the same step."""
+    x, y = gdbench.make_problem(200_000)
+    result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5)
+    kernel = gdbench.make_kernel("numpy-manual")
+    kernel.prepare(x, y)
+    kernel.step()
+    independent = min(timeit.repeat(kernel.step, number=20, repeat=5)) / 20
+    harness = result.cases[0].summary()
+    assert 0.5 < harness.median / independent < 2.0
+    # The phases are timed back to back: their medians add up to about the step's median.
+    phase_sum = sum(result.cases[0].summary(p).median for p in gdbench.PHASES)
+    assert 0.8 < phase_sum / harness.median < 1.25
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--kernels", "nope"], "unknown kernel 'nope'"),
+    (["--device", "cuda", "--kernels", "numpy-manual"], "does not run on 'cuda'"),
+    (["--sizes", "1e2,abc"], "size 'abc' is not a number"),
+    (["--sizes", "0"], "size '0' is not a positive whole number"),
+    (["--sizes", "-5"], "is not a positive whole number"),
+    (["--dtype", "float16"], "invalid choice"),
+    (["--features", "0"], "features must be at least 1"),
+    (["--budget", "0"], "budget must be a positive number"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_cli_run_bad_arguments(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", *args, "--out",
+                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cli_run_table_and_files(tmp_path):
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
+                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05",
+                             "--out", str(out), "--csv", str(csv)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "N = 1e2" in result.stdout and "torch-autograd" in result.stdout
+    assert "GB/s" in result.stdout
+    # Not a terminal: no progress bar in stderr, just where the results went.
+    assert result.stderr.strip() == f"wrote {out} and {csv}"
+    assert read_json(out).complete and csv.exists()
+
+
+def test_cli_list():
+    result = subprocess.run([sys.executable, "-m", "gdbench", "list"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0
+    assert "numpy-manual" in result.stdout and "cupy-manual" in result.stdout
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["torch-manual", "cupy-manual"])
+def test_cuda_step_time_includes_device_work(name):
+    """Event-timed steps against wall time of many steps with one synchronization at the end."""
+    n = 10**8
+    if not registry.list_kernels("cuda")[registry.kernel_names().index(name)].available_on("cuda"):
+        pytest.skip(f"{name} is unavailable on cuda here")
+    result = gdbench.run("cuda", [name], [10**6, n], budget=0.5)
+    small, large = (c.summary().median for c in result.cases)
+    assert large > 20 * small  # 100 times the data: the device work dominates
+    kernel = gdbench.make_kernel(name, "cuda")
+    kernel.prepare(*gdbench.make_problem(n))
+    kernel.step()
+    kernel.synchronize()
+
+    def steps():
+        for _ in range(10):
+            kernel.step()
+        kernel.synchronize()
+    wall = min(timeit.repeat(steps, number=1, repeat=3)) / 10
+    assert 0.7 < large / wall < 1.4
