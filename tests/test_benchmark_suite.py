@@ -1,0 +1,104 @@
+"""The pytest-benchmark suite: ids, groups and extra_info, failures, and the synchronized clock."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import gdbench
+from gdbench.timing import SynchronizedClock
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_suite(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider",
+                           "-q", *args], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=env)
+
+
+def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_suite("--benchmark-only", "--gdbench-device", "cpu", "--gdbench-sizes", "1e3",
+                       "--gdbench-kernels", "numpy-manual,torch-autograd",
+                       f"--benchmark-json={out}")
+    assert result.returncode == 0, result.stdout[-2000:]
+    benchmarks = {b["name"]: b for b in json.loads(out.read_text())["benchmarks"]}
+    assert set(benchmarks) == {f"test_{p}[{k}-cpu-1e3]" for p in ("step", *gdbench.PHASES)
+                               for k in ("numpy-manual", "torch-autograd")}
+    step = benchmarks["test_step[torch-autograd-cpu-1e3]"]
+    assert step["group"] == "step N=1e3"
+    assert benchmarks["test_backward[numpy-manual-cpu-1e3]"]["group"] == "backward N=1e3"
+    info = step["extra_info"]
+    assert info["kernel"] == "torch-autograd" and info["backend"] == "torch"
+    assert (info["device"], info["dtype"], info["n_samples"]) == ("cpu", "float32", 1000)
+    assert info["bytes_per_step"] == 8000
+    assert info["effective_gbs"] == pytest.approx(8000 / step["stats"]["median"] / 1e9)
+    assert step["stats"]["rounds"] >= 5 and step["options"]["timer"].endswith("SynchronizedClock('cpu')")
+
+
+def test_untimed_run_catches_a_broken_kernel(tmp_path):
+    """Plain pytest runs each benchmark once; a kernel that disagrees with the reference fails."""
+    dist = tmp_path / "bad_kernels-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-kernels\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[gdbench.kernels]\noff-by-half = bad_kernels:Off\n")
+    (tmp_path / "bad_kernels.py").write_text(textwrap.dedent("""
+        from gdbench.kernels.numpy_manual import NumpyManual
+
+        class Off(NumpyManual):
+            name = "off-by-half"
+            def backward(self):
+                super().backward()
+                self._grad = 0.5 * self._grad
+    """))
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    result = run_suite("--gdbench-device", "cpu", "--gdbench-kernels", "numpy-manual,off-by-half",
+                       env=env)
+    assert result.returncode == 1
+    assert "4 passed, 4 errors" in result.stdout and "Benchmark fixture was not used" not in result.stdout
+    assert "off-by-half-cpu-float32-N1e+02-D1 disagrees with the float64 reference" in result.stdout
+
+
+def test_unknown_kernel_is_a_usage_error():
+    result = run_suite("--gdbench-kernels", "nope")
+    assert result.returncode != 0
+    assert "unknown kernel 'nope'" in result.stdout + result.stderr
+
+
+def test_cpu_clock_is_perf_counter():
+    clock = SynchronizedClock("cpu")
+    before = time.perf_counter()
+    assert before <= clock() <= time.perf_counter()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["torch-manual", "cupy-manual"])
+def test_round_time_grows_with_device_work(name):
+    info = {k.name: k for k in gdbench.list_kernels("cuda")}[name]
+    if not info.available_on("cuda"):
+        pytest.skip(info.unavailable["cuda"])
+    clock = SynchronizedClock("cuda")
+    per_step = {}
+    for n in (10**6, 10**8):
+        kernel = gdbench.make_kernel(name, "cuda")
+        kernel.prepare(*gdbench.make_problem(n))
+        kernel.step()
+        start = clock()
+        for _ in range(10):
+            kernel.step()
+        per_step[n] = (clock() - start) / 10
+        if n == 10**8:
+            kernel.synchronize()
+            start = time.perf_counter()  # the same loop without waiting: launches only
+            for _ in range(10):
+                kernel.step()
+            launch_only = (time.perf_counter() - start) / 10
+            kernel.synchronize()
+    assert per_step[10**8] > 20 * per_step[10**6]
+    assert launch_only < 0.5 * per_step[10**8]
