@@ -76,6 +76,7 @@ def cmd_run(args) -> int:
         with progress:
             result = sweep.run(args.device, kernels, sizes, n_features=args.features,
                                dtype=args.dtype, budget=args.budget, precision=args.precision,
+                               cuda_graph=args.cuda_graph, probe=not args.no_probe,
                                out=args.out, csv=args.csv, on_start=on_start)
     except KeyboardInterrupt:
         err.print(f"interrupted: the cases finished so far are in {args.out}")
@@ -88,6 +89,22 @@ def cmd_run(args) -> int:
         for line in report.failures(result):
             err.print(line, markup=False, highlight=False)
     err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from gdbench.probe import probe
+
+    result = probe(args.device)
+    print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s ({result.best_method}, "
+          f"{result.nbytes / 2**20:.0f} MiB streamed)")
+    for method, rate in result.methods.items():
+        print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
+    if result.cache_methods:
+        print(f"{result.device} cache: roofline {result.cache_bandwidth / 1e9:.1f} GB/s for data "
+              f"within the {result.cache_bytes / 2**20:.0f} MiB last-level cache")
+        for method, rate in result.cache_methods.items():
+            print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
     return 0
 
 
@@ -117,7 +134,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", default="gdbench-results.json", help="JSON results file")
     p.add_argument("--csv", help="also write a CSV file")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also replay each torch or triton kernel's step from a CUDA graph")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip measuring the memory bandwidth (no %% of roofline)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("probe", help="measure the device's memory bandwidth, the roofline")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("list", help="list the kernels and whether each runs here")
     p.set_defaults(func=cmd_list)

@@ -26,6 +26,10 @@ BUILTIN = {
     "torch-autograd": "gdbench.kernels.torch_autograd:TorchAutograd",
     "torch-optim": "gdbench.kernels.torch_optim:TorchOptim",
     "torch-module": "gdbench.kernels.torch_module:TorchModule",
+    "torch-compile": "gdbench.kernels.torch_compile:TorchCompile",
+    "triton-fused": "gdbench.kernels.triton_fused:TritonFused",
+    "cupy-fused": "gdbench.kernels.cupy_fused:CupyFused",
+    "numba-fused": "gdbench.kernels.numba_fused:NumbaFused",
 }
 
 
@@ -40,6 +44,7 @@ class KernelInfo:
     phases: tuple[str, ...]
     unavailable: dict[str, str]
     source: str = "gdbench"
+    max_features: int | None = None  # None: any number of features
 
     def available_on(self, device: str) -> bool:
         return device in self.devices and device not in self.unavailable
@@ -106,6 +111,6 @@ def list_kernels(device: str | None = None) -> list[KernelInfo]:
         source = "gdbench" if name in BUILTIN else "plugin"
         infos.append(
             KernelInfo(name, cls.backend, devices, tuple(cls.dtypes), tuple(cls.phases),
-                       unavailable, source)
+                       unavailable, source, getattr(cls, "max_features", None))
         )
     return infos

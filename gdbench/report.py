@@ -28,12 +28,14 @@ def phase_split(case) -> str:
     return "·".join(f"{100 * m / total:.0f}" for m in medians) + "%"
 
 
-def cell(case) -> str:
+def cell(case, roofline: float | None = None) -> str:
     if not case.ok:
         return f"[red]{case.status.upper()}[/red]"
     step = case.summary()
-    lines = [f"{format_time(step.median)}{'~' if case.noisy else ''}", phase_split(case),
-             f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"]
+    bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
+    if roofline:
+        bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
+    lines = [f"{format_time(step.median)}{'~' if case.noisy else ''}", phase_split(case), bandwidth]
     if case.samples.host is not None:
         lines.insert(1, f"host {format_time(case.summary('step', 'host').median)}")
     return "\n".join(lines)
@@ -42,18 +44,26 @@ def cell(case) -> str:
 def step_table(run: RunResult) -> Table:
     s = run.settings
     sizes = sorted({c.spec.n_samples for c in run.cases})
-    kernels = list(dict.fromkeys(c.spec.kernel for c in run.cases))
-    by_key = {(c.spec.kernel, c.spec.n_samples): c for c in run.cases}
-    table = Table(title=f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}",
+    kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
+    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
+    title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
+    roof = ""
+    if run.probe:
+        title += f"; roofline {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
+        if run.probe.get("cache_bandwidth"):
+            title += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
+        roof = ", and as % of the roofline (the cache's where the data fits in it)"
+    table = Table(title=title,
                   caption="f·b·u%: forward, backward, update share of the step; GB/s: x and y "
-                          "read once per step time; * data fits in the last-level cache; "
+                          f"read once per step time{roof}; * data fits in the last-level cache; "
                           "~ noisy (median not known to the target precision, or IQR > 10%)",
                   show_lines=True)
     table.add_column("kernel", no_wrap=True)
     for n in sizes:
         table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
     for k in kernels:
-        table.add_row(k, *(cell(by_key[(k, n)]) if (k, n) in by_key else "" for n in sizes))
+        table.add_row(k, *(cell(by_key[(k, n)], run.roofline(by_key[(k, n)]))
+                           if (k, n) in by_key else "" for n in sizes))
     return table
 
 

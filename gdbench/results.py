@@ -29,10 +29,16 @@ class CaseSpec:
     dtype: str
     n_samples: int
     n_features: int = 1
+    cuda_graph: bool = False  # the kernel's step captured in a CUDA graph and replayed
+
+    @property
+    def name(self) -> str:
+        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph."""
+        return self.kernel + ("+graph" if self.cuda_graph else "")
 
     @property
     def label(self) -> str:
-        return f"{self.kernel}-{self.device}-{self.dtype}-N{self.n_samples:.0e}-D{self.n_features}"
+        return f"{self.name}-{self.device}-{self.dtype}-N{self.n_samples:.0e}-D{self.n_features}"
 
     @property
     def bytes_min(self) -> int:
@@ -83,10 +89,16 @@ class CaseResult:
     def fits_in_cache(self) -> bool:
         return 0 < self.spec.bytes_min <= self.cache_bytes
 
+    def roofline_fraction(self, roofline: float) -> float:
+        """Effective bandwidth as a fraction of the roofline (bytes/s) measured by the probe."""
+        return self.bandwidth / roofline
+
     def to_dict(self) -> dict:
-        d = {**asdict(self.spec), "label": self.spec.label, "status": self.status,
+        d = {**asdict(self.spec), "name": self.spec.name, "label": self.spec.label,
+             "status": self.status,
              "message": self.message, "backend": self.backend, "passes": self.passes,
-             "bytes_min": self.spec.bytes_min, "cache_bytes": self.cache_bytes,
+             "bytes_min": self.spec.bytes_min, "bytes_model": self.bytes_model,
+             "cache_bytes": self.cache_bytes,
              "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
              "warmup_s": self.warmup_s, "precision_target": self.precision_target}
         if self.samples is not None:
@@ -105,7 +117,7 @@ class CaseResult:
     @classmethod
     def from_dict(cls, d: dict) -> CaseResult:
         spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
-                        int(d.get("n_features", 1)))
+                        int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)))
         samples = None
         if d.get("samples"):
             phases = tuple(d["phases"])
@@ -127,13 +139,28 @@ class RunResult:
     environment: dict
     settings: dict
     cases: list[CaseResult] = field(default_factory=list)
-    probe: dict | None = None
+    probe: dict | None = None  # gdbench.probe.Probe.to_dict() of the run's device
     complete: bool = False  # False while running, and for a run that was interrupted
+
+    def roofline(self, case: CaseResult) -> float | None:
+        """The roofline in bytes/s for ``case``, measured in this run; None if not probed."""
+        if not self.probe:
+            return None
+        from gdbench.probe import Probe
+
+        return Probe.from_dict(self.probe).roofline(case.spec.bytes_min)
+
+    def case_dict(self, case: CaseResult) -> dict:
+        d = case.to_dict()
+        if self.probe and case.samples is not None:
+            d["roofline_gbs"] = self.roofline(case) / 1e9
+            d["roofline_fraction"] = case.roofline_fraction(self.roofline(case))
+        return d
 
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "tool": "gdbench", "complete": self.complete,
                 "environment": self.environment, "settings": self.settings, "probe": self.probe,
-                "cases": [c.to_dict() for c in self.cases]}
+                "cases": [self.case_dict(c) for c in self.cases]}
 
     @classmethod
     def from_dict(cls, d: dict) -> RunResult:
@@ -189,10 +216,11 @@ def read_json(path) -> RunResult:
         raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
 
 
-CSV_FIELDS = ["kernel", "backend", "device", "dtype", "n_samples", "n_features", "status",
+CSV_FIELDS = ["kernel", "cuda_graph", "backend", "device", "dtype", "n_samples", "n_features", "status",
               "message", "samples", "step_median_s", "step_iqr_s", "step_min_s", "forward_median_s",
               "backward_median_s", "update_median_s", "host_step_median_s", "noisy",
-              "samples_per_s", "bandwidth_gbs", "bytes_min", "passes", "fits_in_cache",
+              "samples_per_s", "bandwidth_gbs", "roofline_fraction", "bytes_min", "bytes_model",
+              "passes", "fits_in_cache",
               "prepare_s", "warmup_s"]
 
 
@@ -204,7 +232,7 @@ def write_csv(run: RunResult, path) -> None:
     writer.writeheader()
     for c in run.cases:
         row = {**asdict(c.spec), "backend": c.backend, "status": c.status, "message": c.message,
-               "bytes_min": c.spec.bytes_min, "passes": c.passes,
+               "bytes_min": c.spec.bytes_min, "bytes_model": c.bytes_model, "passes": c.passes,
                "fits_in_cache": c.fits_in_cache, "prepare_s": c.prepare_s,
                "warmup_s": c.warmup_s}
         if c.samples is not None:
@@ -212,6 +240,8 @@ def write_csv(run: RunResult, path) -> None:
             row.update(samples=step.n, step_median_s=step.median, step_iqr_s=step.iqr,
                        step_min_s=step.min, noisy=c.noisy, samples_per_s=c.samples_per_s,
                        bandwidth_gbs=c.bandwidth / 1e9)
+            if run.probe:
+                row["roofline_fraction"] = c.roofline_fraction(run.roofline(c))
             for p in c.samples.phases:
                 if p != "step":
                     row[f"{p}_median_s"] = c.summary(p).median

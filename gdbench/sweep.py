@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from gdbench import registry
 from gdbench.devices import resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
+from gdbench.kernels.cuda_graph import GRAPH_BACKENDS, CudaGraphStep
+from gdbench.probe import probe as measure_roofline
 from gdbench.reference import compare_step, make_problem
 from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
 from gdbench.timing import StopRule, sample, warm_up
@@ -56,18 +58,34 @@ def default_sizes(device: str) -> list[int]:
 
 
 def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_features: int,
-         dtype: str) -> list[CaseSpec]:
-    """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here."""
+         dtype: str, cuda_graph: bool = False) -> list[CaseSpec]:
+    """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here.
+
+    With ``cuda_graph``, every torch or triton kernel also runs with its step replayed from a
+    CUDA graph, right after the same kernel without.
+    """
+    if cuda_graph and device != "cuda":
+        raise ValueError("CUDA graphs need --device cuda")
     if n_features < 1:
         raise ValueError(f"features must be at least 1, got {n_features}")
     if kernels == "all":
         kernels = [k.name for k in registry.list_kernels(device)
-                   if k.available_on(device) and dtype in k.dtypes]
+                   if k.available_on(device) and dtype in k.dtypes
+                   and n_features <= (k.max_features or n_features)]
         if not kernels:
             raise ValueError(f"no kernel runs on {device} in {dtype} here (see gdbench list)")
+    graphable = set()
     for name in kernels:
-        registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
-    return [CaseSpec(k, device, dtype, int(n), n_features) for n in sizes for k in kernels]
+        kernel = registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
+        if n_features > (getattr(kernel, "max_features", None) or n_features):
+            raise ValueError(f"kernel {name} supports at most {kernel.max_features} feature(s)")
+        if cuda_graph and kernel.backend in GRAPH_BACKENDS:
+            graphable.add(name)
+    if cuda_graph and not graphable:
+        raise ValueError("--cuda-graph needs at least one torch or triton kernel")
+    return [CaseSpec(k, device, dtype, int(n), n_features, graph)
+            for n in sizes for k in kernels
+            for graph in ((False, True) if k in graphable else (False,))]
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -91,6 +109,8 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
     kernel = None
     try:
         kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+        if spec.cuda_graph:
+            kernel = CudaGraphStep(kernel)
         fields.update(backend=kernel.backend, passes=float(kernel.passes))
         t0 = time.perf_counter()
         kernel.prepare(x, y, w0=0.0, lr=lr)
@@ -118,6 +138,7 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         sizes: Sequence[int] | None = None, n_features: int = 1, dtype: str = "float32",
         budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
+        cuda_graph: bool = False, probe: bool = True, probe_bytes: int | None = None,
         out=None, csv=None,
         on_start: Callable[[CaseSpec, int, int], None] | None = None,
         on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
@@ -125,6 +146,8 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
     ``budget`` is the sampling time of one case in seconds; sampling stops earlier once the
     median step time is known to ``precision`` (relative half-width of its 95% interval).
+    With ``probe``, the device's memory bandwidth is measured first, and every case reports
+    its fraction of that roofline.
     """
     device = resolve_device(device)
     if not (budget > 0 and math.isfinite(budget)):
@@ -132,11 +155,11 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     if not 0 < precision < 1:
         raise ValueError(f"precision must be between 0 and 1, got {precision}")
     sizes = list(sizes) if sizes is not None else default_sizes(device)
-    specs = plan(device, kernels, sizes, n_features, dtype)
+    specs = plan(device, kernels, sizes, n_features, dtype, cuda_graph)
     rule = StopRule(precision=precision, budget=budget)
     settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
                 "n_features": n_features, "dtype": dtype, "budget_s": budget,
-                "precision": precision, "lr": lr, "seed": seed,
+                "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
                 "min_samples": rule.min_samples, "max_samples": rule.max_samples}
     result = RunResult(capture(device), settings)
     cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
@@ -150,6 +173,8 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
     problem, problem_size = None, None
     try:
+        if probe:
+            result.probe = measure_roofline(device, probe_bytes).to_dict()
         for index, spec in enumerate(specs):
             if on_start:
                 on_start(spec, index, len(specs))

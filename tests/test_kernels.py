@@ -88,5 +88,8 @@ def test_metadata(name):
 @pytest.mark.parametrize("n,d", [(4, 1), (100_000, 1), (20_000, 8), (1_000_003, 1)])
 @pytest.mark.parametrize("name", kernels_on("cuda") or ["cupy-manual", "torch-manual"])
 def test_cuda_matches_float64_reference(name, n, d, dtype):
+    kernel = gdbench.make_kernel(name, "cuda", dtype)
+    if d > (getattr(kernel, "max_features", None) or d):
+        pytest.skip(f"{name} supports at most {kernel.max_features} feature(s)")
     x, y, w0 = random_problem(n, d, dtype, seed=n + d)
-    assert_agrees(gdbench.make_kernel(name, "cuda", dtype), x, y, w0, lr=0.01, steps=100)
+    assert_agrees(kernel, x, y, w0, lr=0.01, steps=100)

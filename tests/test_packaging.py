@@ -67,5 +67,6 @@ def test_entry_point_kernel(tmp_path):
 
 def test_every_builtin_is_listed():
     names = [k.name for k in gdbench.list_kernels()]
-    assert names[:6] == ["numpy-manual", "cupy-manual", "torch-manual", "torch-autograd",
-                         "torch-optim", "torch-module"]
+    assert names[:10] == ["numpy-manual", "cupy-manual", "torch-manual", "torch-autograd",
+                          "torch-optim", "torch-module", "torch-compile", "triton-fused",
+                          "cupy-fused", "numba-fused"]

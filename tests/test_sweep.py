@@ -51,7 +51,7 @@ def test_default_sizes():
 def test_run_records_every_case(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     result = gdbench.run("cpu", ["numpy-manual", "torch-manual"], [100, 5000], n_features=2,
-                         budget=0.05, out=out, csv=csv)
+                         budget=0.05, out=out, csv=csv, probe_bytes=64 << 20)
     assert result.complete
     assert [(c.spec.kernel, c.spec.n_samples) for c in result.cases] == [
         ("numpy-manual", 100), ("torch-manual", 100), ("numpy-manual", 5000), ("torch-manual", 5000)]
@@ -67,16 +67,22 @@ def test_run_records_every_case(tmp_path):
     np.testing.assert_array_equal(saved.cases[0].samples.device, result.cases[0].samples.device)
     raw = json.loads(out.read_text())
     assert raw["schema_version"] == 1
+    assert raw["probe"]["device"] == "cpu" and raw["probe"]["bandwidth"] > 0
+    for case, saved_case in zip(result.cases, raw["cases"]):
+        assert saved_case["bytes_model"] == case.passes * case.spec.bytes_min
+        roofline = saved_case["roofline_gbs"] * 1e9
+        assert saved_case["roofline_fraction"] == pytest.approx(case.bandwidth / roofline)
     assert raw["environment"]["cpu"]["logical_cores"] == os.cpu_count()
     assert "torch" in raw["environment"]["packages"]
     assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
     lines = csv.read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("kernel,backend,device")
+    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,backend,device")
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
     names = ["raises", "out-of-memory", "wrong", "diverges", "numpy-manual"]
-    result = gdbench.run("cpu", names, [64, 128], budget=0.02, out=tmp_path / "r.json")
+    result = gdbench.run("cpu", names, [64, 128], budget=0.02, probe=False,
+                         out=tmp_path / "r.json")
     status = {(c.spec.kernel, c.spec.n_samples): (c.status, c.message) for c in result.cases}
     for n in (64, 128):
         assert status[("raises", n)] == ("error", "RuntimeError: backward exploded")
@@ -91,7 +97,8 @@ def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
 def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
     out = tmp_path / "r.json"
     with pytest.raises(KeyboardInterrupt):
-        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, out=out)
+        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, probe=False,
+                    out=out)
     saved = read_json(out)
     assert not saved.complete
     assert [c.spec.kernel for c in saved.cases] == ["numpy-manual"] and saved.cases[0].ok
@@ -103,7 +110,7 @@ def test_cli_ctrl_c_writes_results_and_exits_130(tmp_path):
             "registry.BUILTIN.update(FAKES); sys.exit(cli.main(sys.argv[1:]))")
     out = tmp_path / "r.json"
     result = subprocess.run([sys.executable, "-c", code, "run", "--device", "cpu", "--kernels",
-                             "numpy-manual,interrupts", "--sizes", "100", "--out", str(out)],
+                             "numpy-manual,interrupts", "--sizes", "100", "--no-probe", "--out", str(out)],
                             capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
     assert result.returncode == 130, result.stderr
     assert "interrupted" in result.stderr and "Traceback" not in result.stderr
@@ -113,7 +120,7 @@ def test_cli_ctrl_c_writes_results_and_exits_130(tmp_path):
 def test_median_agrees_with_timeit():
     """The harness's step time against an independent timer of the same step."""
     x, y = gdbench.make_problem(200_000)
-    result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5)
+    result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5, probe=False)
     kernel = gdbench.make_kernel("numpy-manual")
     kernel.prepare(x, y)
     kernel.step()
@@ -135,6 +142,8 @@ def test_median_agrees_with_timeit():
     (["--features", "0"], "features must be at least 1"),
     (["--budget", "0"], "budget must be a positive number"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--device", "cpu", "--cuda-graph"], "CUDA graphs need --device cuda"),
+    (["--kernels", "numpy-manual", "--precision", "2"], "precision must be between 0 and 1"),
 ])
 def test_cli_run_bad_arguments(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "gdbench", "run", *args, "--out",
@@ -147,7 +156,7 @@ def test_cli_run_bad_arguments(args, message, tmp_path):
 def test_cli_run_table_and_files(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
-                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05",
+                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05", "--no-probe",
                              "--out", str(out), "--csv", str(csv)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -172,7 +181,7 @@ def test_cuda_step_time_includes_device_work(name):
     n = 10**8
     if not registry.list_kernels("cuda")[registry.kernel_names().index(name)].available_on("cuda"):
         pytest.skip(f"{name} is unavailable on cuda here")
-    result = gdbench.run("cuda", [name], [10**6, n], budget=0.5)
+    result = gdbench.run("cuda", [name], [10**6, n], budget=0.5, probe=False)
     small, large = (c.summary().median for c in result.cases)
     assert large > 20 * small  # 100 times the data: the device work dominates
     kernel = gdbench.make_kernel(name, "cuda")

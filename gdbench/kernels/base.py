@@ -60,6 +60,7 @@ class KernelBase(ABC):
     phases: ClassVar[tuple[str, ...]] = PHASES
     passes: ClassVar[float]
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
+    max_features: ClassVar[int | None] = None  # None: any number of features
 
     def __init__(self, device: str = "cpu", dtype: str = "float32"):
         if device not in self.devices:
@@ -92,6 +93,9 @@ class KernelBase(ABC):
 
     def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
         x, y, w0, lr = check_problem(x, y, w0, lr)
+        if self.max_features is not None and x.shape[1] > self.max_features:
+            raise ValueError(f"kernel {self.name} supports at most {self.max_features} "
+                             f"feature(s), got {x.shape[1]}")
         self.n_samples, self.n_features = x.shape
         self.lr = lr
         for stale in ("_loss", "_grad"):

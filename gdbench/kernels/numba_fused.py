@@ -1,0 +1,49 @@
+"""numba-fused: the whole step in one parallel pass over x and y on the CPU.
+
+Every thread streams its share of the rows once, computing the residual, its square and its
+product with x, and sums them in float64; the partial sums are combined and the weights updated
+in the same call. Memory traffic: x and y read once, 1 pass.
+"""
+
+import numpy as np
+
+from gdbench.kernels.base import FusedKernelBase
+
+
+class NumbaFused(FusedKernelBase):
+    name = "numba-fused"
+    backend = "numba"
+    devices = ("cpu",)
+    requires = ("numba",)
+    passes = 1.0
+
+    def _setup(self, x, y, w0):
+        from gdbench.kernels import numba_loops
+
+        self.x = x[:, 0] if x.shape[1] == 1 else x
+        self.y = y
+        self.w = w0.astype(self.dtype)
+        self.out = np.zeros(1 + self.n_features)
+        self.numba_loops = numba_loops
+        self.chunks = 8 * numba_loops.numba.get_num_threads()
+
+    def step(self):
+        if self.x.ndim == 1:
+            self.numba_loops.fused_step_1d(self.x, self.y, self.w, self.lr, self.out)
+        else:
+            self.numba_loops.fused_step_2d(self.x, self.y, self.w, self.lr, self.out, self.chunks)
+
+    def synchronize(self):
+        """Numba returns only when its work is done."""
+
+    @property
+    def weight(self):
+        return self.w.copy()
+
+    @property
+    def loss(self):
+        return float(self.out[0])
+
+    @property
+    def grad(self):
+        return self.out[1:].copy()

@@ -1,0 +1,59 @@
+"""Numba loops: the fused step on the CPU, and the probe's streaming read.
+
+Imported only by the kernels and the probe that use them, never by ``import gdbench``. The sums
+run in float64 whatever the data's dtype: converting costs nothing next to reading memory, and
+each thread's partial sum stays accurate over millions of terms.
+"""
+
+import numba
+import numpy as np
+
+# Reassociation lets LLVM vectorize the reductions; no assumptions about NaN or inf, so a
+# diverging step still shows as a NaN or inf loss.
+FAST = {"reassoc", "contract"}
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def fused_step_1d(x, y, w, lr, out):
+    """One pass over x (N,) and y: loss and gradient into ``out``, then ``w -= lr * grad``."""
+    w0 = w[0]
+    sq = 0.0
+    g = 0.0
+    for i in numba.prange(x.size):
+        r = x[i] * w0 - y[i]
+        sq += r * r
+        g += r * x[i]
+    out[0] = sq / x.size
+    out[1] = 2.0 * g / x.size
+    w[0] -= lr * out[1]
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def fused_step_2d(x, y, w, lr, out, chunks):
+    """The same for x (N, D): ``chunks`` contiguous blocks of rows, summed in parallel."""
+    n, d = x.shape
+    chunks = min(n, chunks)
+    partial = np.zeros((chunks, d + 1))
+    for c in numba.prange(chunks):
+        acc = np.zeros(d + 1)
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            r = -y[i]
+            for j in range(d):
+                r += x[i, j] * w[j]
+            acc[0] += r * r
+            for j in range(d):
+                acc[1 + j] += r * x[i, j]
+        partial[c] = acc
+    total = partial.sum(axis=0)
+    out[0] = total[0] / n
+    for j in range(d):
+        out[1 + j] = 2.0 * total[1 + j] / n
+        w[j] -= lr * out[1 + j]
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def parallel_sum(a):
+    total = 0.0
+    for i in numba.prange(a.size):
+        total += a[i]
+    return total
