@@ -102,7 +102,8 @@ def cmd_probe(args) -> int:
         print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
     if result.cache_methods:
         print(f"{result.device} cache: roofline {result.cache_bandwidth / 1e9:.1f} GB/s for data "
-              f"within the {result.cache_bytes / 2**20:.0f} MiB last-level cache")
+              f"within the {result.cache_bytes / 2**20:.0f} MiB last-level cache "
+              f"({result.cache_nbytes / 2**20:.0f} MiB streamed)")
         for method, rate in result.cache_methods.items():
             print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
     return 0

@@ -28,6 +28,7 @@ class Probe:
     methods: dict  # method name -> best bytes/s over the repeats, from memory
     cache_bytes: int = 0  # last-level cache size; 0 when there is no cache level
     cache_methods: dict = field(default_factory=dict)  # the same with a cache-resident array
+    cache_nbytes: int = 0  # size of that array
 
     @property
     def bandwidth(self) -> float:
@@ -55,7 +56,8 @@ class Probe:
     @classmethod
     def from_dict(cls, d: dict) -> Probe:
         return cls(d["device"], int(d["nbytes"]), dict(d["methods"]),
-                   int(d.get("cache_bytes", 0)), dict(d.get("cache_methods", {})))
+                   int(d.get("cache_bytes", 0)), dict(d.get("cache_methods", {})),
+                   int(d.get("cache_nbytes", 0)))
 
 
 def _best_rate(fn, nbytes: int, repeats: int, clock) -> float:
@@ -88,12 +90,15 @@ def _cpu_read_rates(nbytes: int, repeats: int) -> dict:
     return methods
 
 
-def probe_cpu(nbytes: int | None = None, repeats: int = 5) -> Probe:
+def probe_cpu(nbytes: int | None = None, cache_nbytes: int | None = None,
+              repeats: int = 5) -> Probe:
     cache = cpu_cache_bytes()
     nbytes = (nbytes or max(MIN_BYTES, 4 * cache)) // 4 * 4
     cache = min(cache, nbytes // 4)
-    cache_methods = _cpu_read_rates(cache // 4, 4 * repeats) if cache else {}
-    return Probe("cpu", nbytes, _cpu_read_rates(nbytes, repeats), cache, cache_methods)
+    cache_nbytes = min(cache_nbytes or cache // 4, cache)
+    cache_methods = _cpu_read_rates(cache_nbytes, 4 * repeats) if cache_nbytes >= 4 else {}
+    return Probe("cpu", nbytes, _cpu_read_rates(nbytes, repeats), cache, cache_methods,
+                 cache_nbytes)
 
 
 def probe_cuda(nbytes: int = 2 << 30, repeats: int = 10) -> Probe:
@@ -117,11 +122,14 @@ def probe_cuda(nbytes: int = 2 << 30, repeats: int = 10) -> Probe:
     return Probe("cuda", nbytes, {"torch-copy": copy, "torch-sum": read})
 
 
-def probe(device: str = "auto", nbytes: int | None = None) -> Probe:
+def probe(device: str = "auto", nbytes: int | None = None,
+          cache_nbytes: int | None = None) -> Probe:
     """Measure the roofline of ``device`` (cpu, cuda or auto), streaming ``nbytes`` from memory.
 
     By default ``nbytes`` is four times the CPU's last-level cache (at least 1 GiB), or 2 GiB on
-    CUDA; the cache level uses a quarter of the cache.
+    CUDA. The CPU's cache level streams ``cache_nbytes`` (by default a quarter of the cache): a
+    sweep passes the bytes of its largest case that fits in the cache, since the bandwidth a
+    cache delivers falls as the working set grows towards its size.
     """
     device = resolve_device(device)
     if device == "cuda":
@@ -131,4 +139,4 @@ def probe(device: str = "auto", nbytes: int | None = None) -> Probe:
         if reason:
             raise ValueError(f"the CUDA probe needs torch with CUDA: {reason}")
         return probe_cuda(nbytes or 2 << 30)
-    return probe_cpu(nbytes)
+    return probe_cpu(nbytes, cache_nbytes)

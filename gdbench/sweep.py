@@ -174,7 +174,8 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     problem, problem_size = None, None
     try:
         if probe:
-            result.probe = measure_roofline(device, probe_bytes).to_dict()
+            cached = [s.bytes_min for s in specs if s.bytes_min <= cache_bytes]
+            result.probe = measure_roofline(device, probe_bytes, max(cached, default=None)).to_dict()
         for index, spec in enumerate(specs):
             if on_start:
                 on_start(spec, index, len(specs))
