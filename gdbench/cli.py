@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
-    from gdbench import report, sweep
+    from gdbench import sweep, tables
 
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     sizes = sweep.parse_sizes(args.sizes) if args.sizes else None
@@ -85,11 +85,75 @@ def cmd_run(args) -> int:
         out = Console()
         if not out.is_terminal:
             out = Console(width=200)  # a file or pipe gets the whole table, not 80 columns
-        out.print(report.step_table(result))
-        for line in report.failures(result):
+        out.print(tables.step_table(result))
+        for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
+    if args.plot:
+        from gdbench.plot import plot
+
+        paths = plot([result], args.plot)
+        err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
     return 0
+
+
+def _parse_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from gdbench.sweep import parse_sizes
+
+    sizes = parse_sizes(text)
+    if len(sizes) != 1:
+        raise ValueError(f"--size takes one sample count, got {text!r}")
+    return sizes[0]
+
+
+def _read_runs(paths):
+    from gdbench.results import read_json
+
+    return [read_json(p) for p in paths]
+
+
+def cmd_plot(args) -> int:
+    from gdbench.plot import plot
+
+    size = _parse_size(args.size)
+    paths = plot(_read_runs(args.results), args.output, size)
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from gdbench.report import write_report
+
+    size = _parse_size(args.size)
+    out = write_report(_read_runs(args.results), args.results, args.output, size)
+    print(out)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gdbench.compare import compare, parse_threshold
+    from gdbench.tables import format_time
+
+    threshold = parse_threshold(args.threshold)
+    rows = compare(args.base, args.new, threshold)
+    colors = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
+    table = Table("case", "base", "new", "new / base", "95% interval", "verdict",
+                  title=f"{args.new} against {args.base} (threshold {threshold:.0%})")
+    for r in rows:
+        color = colors[r.verdict]
+        verdict = f"[{color}]{r.verdict}[/{color}]" if color else r.verdict
+        table.add_row(r.label, format_time(r.base_median), format_time(r.new_median),
+                      f"{r.ratio:.3f}", f"{r.low:.3f} – {r.high:.3f}", verdict)
+    console = Console() if Console().is_terminal else Console(width=160)
+    console.print(table)
+    counts = {v: sum(r.verdict == v for r in rows) for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}
+    print(", ".join(f"{n} {v.lower()}" for v, n in counts.items()))
+    return 1 if args.fail_on_regression and counts["SLOWER"] else 0
 
 
 def cmd_probe(args) -> int:
@@ -139,7 +203,28 @@ def build_parser() -> ArgumentParser:
                    help="also replay each torch or triton kernel's step from a CUDA graph")
     p.add_argument("--no-probe", action="store_true",
                    help="skip measuring the memory bandwidth (no %% of roofline)")
+    p.add_argument("--plot", metavar="DIR", help="also write the plots into DIR")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plot", help="plot scaling, bandwidth and phases of results files")
+    p.add_argument("results", nargs="+", help="gdbench results JSON files")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the plots")
+    p.add_argument("--size", help="sample count of the phase plot (default: the largest)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="write a Markdown report with plots and findings")
+    p.add_argument("results", nargs="+", help="gdbench results JSON files")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.md")
+    p.add_argument("--size", help="sample count of the phase plot (default: the largest)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="compare two runs: ratios and verdicts per case")
+    p.add_argument("base", help="gdbench or pytest-benchmark JSON of the baseline")
+    p.add_argument("new", help="gdbench or pytest-benchmark JSON to judge")
+    p.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 1 when any case is SLOWER")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("probe", help="measure the device's memory bandwidth, the roofline")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")

@@ -12,6 +12,7 @@ INSTALL_HINT = {
     "cupy": "cupy",
     "triton": "triton",
     "numba": "numba",
+    "matplotlib": "plot",
 }
 
 

@@ -1,71 +1,110 @@
-"""Tables of a run for the terminal: kernels as rows, sample counts as columns."""
+"""A Markdown report of one or more runs: environment, tables, plots and findings."""
 
 from __future__ import annotations
 
-from rich.table import Table
+import os
+from pathlib import Path
 
-from gdbench.results import RunResult
-
-def format_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+from gdbench import findings
+from gdbench.results import RunResult, write_atomic
+from gdbench.tables import format_size, format_time
 
 
-def format_size(n: int) -> str:
-    exponent = len(str(n)) - 1
-    return f"1e{exponent}" if n == 10**exponent else f"{n:,}"
-
-
-def phase_split(case) -> str:
-    """Each phase's share of the sum of the phase medians, such as ``45·40·15%``."""
-    phases = case.samples.phases
-    if phases == ("step",):
-        return "fused"
-    medians = [case.summary(p).median for p in phases]
-    total = sum(medians) or 1.0
-    return "·".join(f"{100 * m / total:.0f}" for m in medians) + "%"
-
-
-def cell(case, roofline: float | None = None) -> str:
-    if not case.ok:
-        return f"[red]{case.status.upper()}[/red]"
-    step = case.summary()
-    bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
-    if roofline:
-        bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
-    lines = [f"{format_time(step.median)}{'~' if case.noisy else ''}", phase_split(case), bandwidth]
-    if case.samples.host is not None:
-        lines.insert(1, f"host {format_time(case.summary('step', 'host').median)}")
-    return "\n".join(lines)
-
-
-def step_table(run: RunResult) -> Table:
-    s = run.settings
-    sizes = sorted({c.spec.n_samples for c in run.cases})
-    kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
-    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
-    title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
-    roof = ""
+def _environment(run: RunResult) -> list[str]:
+    env, s = run.environment, run.settings
+    lines = [f"- device **{s['device']}**, {s['dtype']}, D = {s['n_features']}, "
+             f"budget {s['budget_s']} s per case, precision {s['precision']:.0%}"
+             + ("" if run.complete else " (**interrupted run**)"),
+             f"- CPU: {env['cpu']['model']}, {env['cpu']['usable_cores']} usable cores; "
+             f"Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())]
+    if env.get("gpu"):
+        g = env["gpu"]
+        lines.append(f"- GPU: {g.get('name')}, CUDA {g.get('cuda')}, driver {g.get('driver')}")
     if run.probe:
-        title += f"; roofline {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
+        line = f"- roofline: {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
         if run.probe.get("cache_bandwidth"):
-            title += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
-        roof = ", and as % of the roofline (the cache's where the data fits in it)"
-    table = Table(title=title,
-                  caption="f·b·u%: forward, backward, update share of the step; GB/s: x and y "
-                          f"read once per step time{roof}; * data fits in the last-level cache; "
-                          "~ noisy (median not known to the target precision, or IQR > 10%)",
-                  show_lines=True)
-    table.add_column("kernel", no_wrap=True)
-    for n in sizes:
-        table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
-    for k in kernels:
-        table.add_row(k, *(cell(by_key[(k, n)], run.roofline(by_key[(k, n)]))
-                           if (k, n) in by_key else "" for n in sizes))
-    return table
+            line += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
+        lines.append(line)
+    if env.get("gdbench_commit"):
+        lines.append(f"- gdbench commit `{env['gdbench_commit']}`")
+    return lines
 
 
-def failures(run: RunResult) -> list[str]:
-    return [f"{c.spec.label}: {c.status}: {c.message}" for c in run.cases if not c.ok]
+def _step_table(run: RunResult) -> list[str]:
+    sizes = sorted({c.spec.n_samples for c in run.cases})
+    names = list(dict.fromkeys(c.spec.name for c in run.cases))
+    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
+    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for name in names:
+        cells = []
+        for n in sizes:
+            c = by_key.get((name, n))
+            if c is None:
+                cells.append("")
+            elif not c.ok:
+                cells.append(c.status.upper())
+            else:
+                cell = f"{format_time(c.summary().median)} · {c.bandwidth / 1e9:.3g} GB/s"
+                if run.probe:
+                    cell += f" · {100 * c.roofline_fraction(run.roofline(c)):.0f}%"
+                cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _findings(runs: list[RunResult]) -> list[str]:
+    lines = ["### Fastest kernel at each size", ""]
+    for (device, n), c in findings.fastest(runs).items():
+        lines.append(f"- {device}, N = {format_size(n)}: **{c.spec.name}**, "
+                     f"{format_time(c.summary().median)}")
+    speed = findings.speedups(runs)
+    if speed:
+        sizes = sorted({n for by_size in speed.values() for n in by_size})
+        lines += ["", f"### Speedup over the `{findings.BASELINE}` baseline (cpu)", "",
+                  "| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+                  "|---|" + "---:|" * len(sizes)]
+        for (name, device), by_size in speed.items():
+            lines.append(f"| {name} ({device}) | "
+                         + " | ".join(f"{by_size[n]:.3g}×" if n in by_size else "" for n in sizes)
+                         + " |")
+    crossings = findings.crossovers(runs)
+    if crossings:
+        lines += ["", "### Where each GPU kernel overtakes the best CPU kernel", ""]
+        for x in crossings:
+            where = (f"from N = {format_size(x.n_samples)} on" if x.n_samples is not None
+                     else "at none of the sizes measured on both")
+            lines.append(f"- {x.kernel}: {where}")
+    lines += ["", "### Launch-overhead floor", "",
+              "The step time at the smallest size is each kernel's fixed cost; a kernel leaves "
+              "that floor at the first size whose step takes more than twice as long.", ""]
+    for f in findings.launch_floors(runs):
+        leaves = (f"leaves it at N = {format_size(f.leaves_at)}" if f.leaves_at
+                  else "stays on it at every size measured")
+        lines.append(f"- {f.kernel} ({f.device}): {format_time(f.floor)} at "
+                     f"N = {format_size(f.smallest)}, {leaves}")
+    return lines
+
+
+def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None) -> Path:
+    """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/``."""
+    from gdbench.plot import plot
+
+    out = Path(out)
+    plots_dir = out.parent / f"{out.stem}-plots"
+    plot(runs, plots_dir, size)
+    rel = Path(os.path.relpath(plots_dir, out.parent))
+    lines = ["# gdbench report", ""]
+    for run, source in zip(runs, sources):
+        lines += [f"## {source}", "", *_environment(run), "", "Median step time · effective "
+                  "bandwidth · % of the roofline:", "", *_step_table(run), ""]
+        failed = [c for c in run.cases if not c.ok]
+        if failed:
+            lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
+                                                 for c in failed] + [""]
+    lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
+              f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
+              f"![phases of one step]({rel / 'phases.png'})", "", "## Findings", "",
+              *_findings(runs), ""]
+    write_atomic(out, "\n".join(lines))
+    return out

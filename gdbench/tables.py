@@ -1,0 +1,71 @@
+"""Tables of a run for the terminal: kernels as rows, sample counts as columns."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from gdbench.results import RunResult
+
+def format_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_size(n: int) -> str:
+    exponent = len(str(n)) - 1
+    return f"1e{exponent}" if n == 10**exponent else f"{n:,}"
+
+
+def phase_split(case) -> str:
+    """Each phase's share of the sum of the phase medians, such as ``45·40·15%``."""
+    phases = case.samples.phases
+    if phases == ("step",):
+        return "fused"
+    medians = [case.summary(p).median for p in phases]
+    total = sum(medians) or 1.0
+    return "·".join(f"{100 * m / total:.0f}" for m in medians) + "%"
+
+
+def cell(case, roofline: float | None = None) -> str:
+    if not case.ok:
+        return f"[red]{case.status.upper()}[/red]"
+    step = case.summary()
+    bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
+    if roofline:
+        bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
+    lines = [f"{format_time(step.median)}{'~' if case.noisy else ''}", phase_split(case), bandwidth]
+    if case.samples.host is not None:
+        lines.insert(1, f"host {format_time(case.summary('step', 'host').median)}")
+    return "\n".join(lines)
+
+
+def step_table(run: RunResult) -> Table:
+    s = run.settings
+    sizes = sorted({c.spec.n_samples for c in run.cases})
+    kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
+    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
+    title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
+    roof = ""
+    if run.probe:
+        title += f"; roofline {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
+        if run.probe.get("cache_bandwidth"):
+            title += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
+        roof = ", and as % of the roofline (the cache's where the data fits in it)"
+    table = Table(title=title,
+                  caption="f·b·u%: forward, backward, update share of the step; GB/s: x and y "
+                          f"read once per step time{roof}; * data fits in the last-level cache; "
+                          "~ noisy (median not known to the target precision, or IQR > 10%)",
+                  show_lines=True)
+    table.add_column("kernel", no_wrap=True)
+    for n in sizes:
+        table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
+    for k in kernels:
+        table.add_row(k, *(cell(by_key[(k, n)], run.roofline(by_key[(k, n)]))
+                           if (k, n) in by_key else "" for n in sizes))
+    return table
+
+
+def failures(run: RunResult) -> list[str]:
+    return [f"{c.spec.label}: {c.status}: {c.message}" for c in run.cases if not c.ok]

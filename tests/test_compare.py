@@ -1,0 +1,124 @@
+"""gdbench compare: verdicts from raw samples, both file formats, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gdbench.compare import Timing, compare, parse_threshold, ratio_interval, verdict
+from tests.synthetic import write_run
+
+SIZES = (1000, 100_000)
+
+
+def run_pair(tmp_path, base, new, spread=0.01, seed=1):
+    a = write_run(tmp_path / "base.json", "cpu", {("k", n): base for n in SIZES}, spread, seed=0)
+    b = write_run(tmp_path / "new.json", "cpu", {("k", n): new for n in SIZES}, spread, seed=seed)
+    return a, b
+
+
+@pytest.mark.parametrize("base,new,spread,expected", [
+    (1e-3, 1e-3, 0.01, "SAME"),        # equal distributions, different samples
+    (1e-3, 1.3e-3, 0.01, "SLOWER"),    # 30% slower, tight samples
+    (1e-3, 0.7e-3, 0.01, "FASTER"),
+    (1e-3, 1.06e-3, 0.9, "AMBIGUOUS"),  # too noisy to tell
+])
+def test_verdicts_on_synthetic_samples(tmp_path, base, new, spread, expected):
+    rows = compare(*run_pair(tmp_path, base, new, spread), threshold=0.05)
+    assert [r.verdict for r in rows] == [expected] * len(SIZES)
+    assert rows[0].ratio == pytest.approx(new / base, rel=0.05)
+    assert rows[0].low <= rows[0].ratio <= rows[0].high
+
+
+def test_verdict_rule():
+    assert verdict(1.06, 1.2, 0.05) == "SLOWER"
+    assert verdict(0.5, 0.9, 0.05) == "FASTER"
+    assert verdict(0.97, 1.04, 0.05) == "SAME"
+    assert verdict(1.01, 1.09, 0.05) == "AMBIGUOUS"  # slower, but maybe less than the threshold
+    assert verdict(0.8, 1.3, 0.05) == "AMBIGUOUS"
+
+
+def test_interval_without_raw_samples_uses_the_iqr():
+    with_data = ratio_interval(Timing.of(np.full(100, 1.0) + np.linspace(-0.1, 0.1, 100)),
+                               Timing.of(np.full(100, 2.0) + np.linspace(-0.1, 0.1, 100)))
+    summary = ratio_interval(Timing(1.0, 0.1, 100), Timing(2.0, 0.1, 100))
+    assert with_data[0] == summary[0] == 2.0
+    assert summary[1] < 2.0 < summary[2] and summary[2] / summary[1] < 1.1
+
+
+def pytest_benchmark_json(path, median, data=None):
+    stats = {"median": median, "iqr": 0.01 * median, "rounds": 50, "mean": median}
+    if data is not None:
+        stats["data"] = data
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": [{
+        "name": "test_step[numpy-manual-cpu-1e3]", "fullname": "b.py::test_step[...]",
+        "group": "step N=1e3", "stats": stats,
+        "extra_info": {"kernel": "numpy-manual", "device": "cpu", "dtype": "float32",
+                       "n_samples": 1000}}]}))
+    return path
+
+
+def test_reads_pytest_benchmark_json(tmp_path):
+    base = pytest_benchmark_json(tmp_path / "a.json", 1e-5)
+    new = pytest_benchmark_json(tmp_path / "b.json", 2e-5, data=list(np.full(50, 2e-5)))
+    [row] = compare(base, new)
+    assert row.key == ("numpy-manual", "cpu", "float32", 1000, 1, "step")
+    assert row.verdict == "SLOWER" and row.ratio == pytest.approx(2.0)
+
+
+def test_gdbench_against_pytest_benchmark(tmp_path):
+    gdbench_file = write_run(tmp_path / "g.json", "cpu", {("numpy-manual", 1000): 1e-5})
+    [row] = compare(gdbench_file, pytest_benchmark_json(tmp_path / "p.json", 1e-5))
+    assert row.verdict == "SAME"
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "gdbench", "compare", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_fails_on_regression_when_asked(tmp_path):
+    base, new = run_pair(tmp_path, 1e-3, 1.5e-3)
+    plain = cli(base, new)
+    assert plain.returncode == 0 and "SLOWER" in plain.stdout
+    assert plain.stdout.strip().endswith("0 faster, 2 slower, 0 same, 0 ambiguous")
+    assert cli(base, new, "--fail-on-regression").returncode == 1
+    assert cli(new, base, "--fail-on-regression").returncode == 0  # the reverse is faster
+    assert cli(base, new, "--threshold", "60%", "--fail-on-regression").returncode == 0
+
+
+def written(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p / "missing.json", "no such file"),
+    (lambda p: written(p / "empty.json", ""), "the file is empty"),
+    (lambda p: written(p / "cut.json", '{"tool": "gdbench", "cas'),
+     "not valid JSON, perhaps truncated"),
+    (lambda p: written(p / "foreign.json", '{"hello": 1}'),
+     "neither gdbench results nor pytest-benchmark JSON"),
+    (lambda p: written(p / "old.json", '{"tool": "gdbench", "schema_version": 99, "cases": []}'),
+     "schema version 99"),
+    (lambda p: write_run(p / "other.json", "cpu", {("other-kernel", 10): 1e-3}),
+     "have no case in common"),
+])
+def test_cli_bad_input(tmp_path, make, message):
+    good = write_run(tmp_path / "good.json", "cpu", {("k", 1000): 1e-3})
+    result = cli(good, make(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text,value", [("5%", 0.05), ("0.1", 0.1), ("0%", 0.0)])
+def test_parse_threshold(text, value):
+    assert parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["five", "-3%", "2000%"])
+def test_parse_threshold_rejects(text):
+    with pytest.raises(ValueError, match="threshold"):
+        parse_threshold(text)

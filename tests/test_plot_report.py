@@ -1,0 +1,101 @@
+"""Plots rendered headless, the Markdown report, and the findings it computes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gdbench import findings, plot
+from gdbench.cli import main
+from tests.synthetic import synthetic_run, write_run
+
+pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+
+CPU = {("numpy-manual", 100): 10e-6, ("numpy-manual", 10_000): 20e-6,
+       ("numpy-manual", 1_000_000): 2e-3,
+       ("numba-fused", 100): 3e-6, ("numba-fused", 10_000): 5e-6, ("numba-fused", 1_000_000): 0.2e-3}
+GPU = {("torch-manual", 100): 30e-6, ("torch-manual", 10_000): 31e-6,
+       ("torch-manual", 1_000_000): 40e-6}
+
+
+def test_plots_written_headless(tmp_path):
+    paths = plot.plot([synthetic_run("cpu", CPU, phased=True), synthetic_run("cuda", GPU)],
+                      tmp_path / "plots")
+    assert sorted(p.name for p in paths) == sorted(
+        f"{stem}.{fmt}" for stem in ("scaling", "bandwidth", "phases") for fmt in ("png", "svg"))
+    for p in paths:
+        head = p.read_bytes()[:200]
+        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else b"<svg" in p.read_bytes()
+        assert p.stat().st_size > 5000
+
+
+def test_phase_plot_size_must_exist(tmp_path):
+    with pytest.raises(ValueError, match="no case with 5 samples; sizes in the results: 1e2"):
+        plot.plot([synthetic_run("cpu", CPU)], tmp_path, size=5)
+
+
+def test_without_matplotlib_says_how_to_install(monkeypatch, tmp_path, capsys):
+    from gdbench.devices import INSTALL_HINT
+
+    monkeypatch.setattr(plot, "missing_module",
+                        lambda m: f"{m} is not installed (pip install 'gdbench[{INSTALL_HINT[m]}]')")
+    path = write_run(tmp_path / "r.json", "cpu", CPU)
+    assert main(["plot", str(path), "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'gdbench[plot]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_findings_on_known_data():
+    runs = [synthetic_run("cpu", CPU, spread=0), synthetic_run("cuda", GPU, spread=0)]
+    best = findings.fastest(runs)
+    assert best[("cpu", 100)].spec.kernel == "numba-fused"
+    assert best[("cuda", 1_000_000)].spec.kernel == "torch-manual"
+    speed = findings.speedups(runs)
+    assert speed[("numba-fused", "cpu")][1_000_000] == pytest.approx(10.0)
+    assert speed[("torch-manual", "cuda")][1_000_000] == pytest.approx(50.0)
+    [cross] = findings.crossovers(runs)
+    assert (cross.kernel, cross.n_samples) == ("torch-manual", 1_000_000)
+    floors = {(f.kernel, f.device): f for f in findings.launch_floors(runs)}
+    assert floors[("numpy-manual", "cpu")].leaves_at == 1_000_000
+    assert floors[("torch-manual", "cuda")].leaves_at is None
+    assert floors[("torch-manual", "cuda")].floor == pytest.approx(30e-6)
+
+
+def test_report_cli(tmp_path):
+    cpu = write_run(tmp_path / "cpu.json", "cpu", CPU, phased=True)
+    gpu = write_run(tmp_path / "gpu.json", "cuda", GPU)
+    out = tmp_path / "out" / "report.md"
+    result = subprocess.run([sys.executable, "-m", "gdbench", "report", str(cpu), str(gpu),
+                             "-o", str(out), "--size", "1e4"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    for heading in ("## Plots", "### Fastest kernel at each size", "### Speedup over the",
+                    "### Where each GPU kernel overtakes the best CPU kernel",
+                    "### Launch-overhead floor"):
+        assert heading in text
+    assert "- torch-manual: from N = 1e6 on" in text
+    assert "![step time against sample count](report-plots/scaling.png)" in text
+    assert (tmp_path / "out" / "report-plots" / "phases.svg").exists()
+
+
+def test_run_with_plot(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
+                             "--kernels", "numpy-manual", "--sizes", "1e2,1e3", "--budget", "0.02",
+                             "--no-probe", "--out", str(tmp_path / "r.json"), "--plot",
+                             str(tmp_path / "plots"), "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "plots" / "scaling.png").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["plot", "nope.json", "-o", "x"], "nope.json: no such file"),
+    (["report", "nope.json", "-o", "x.md"], "nope.json: no such file"),
+    (["plot", "RESULT", "-o", "OUT", "--size", "1e2,1e3"], "--size takes one sample count"),
+])
+def test_cli_bad_input(tmp_path, capsys, args, message):
+    path = write_run(tmp_path / "r.json", "cpu", CPU)
+    args = [str(path) if a == "RESULT" else str(tmp_path / "p") if a == "OUT" else a for a in args]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
