@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import sys
 from functools import cache
 
 DEVICES = ("cpu", "cuda")
@@ -58,3 +60,13 @@ def resolve_device(device: str) -> str:
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: auto, {', '.join(DEVICES)}")
     return device
+
+
+def release_device_memory(device: str) -> None:
+    """Collect garbage and hand cached CUDA memory back, so that the next case starts clean."""
+    gc.collect()
+    if device == "cuda":
+        if "torch" in sys.modules:
+            sys.modules["torch"].cuda.empty_cache()
+        if "cupy" in sys.modules:
+            sys.modules["cupy"].get_default_memory_pool().free_all_blocks()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gdbench.devices import missing_module, resolve_device
+from gdbench.devices import missing_module, release_device_memory, resolve_device
 from gdbench.environment import cpu_cache_bytes
 
 MIN_BYTES = 1 << 30
@@ -101,25 +101,44 @@ def probe_cpu(nbytes: int | None = None, cache_nbytes: int | None = None,
                  cache_nbytes)
 
 
-def probe_cuda(nbytes: int = 2 << 30, repeats: int = 10) -> Probe:
-    import torch
+def _cuda_rates(nbytes: int, repeats: int) -> dict:
+    """Copy and read rates of ``nbytes`` on CUDA device 0, with torch, or CuPy without it."""
+    from gdbench.devices import cuda_unavailable
 
-    a = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
-    b = torch.empty_like(a)
+    if cuda_unavailable("torch") is None:
+        import torch
+
+        a = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
+        b = torch.empty_like(a)
+        events = lambda: (torch.cuda.Event(enable_timing=True),  # noqa: E731
+                          torch.cuda.Event(enable_timing=True))
+        elapsed_ms = lambda start, end: start.elapsed_time(end)  # noqa: E731
+        copy, library = (lambda: b.copy_(a)), "torch"
+    else:
+        import cupy
+
+        a = cupy.ones(nbytes // 4, dtype=cupy.float32)
+        b = cupy.empty_like(a)
+        events = lambda: (cupy.cuda.Event(), cupy.cuda.Event())  # noqa: E731
+        elapsed_ms = cupy.cuda.get_elapsed_time
+        copy, library = (lambda: b.__setitem__(Ellipsis, a)), "cupy"
 
     def clock(fn):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start, end = events()
         start.record()
         fn()
         end.record()
         end.synchronize()
-        return start.elapsed_time(end) * 1e-3
+        return elapsed_ms(start, end) * 1e-3
 
-    copy = _best_rate(lambda: b.copy_(a), 2 * nbytes, repeats, clock)
-    read = _best_rate(a.sum, nbytes, repeats, clock)
-    del a, b
-    torch.cuda.empty_cache()
-    return Probe("cuda", nbytes, {"torch-copy": copy, "torch-sum": read})
+    return {f"{library}-copy": _best_rate(copy, 2 * nbytes, repeats, clock),
+            f"{library}-sum": _best_rate(a.sum, nbytes, repeats, clock)}
+
+
+def probe_cuda(nbytes: int = 2 << 30, repeats: int = 10) -> Probe:
+    methods = _cuda_rates(nbytes, repeats)  # its arrays are freed on return
+    release_device_memory("cuda")
+    return Probe("cuda", nbytes, methods)
 
 
 def probe(device: str = "auto", nbytes: int | None = None,
@@ -133,10 +152,5 @@ def probe(device: str = "auto", nbytes: int | None = None,
     """
     device = resolve_device(device)
     if device == "cuda":
-        from gdbench.devices import cuda_unavailable
-
-        reason = cuda_unavailable("torch")
-        if reason:
-            raise ValueError(f"the CUDA probe needs torch with CUDA: {reason}")
         return probe_cuda(nbytes or 2 << 30)
     return probe_cpu(nbytes, cache_nbytes)

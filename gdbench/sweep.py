@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import gc
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 
 from gdbench import registry
-from gdbench.devices import resolve_device
+from gdbench.devices import release_device_memory, resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
 from gdbench.kernels.cuda_graph import GRAPH_BACKENDS, CudaGraphStep
 from gdbench.probe import probe as measure_roofline
@@ -93,15 +92,6 @@ def _is_oom(exc: BaseException) -> bool:
         or "out of memory" in str(exc).lower()
 
 
-def _release_device_memory(device: str) -> None:
-    gc.collect()
-    if device == "cuda":
-        if "torch" in sys.modules:
-            sys.modules["torch"].cuda.empty_cache()
-        if "cupy" in sys.modules:
-            sys.modules["cupy"].get_default_memory_pool().free_all_blocks()
-
-
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
              cache_bytes: int = 0) -> CaseResult:
     """Verify one case against the reference, then time it."""
@@ -132,7 +122,7 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
         return CaseResult(spec, status, f"{type(exc).__name__}: {exc}".splitlines()[0], **fields)
     finally:
         del kernel
-        _release_device_memory(spec.device)
+        release_device_memory(spec.device)
 
 
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",

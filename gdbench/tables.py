@@ -6,6 +6,7 @@ from rich.table import Table
 
 from gdbench.results import RunResult
 
+
 def format_time(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:

@@ -1,19 +1,15 @@
 """The pytest-benchmark suite: ids, groups and extra_info, failures, and the synchronized clock."""
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
 import gdbench
 from gdbench.timing import SynchronizedClock
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.plugins import REPO, scaled_gradient_plugin
 
 
 def run_suite(*args, env=None):
@@ -44,20 +40,7 @@ def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
 
 def test_untimed_run_catches_a_broken_kernel(tmp_path):
     """Plain pytest runs each benchmark once; a kernel that disagrees with the reference fails."""
-    dist = tmp_path / "bad_kernels-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-kernels\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[gdbench.kernels]\noff-by-half = bad_kernels:Off\n")
-    (tmp_path / "bad_kernels.py").write_text(textwrap.dedent("""
-        from gdbench.kernels.numpy_manual import NumpyManual
-
-        class Off(NumpyManual):
-            name = "off-by-half"
-            def backward(self):
-                super().backward()
-                self._grad = 0.5 * self._grad
-    """))
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    env = scaled_gradient_plugin(tmp_path, "bad_kernels", "off-by-half", 0.5)
     result = run_suite("--gdbench-device", "cpu", "--gdbench-kernels", "numpy-manual,off-by-half",
                        env=env)
     assert result.returncode == 1

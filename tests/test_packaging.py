@@ -4,11 +4,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import gdbench
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.plugins import scaled_gradient_plugin
 
 
 def python(code, **env):
@@ -29,22 +27,7 @@ def test_import_pulls_in_no_backend():
 
 def test_entry_point_kernel(tmp_path):
     """A fake installed distribution whose entry point adds a kernel to gdbench."""
-    dist = tmp_path / "extra_kernels-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-kernels\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[gdbench.kernels]\ndouble-numpy = extra_kernels:DoubleNumpy\nbroken = extra_kernels:Nope\n")
-    (tmp_path / "extra_kernels.py").write_text(textwrap.dedent("""
-        from gdbench.kernels.numpy_manual import NumpyManual
-
-        class DoubleNumpy(NumpyManual):
-            name = "double-numpy"
-            def backward(self):
-                super().backward()
-                self._grad = 2 * self._grad
-    """))
-    import os
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    env = scaled_gradient_plugin(tmp_path, "extra_kernels", "double-numpy", 2, broken="Nope")
     out = python("""
         import json, gdbench
         infos = {k.name: k for k in gdbench.list_kernels()}

@@ -1,7 +1,8 @@
 """triton-fused: one pass over x and y in Triton, then the update on the device.
 
-``partial_sums_1d`` (one feature) or ``partial_sums_nd``: each program strides over blocks of rows, keeping per-lane sums of r**2 and
-r * x (r = x @ w - y), and adds its totals atomically to a small accumulator.
+``partial_sums_1d`` (one feature) or ``partial_sums_nd``: each program strides over blocks of
+rows, keeping per-lane sums of r**2 and r * x (r = x @ w - y), and adds its totals atomically
+to a small accumulator.
 ``apply_update``: one program turns the sums into the loss and gradient, updates w and clears
 the accumulator for the next step. Two launches, no host synchronization; memory traffic: x and
 y read once, 1 pass.
