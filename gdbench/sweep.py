@@ -161,7 +161,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         if csv is not None:
             write_csv(result, csv)
 
-    problem, problem_size = None, None
+    problem, problem_size, problem_error = None, None, ""
     try:
         if probe:
             cached = [s.bytes_min for s in specs if s.bytes_min <= cache_bytes]
