@@ -71,11 +71,14 @@ def check_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:
     return compare_step(kernel, x, y, w0, lr)
 
 
-def compare_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:
-    """How a kernel that has run exactly one step since ``prepare(x, y, w0, lr)`` disagrees."""
+def compare_step(kernel, x, y, w0=0.0, lr: float = 0.01, reference=None) -> str | None:
+    """How a kernel that has run exactly one step since ``prepare(x, y, w0, lr)`` disagrees.
+
+    ``reference`` is ``loss_and_grad(x, y, w0)`` when the caller has it already.
+    """
     x2 = np.asarray(x).reshape(len(y), -1)
     w_start = np.broadcast_to(np.asarray(w0, dtype=np.float64), (x2.shape[1],))
-    loss, grad, scale = loss_and_grad(x2, y, w_start)
+    loss, grad, scale = reference or loss_and_grad(x2, y, w_start)
     rtol = tolerance(kernel.dtype, len(y))
     problems = []
     if not math.isfinite(kernel.loss) or abs(kernel.loss - loss) > rtol * loss:

@@ -12,12 +12,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from gdbench import registry
 from gdbench.devices import release_device_memory, resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
 from gdbench.kernels.cuda_graph import GRAPH_BACKENDS, CudaGraphStep
 from gdbench.probe import probe as measure_roofline
-from gdbench.reference import compare_step, make_problem
+from gdbench.reference import compare_step, loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
 from gdbench.timing import StopRule, sample, warm_up
 
@@ -93,8 +95,8 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
-             cache_bytes: int = 0) -> CaseResult:
-    """Verify one case against the reference, then time it."""
+             cache_bytes: int = 0, reference=None) -> CaseResult:
+    """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it."""
     fields = {"cache_bytes": cache_bytes, "precision_target": rule.precision}
     kernel = None
     try:
@@ -109,7 +111,7 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
         kernel.step()  # the first step, compilation included, is timed apart from the samples
         kernel.synchronize()
         fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
-        wrong = compare_step(kernel, x, y, 0.0, lr)
+        wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
         warm_up(kernel)
@@ -173,13 +175,16 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 problem, problem_size = None, spec.n_samples
                 gc.collect()
                 try:
-                    problem = make_problem(spec.n_samples, n_features, dtype, seed)
+                    data = make_problem(spec.n_samples, n_features, dtype, seed)
+                    reference = loss_and_grad(*data, np.zeros(n_features))
+                    problem = data
                 except MemoryError as exc:
                     problem_error = f"MemoryError: generating the data: {exc}"
             if problem is None:
                 case = CaseResult(spec, "oom", problem_error, precision_target=precision)
             else:
-                case = run_case(spec, *problem, rule, lr=lr, cache_bytes=cache_bytes)
+                case = run_case(spec, *problem, rule, lr=lr, cache_bytes=cache_bytes,
+                                reference=reference)
             result.cases.append(case)
             if index == 0:  # the backends are imported now: record their thread settings too
                 result.environment = capture(device)
