@@ -146,7 +146,10 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         raise ValueError(f"budget must be a positive number of seconds, got {budget}")
     if not 0 < precision < 1:
         raise ValueError(f"precision must be between 0 and 1, got {precision}")
-    sizes = list(sizes) if sizes is not None else default_sizes(device)
+    sizes = default_sizes(device) if sizes is None else sorted(set(sizes))
+    if not sizes or any(int(n) != n or n < 1 for n in sizes):
+        raise ValueError(f"sizes must be positive whole numbers, got {sizes}")
+    sizes = [int(n) for n in sizes]
     specs = plan(device, kernels, sizes, n_features, dtype, cuda_graph)
     rule = StopRule(precision=precision, budget=budget)
     settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,

@@ -43,6 +43,12 @@ def test_parse_sizes_rejects(text, match):
         sweep.parse_sizes(text)
 
 
+@pytest.mark.parametrize("sizes", [[], [0], [1.5], [-3]])
+def test_run_rejects_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes must be positive whole numbers"):
+        gdbench.run("cpu", ["numpy-manual"], sizes, probe=False)
+
+
 def test_default_sizes():
     assert sweep.default_sizes("cpu") == [10**k for k in range(2, 8)]
     assert sweep.default_sizes("cuda") == [10**k for k in range(2, 9)]
@@ -92,6 +98,21 @@ def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
         assert status[("numpy-manual", n)] == ("ok", "")
     saved = read_json(tmp_path / "r.json")
     assert [c.status for c in saved.cases] == [c.status for c in result.cases]
+
+
+def test_data_that_does_not_fit_is_recorded(monkeypatch, tmp_path):
+    real = sweep.make_problem
+
+    def make_problem(n, *args):
+        if n > 1000:
+            raise MemoryError("cannot allocate the data")
+        return real(n, *args)
+
+    monkeypatch.setattr(sweep, "make_problem", make_problem)
+    result = gdbench.run("cpu", ["numpy-manual"], [100, 10**9, 1000], budget=0.02, probe=False)
+    assert [(c.spec.n_samples, c.status) for c in result.cases] == [
+        (100, "ok"), (1000, "ok"), (10**9, "oom")]  # in ascending order
+    assert "generating the data" in result.cases[2].message
 
 
 def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
@@ -182,6 +203,7 @@ def test_cuda_step_time_includes_device_work(name):
     if not registry.list_kernels("cuda")[registry.kernel_names().index(name)].available_on("cuda"):
         pytest.skip(f"{name} is unavailable on cuda here")
     result = gdbench.run("cuda", [name], [10**6, n], budget=0.5, probe=False)
+    assert all(c.ok and c.samples.host is not None for c in result.cases)
     small, large = (c.summary().median for c in result.cases)
     assert large > 20 * small  # 100 times the data: the device work dominates
     kernel = gdbench.make_kernel(name, "cuda")
