@@ -50,11 +50,13 @@ def test_byte_model(name, passes):
 def test_torch_compile_does_not_recompile_while_timed():
     from torch._dynamo.utils import counters
 
-    kernel = gdbench.make_kernel("torch-compile")
+    kernel = gdbench.make_kernel("torch-compile", dtype="float64")
+    before = counters["stats"]["unique_graphs"]
     for n in (50_000, 200_000):  # a second size must reuse the dynamic-shape graph
-        kernel.prepare(*gdbench.make_problem(n))
+        kernel.prepare(*gdbench.make_problem(n, 2, "float64"))
         kernel.step()
         compiled = counters["stats"]["unique_graphs"]
+        assert compiled == before + 1  # one graph, compiled by the first step
         for _ in range(20):
             kernel.step()
         assert counters["stats"]["unique_graphs"] == compiled
