@@ -15,7 +15,7 @@ if not os.path.exists("/dev/nvidiactl"):
 import gdbench  # noqa: E402
 from gdbench.devices import resolve_device  # noqa: E402
 from gdbench.reference import compare_step, make_problem  # noqa: E402
-from gdbench.results import CaseSpec  # noqa: E402
+from gdbench.results import CaseSpec, format_size  # noqa: E402
 from gdbench.sweep import parse_sizes  # noqa: E402
 from gdbench.timing import SynchronizedClock  # noqa: E402
 
@@ -71,16 +71,14 @@ def cases(config, phase: str) -> list[CaseSpec]:
 
 
 def case_id(spec: CaseSpec) -> str:
-    exponent = len(str(spec.n_samples)) - 1
-    size = f"1e{exponent}" if spec.n_samples == 10**exponent else str(spec.n_samples)
-    return f"{spec.kernel}-{spec.device}-{size}"
+    return f"{spec.kernel}-{spec.device}-{format_size(spec.n_samples)}"
 
 
 def pytest_generate_tests(metafunc):
     if "spec" in metafunc.fixturenames:
         phase = metafunc.function.__name__.removeprefix("test_")
         specs = cases(metafunc.config, phase)
-        marks = [pytest.mark.benchmark(group=f"{phase} N={case_id(s).rsplit('-', 1)[1]}",
+        marks = [pytest.mark.benchmark(group=f"{phase} N={format_size(s.n_samples)}",
                                        timer=clock(s.device), max_time=0.5) for s in specs]
         metafunc.parametrize("spec", [pytest.param(s, marks=m, id=case_id(s))
                                       for s, m in zip(specs, marks)])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.results import RunResult, read_json
+from gdbench.results import RunResult, format_size, read_json
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
 
@@ -136,7 +136,7 @@ class Comparison:
         if len(self.key) == 1:
             return self.key[0]
         name, device, dtype, n, d, phase = self.key
-        return f"{phase} {name}-{device}-{dtype}-N{n:.0e}" + (f"-D{d}" if d != 1 else "")
+        return f"{phase} {name}-{device}-{dtype}-N{format_size(n)}" + (f"-D{d}" if d != 1 else "")
 
 
 def compare(base_path, new_path, threshold: float = 0.05) -> list[Comparison]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gdbench.devices import missing_module
-from gdbench.results import RunResult
-from gdbench.tables import format_size
+from gdbench.results import RunResult, format_size
 
 FORMATS = ("png", "svg")
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from gdbench import findings
-from gdbench.results import RunResult, write_atomic
-from gdbench.tables import format_size, format_time
+from gdbench.results import RunResult, format_size, write_atomic
+from gdbench.tables import format_time
 
 
 def _environment(run: RunResult) -> list[str]:

@@ -22,6 +22,12 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "wrong", "oom", "error", "diverged")
 
 
+def format_size(n: int) -> str:
+    """A sample count as people write it: ``1e6`` for a power of ten, else ``1500``."""
+    exponent = len(str(n)) - 1
+    return f"1e{exponent}" if n == 10**exponent else str(n)
+
+
 @dataclass(frozen=True)
 class CaseSpec:
     kernel: str
@@ -38,7 +44,8 @@ class CaseSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{self.device}-{self.dtype}-N{self.n_samples:.0e}-D{self.n_features}"
+        return (f"{self.name}-{self.device}-{self.dtype}-N{format_size(self.n_samples)}"
+                f"-D{self.n_features}")
 
     @property
     def bytes_min(self) -> int:

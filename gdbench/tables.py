@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from gdbench.results import RunResult
+from gdbench.results import RunResult, format_size
 
 
 def format_time(seconds: float) -> str:
@@ -12,11 +12,6 @@ def format_time(seconds: float) -> str:
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
-
-
-def format_size(n: int) -> str:
-    exponent = len(str(n)) - 1
-    return f"1e{exponent}" if n == 10**exponent else f"{n:,}"
 
 
 def phase_split(case) -> str:

@@ -45,7 +45,7 @@ def test_untimed_run_catches_a_broken_kernel(tmp_path):
                        env=env)
     assert result.returncode == 1
     assert "4 passed, 4 errors" in result.stdout and "Benchmark fixture was not used" not in result.stdout
-    assert "off-by-half-cpu-float32-N1e+02-D1 disagrees with the float64 reference" in result.stdout
+    assert "off-by-half-cpu-float32-N1e2-D1 disagrees with the float64 reference" in result.stdout
 
 
 def test_unknown_kernel_is_a_usage_error():
