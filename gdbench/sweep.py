@@ -166,6 +166,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         if csv is not None:
             write_csv(result, csv)
 
+    save()  # an unwritable output file fails now, before anything is measured
     problem, problem_size, problem_error = None, None, ""
     try:
         if probe:

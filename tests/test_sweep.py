@@ -164,11 +164,13 @@ def test_median_agrees_with_timeit():
     (["--budget", "0"], "budget must be a positive number"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--device", "cpu", "--cuda-graph"], "CUDA graphs need --device cuda"),
+    (["--kernels", "numpy-manual", "--out", "/proc/gdbench.json"], "/proc"),
     (["--kernels", "numpy-manual", "--precision", "2"], "precision must be between 0 and 1"),
 ])
 def test_cli_run_bad_arguments(args, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", *args, "--out",
-                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    out = [] if "--out" in args else ["--out", str(tmp_path / "r.json")]
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", *args, *out],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
