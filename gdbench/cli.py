@@ -180,7 +180,10 @@ def cmd_probe(args) -> int:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="gdbench", description=__doc__.splitlines()[0])
+    import gdbench
+
+    parser = ArgumentParser(prog="gdbench", description=gdbench.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gdbench {gdbench.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = sub.add_parser("train", help="replay the tutorial's training loop on one kernel")
