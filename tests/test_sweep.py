@@ -145,7 +145,8 @@ def test_median_agrees_with_timeit():
     kernel = gdbench.make_kernel("numpy-manual")
     kernel.prepare(x, y)
     kernel.step()
-    independent = min(timeit.repeat(kernel.step, number=20, repeat=5)) / 20
+    # Medians of both, so that noise on this machine moves them alike.
+    independent = float(np.median(timeit.repeat(kernel.step, number=10, repeat=15))) / 10
     harness = result.cases[0].summary()
     assert 0.5 < harness.median / independent < 2.0
     # The phases are timed back to back: their medians add up to about the step's median.
