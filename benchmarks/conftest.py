@@ -14,7 +14,7 @@ if not os.path.exists("/dev/nvidiactl"):
 
 import gdbench  # noqa: E402
 from gdbench.devices import resolve_device  # noqa: E402
-from gdbench.reference import compare_step, make_problem  # noqa: E402
+from gdbench.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
 from gdbench.results import CaseSpec, format_size  # noqa: E402
 from gdbench.sweep import parse_sizes  # noqa: E402
 from gdbench.timing import SynchronizedClock  # noqa: E402
@@ -86,7 +86,9 @@ def pytest_generate_tests(metafunc):
 
 @functools.lru_cache(maxsize=1)
 def problem(n_samples: int, dtype: str):
-    return make_problem(n_samples, 1, dtype)
+    """The case's data and its float64 reference step, shared by the kernels of one size."""
+    x, y = make_problem(n_samples, 1, dtype)
+    return x, y, loss_and_grad(x, y, [0.0])
 
 
 @pytest.fixture
@@ -96,12 +98,12 @@ def kernel(spec, request):
     The benchmark fixture is taken only once the check has passed, so a wrong kernel is an
     error at set-up and never timed.
     """
-    x, y = problem(spec.n_samples, spec.dtype)
+    x, y, reference = problem(spec.n_samples, spec.dtype)
     k = gdbench.make_kernel(spec.kernel, spec.device, spec.dtype)
     k.prepare(x, y)
     k.step()
     k.synchronize()
-    wrong = compare_step(k, x, y)
+    wrong = compare_step(k, x, y, reference=reference)
     if wrong:
         pytest.fail(f"{spec.label} disagrees with the float64 reference: {wrong}")
     benchmark = request.getfixturevalue("benchmark")
