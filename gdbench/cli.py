@@ -17,6 +17,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def stdout_console():
+    """A rich console for stdout; a file or pipe gets whole tables, not 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def cmd_train(args) -> int:
     from gdbench.train import predict, train
 
@@ -34,7 +42,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -50,7 +57,7 @@ def cmd_list(args) -> int:
                 cells.append(f"[red]{escape(info.unavailable[device])}[/red]")
         phases = "fused step" if tuple(info.phases) == ("step",) else "3 phases"
         table.add_row(info.name, info.backend, phases, *cells)
-    Console().print(table)
+    stdout_console().print(table)
     return 0
 
 
@@ -88,10 +95,7 @@ def cmd_run(args) -> int:
         err.print(f"interrupted: the cases finished so far are in {args.out}")
         return 130
     if not args.quiet:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=200)  # a file or pipe gets the whole table, not 80 columns
-        out.print(tables.step_table(result))
+        stdout_console().print(tables.step_table(result))
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
@@ -139,10 +143,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    from gdbench.compare import compare, parse_threshold
+    from gdbench.compare import VERDICTS, compare, parse_threshold
     from gdbench.tables import format_time
 
     threshold = parse_threshold(args.threshold)
@@ -155,9 +158,8 @@ def cmd_compare(args) -> int:
         verdict = f"[{color}]{r.verdict}[/{color}]" if color else r.verdict
         table.add_row(r.label, format_time(r.base_median), format_time(r.new_median),
                       f"{r.ratio:.3f}", f"{r.low:.3f} – {r.high:.3f}", verdict)
-    console = Console() if Console().is_terminal else Console(width=160)
-    console.print(table)
-    counts = {v: sum(r.verdict == v for r in rows) for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}
+    stdout_console().print(table)
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
     print(", ".join(f"{n} {v.lower()}" for v, n in counts.items()))
     return 1 if args.fail_on_regression and counts["SLOWER"] else 0
 

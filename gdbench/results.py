@@ -19,7 +19,6 @@ from gdbench.stats import Summary
 from gdbench.timing import Samples
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "wrong", "oom", "error", "diverged")
 
 
 def format_size(n: int) -> str:
@@ -55,7 +54,10 @@ class CaseSpec:
 
 @dataclass(frozen=True, eq=False)
 class CaseResult:
-    """One case: its status, and when it was timed, its samples and what they imply."""
+    """One case: its status, and when it was timed, its samples and what they imply.
+
+    ``status`` is ok, wrong (disagrees with the reference), oom, error or diverged.
+    """
 
     spec: CaseSpec
     status: str
