@@ -17,7 +17,7 @@ def test_cpu_probe_measures_memory_and_cache():
     assert "numpy-sum" in result.methods and all(r > 1e8 for r in result.methods.values())
     assert result.bandwidth == max(result.methods.values())
     if result.cache_methods:
-        assert result.roofline(1000) == result.cache_bandwidth
+        assert result.roofline(1000) == max(result.cache_bandwidth, result.bandwidth)
         assert result.roofline(result.cache_bytes + 1) == result.bandwidth
     assert Probe.from_dict(result.to_dict()) == result
 
@@ -27,6 +27,8 @@ def test_roofline_picks_the_level_the_data_fits_in():
     assert (p.bandwidth, p.best_method, p.cache_bandwidth) == (25e9, "b", 60e9)
     assert p.roofline(1 << 20) == 60e9 and p.roofline((1 << 20) + 1) == 25e9
     assert Probe("cuda", 1 << 30, {"copy": 3e12}).roofline(10) == 3e12
+    slow_cache = Probe("cpu", 1 << 30, {"a": 20e9}, 1 << 20, {"a": 5e9})
+    assert slow_cache.roofline(100) == 20e9  # never below the memory level
 
 
 def test_cli_probe():
@@ -47,21 +49,32 @@ def test_byte_model(name, passes):
 
 
 @pytest.mark.skipif("torch-compile" not in kernels_on("cpu"), reason="torch is not installed")
-def test_torch_compile_does_not_recompile_while_timed():
+def test_torch_compile_compiles_anew_for_each_size_and_never_while_timed():
+    """Static shapes: a second N gets a graph of its own, never one tuned for the first."""
     from torch._dynamo.utils import counters
 
+    from gdbench.kernels.torch_compile import compiled_step
+
     kernel = gdbench.make_kernel("torch-compile", dtype="float64")
-    before = counters["stats"]["unique_graphs"]
-    kernel.prepare(*gdbench.make_problem(50_000, 5, "float64"))  # 5 features: used nowhere else
+    graphs = lambda: counters["stats"]["unique_graphs"]  # noqa: E731
+    before = graphs()
+    kernel.prepare(*gdbench.make_problem(5_000, 5, "float64"))  # 5 features: used nowhere else
     kernel.step()
-    compiled = counters["stats"]["unique_graphs"]
-    assert compiled > before  # the first step compiled
+    assert graphs() == before + 1  # the first step compiled
     for _ in range(20):
         kernel.step()
-    kernel.prepare(*gdbench.make_problem(200_000, 5, "float64"))  # another size, same graph
+    assert graphs() == before + 1  # no recompilation while timed
+    first = kernel.compiled
+    kernel.prepare(*gdbench.make_problem(20_000, 5, "float64"))
+    kernel.step()
+    assert graphs() == before + 2 and kernel.compiled is not first  # compiled anew for 20,000
     for _ in range(20):
         kernel.step()
-    assert counters["stats"]["unique_graphs"] == compiled
+    assert graphs() == before + 2
+    kernel.prepare(*gdbench.make_problem(5_000, 5, "float64"))  # back to the first size
+    kernel.step()
+    assert graphs() == before + 2 and kernel.compiled is first
+    assert compiled_step(5_000, 5, "float64", "cpu") is first
 
 
 def test_fused_kernels_have_no_phases():
@@ -72,19 +85,26 @@ def test_fused_kernels_have_no_phases():
         kernel.forward()
 
 
-def test_cupy_fused_takes_one_feature():
+def test_cupy_fused_takes_up_to_16_features():
     info = {k.name: k for k in gdbench.list_kernels()}["cupy-fused"]
-    assert info.max_features == 1
+    assert info.max_features == 16
 
 
 def test_cuda_graph_refuses_cpu_kernels():
-    with pytest.raises(ValueError, match="needs a torch or triton kernel on cuda"):
+    with pytest.raises(ValueError, match="cannot be captured in a CUDA graph"):
         CudaGraphStep(gdbench.make_kernel("numpy-manual"))
+
+
+def test_which_kernels_can_be_captured():
+    infos = {k.name: k for k in gdbench.list_kernels()}
+    assert {n for n, k in infos.items() if k.cuda_graph} == {
+        "torch-manual", "torch-autograd", "torch-optim", "torch-module", "torch-compile",
+        "triton-fused", "cupy-fused"}
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", ["torch-manual", "torch-autograd", "torch-optim",
-                                  "torch-module", "torch-compile", "triton-fused"])
+                                  "torch-module", "torch-compile", "triton-fused", "cupy-fused"])
 @pytest.mark.parametrize("n", [1000, 1_000_000])
 def test_cuda_graph_step_matches_reference(name, n):
     if name not in kernels_on("cuda"):

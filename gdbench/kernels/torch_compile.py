@@ -1,11 +1,15 @@
-"""torch-compile: the analytic step as one function under ``torch.compile``.
+"""torch-compile: the analytic step as one function under ``torch.compile``, static shapes.
 
 The residual, both reductions (loss and gradient, one per feature) and the update compile into
-one loop over the samples that reads x and y once (1 pass). The sample count is marked dynamic,
-so a sweep reuses one compiled graph for every size (Inductor specializes once more between
-small and large counts); the feature count and dtype stay static, which keeps the loop
-vectorized. The compilation happens in the first step, which the harness reports apart from its
-samples.
+one loop over the samples that reads x and y once (1 pass).
+
+Every (N, D, dtype, device) gets its own compiled copy with static shapes. A sample count marked
+dynamic looks cheaper (one graph for every size) but is a trap on CUDA: Inductor chooses the
+reduction's split and block sizes from the first N it sees and guards nothing on it, so a graph
+first compiled at N = 4 runs at N = 10^8 with a split meant for 4 samples, far from the memory
+bandwidth. With static shapes N is part of every guard and of the keys of Inductor's on-disk
+caches, so no artifact tuned for one N is ever used at another. The compilation happens in the
+first step, which the harness reports apart from its samples (``warmup_s``).
 """
 
 import functools
@@ -26,18 +30,18 @@ def fused_step(x, y, w, lr: float):
 
 
 @functools.cache
-def compiled_step(n_features: int, dtype: str, device: str):
-    """A compiled copy of ``fused_step`` for one feature count, dtype and device.
+def compiled_step(n_samples: int, n_features: int, dtype: str, device: str):
+    """A copy of ``fused_step`` compiled for one sample count, feature count, dtype and device.
 
     Each copy has a code object of its own, and so its own cache of compiled graphs: PyTorch
-    counts recompilations per code object and falls back to eager code past its limit.
+    counts recompilations per code object, and one graph per code object never reaches its limit.
     """
     import torch
 
-    name = f"fused_step_{device}_{dtype}_d{n_features}"
+    name = f"fused_step_{device}_{dtype}_n{n_samples}_d{n_features}"
     code = fused_step.__code__.replace(co_name=name, co_qualname=name)
     step = types.FunctionType(code, {**fused_step.__globals__, "torch": torch}, name)
-    return torch.compile(step, fullgraph=True)
+    return torch.compile(step, fullgraph=True, dynamic=False)
 
 
 class TorchCompile(FusedKernelBase, TorchKernel):
@@ -46,10 +50,7 @@ class TorchCompile(FusedKernelBase, TorchKernel):
 
     def _setup(self, x, y, w0):
         super()._setup(x, y, w0)
-        if self.n_samples > 1:  # a dimension of size 1 cannot be dynamic
-            self.torch._dynamo.mark_dynamic(self.x, 0)
-            self.torch._dynamo.mark_dynamic(self.y, 0)
-        self.compiled = compiled_step(self.n_features, self.dtype, self.device)
+        self.compiled = compiled_step(self.n_samples, self.n_features, self.dtype, self.device)
 
     def step(self):
         self._loss, self._grad = self.compiled(self.x, self.y, self.w, self.lr)
