@@ -45,6 +45,7 @@ class KernelInfo:
     unavailable: dict[str, str]
     source: str = "gdbench"
     max_features: int | None = None  # None: any number of features
+    cuda_graph: bool = False  # whether its step on cuda can be captured in a CUDA graph
 
     def available_on(self, device: str) -> bool:
         return device in self.devices and device not in self.unavailable
@@ -111,6 +112,7 @@ def list_kernels(device: str | None = None) -> list[KernelInfo]:
         source = "gdbench" if name in BUILTIN else "plugin"
         infos.append(
             KernelInfo(name, cls.backend, devices, tuple(cls.dtypes), tuple(cls.phases),
-                       unavailable, source, getattr(cls, "max_features", None))
+                       unavailable, source, getattr(cls, "max_features", None),
+                       bool(getattr(cls, "cuda_graph", False)))
         )
     return infos

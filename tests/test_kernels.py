@@ -8,7 +8,8 @@ from gdbench.reference import descend, loss_and_grad, tolerance
 from tests.conftest import kernels_on
 
 CPU_KERNELS = kernels_on("cpu")
-SHAPES = [(1, 1), (4, 1), (1000, 1), (1000, 3), (100_000, 1), (20_000, 8)]
+# Odd sample counts: the fused kernels' blocks never divide them, so their masked tails run.
+SHAPES = [(1, 1), (4, 1), (1001, 1), (1001, 3), (100_003, 1), (20_001, 8)]
 
 
 def random_problem(n, d, dtype, seed):
@@ -83,9 +84,52 @@ def test_metadata(name):
     assert kernel.passes >= 1
 
 
+def sparse_problem(n, d, tail=2000, seed=0):
+    """x (N, D) and y of zeros but for their last ``tail`` rows, and the float64 reference step.
+
+    The zeros are pages the OS has never handed out (np.zeros maps them lazily), so N * D can
+    pass 2**31 elements, where 32-bit offsets would wrap, with little memory actually used; the
+    only rows that count lie beyond that offset.
+    """
+    rng = np.random.default_rng(seed)
+    x, y = np.zeros((n, d), np.float32), np.zeros(n, np.float32)
+    x[-tail:] = rng.standard_normal((tail, d), dtype=np.float32)
+    y[-tail:] = rng.standard_normal(tail, dtype=np.float32)
+    w0 = rng.uniform(-1, 1, d)
+    r = x[-tail:].astype(np.float64) @ w0 - y[-tail:]
+    grad = 2 * (r @ x[-tail:].astype(np.float64)) / n
+    scale = 2 * (np.abs(r) @ np.abs(x[-tail:].astype(np.float64))) / n
+    return x, y, w0, (r @ r) / n, grad, scale
+
+
+def assert_large_offsets(kernel):
+    d = 8
+    x, y, w0, loss, grad, scale = sparse_problem((1 << 31) // d + 3001, d)
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    kernel.step()
+    kernel.synchronize()
+    rtol = tolerance("float32", 2000)  # only the last rows' terms are not zero
+    assert kernel.loss == pytest.approx(loss, rel=rtol)
+    np.testing.assert_allclose(kernel.grad, grad, rtol=0, atol=rtol * np.max(np.abs(grad) + scale))
+
+
+@pytest.mark.skipif("triton-fused" not in CPU_KERNELS, reason="triton is not installed")
+def test_triton_fused_offsets_past_2_to_the_31():
+    """N * D >= 2**31 elements: row offsets computed in 32 bits would read the wrong rows."""
+    assert_large_offsets(gdbench.make_kernel("triton-fused", "cpu"))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["triton-fused", "cupy-fused"])
+def test_cuda_offsets_past_2_to_the_31(name):
+    if name not in kernels_on("cuda"):
+        pytest.skip(f"{name} is unavailable on cuda here")
+    assert_large_offsets(gdbench.make_kernel(name, "cuda"))
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n,d", [(4, 1), (100_000, 1), (20_000, 8), (1_000_003, 1)])
+@pytest.mark.parametrize("n,d", [(4, 1), (100_003, 1), (20_001, 8), (1_000_003, 3)])
 @pytest.mark.parametrize("name", kernels_on("cuda") or ["cupy-manual", "torch-manual"])
 def test_cuda_matches_float64_reference(name, n, d, dtype):
     kernel = gdbench.make_kernel(name, "cuda", dtype)

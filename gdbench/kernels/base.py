@@ -61,6 +61,7 @@ class KernelBase(ABC):
     passes: ClassVar[float]
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
     max_features: ClassVar[int | None] = None  # None: any number of features
+    cuda_graph: ClassVar[bool] = False  # whether a step on cuda can be captured in a CUDA graph
 
     def __init__(self, device: str = "cpu", dtype: str = "float32"):
         if device not in self.devices:

@@ -1,34 +1,46 @@
-"""A torch-based kernel's step captured in a CUDA graph and replayed.
+"""A kernel's step captured in a CUDA graph and replayed.
 
 Replaying a graph launches every kernel of the step with one call, so the step's cost no longer
 includes a Python launch per operation: at small sample counts, where launches dominate, the
 difference between a kernel and its graph is what launch overhead costs.
+
+torch and Triton kernels are captured with ``torch.cuda.graph`` (whose private memory pool
+serves the step's allocations), CuPy kernels with CuPy's stream capture. A kernel says whether
+its step can be captured with the class attribute ``cuda_graph``: cupy-manual cannot, since
+CuPy's memory pool is not made for allocations during a capture.
 """
 
 from gdbench.protocol import FUSED
 
-GRAPH_BACKENDS = ("torch", "triton")
+
+def capturable(kernel) -> bool:
+    return kernel.device == "cuda" and bool(getattr(kernel, "cuda_graph", False))
 
 
 class CudaGraphStep:
-    """Wraps a prepared-on-demand kernel; ``prepare`` captures its step, ``step`` replays it."""
+    """Wraps a kernel; ``prepare`` captures its step, ``step`` replays it."""
 
     phases = FUSED
 
     def __init__(self, inner):
-        if inner.device != "cuda" or inner.backend not in GRAPH_BACKENDS:
-            raise ValueError(f"a CUDA graph needs a torch or triton kernel on cuda, not "
-                             f"{inner.name} ({inner.backend}) on {inner.device}")
+        if not capturable(inner):
+            raise ValueError(f"{inner.name} ({inner.backend}) on {inner.device} cannot be "
+                             "captured in a CUDA graph")
         self.inner = inner
         self.name = f"{inner.name}+graph"
         self.backend, self.device, self.dtype = inner.backend, inner.device, inner.dtype
         self.passes = inner.passes
 
     def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
+        inner = self.inner
+        inner.prepare(x, y, w0=w0, lr=lr)
+        capture = self._capture_cupy if inner.backend == "cupy" else self._capture_torch
+        capture(lambda: inner.prepare(x, y, w0=w0, lr=lr))
+
+    def _capture_torch(self, reset) -> None:
         import torch
 
         inner = self.inner
-        inner.prepare(x, y, w0=w0, lr=lr)
         # Warm up on a side stream, as torch.cuda.graphs asks: lazy initialization (cuBLAS
         # handles, autograd buffers, compilation) must not happen during capture.
         side = torch.cuda.Stream()
@@ -37,13 +49,29 @@ class CudaGraphStep:
             for _ in range(3):
                 inner.step()
         torch.cuda.current_stream().wait_stream(side)
-        inner.prepare(x, y, w0=w0, lr=lr)  # back to w0: capturing records the step, runs nothing
+        reset()  # back to w0: capturing records the step, runs nothing
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             inner.step()
+        self.replay = self.graph.replay
+
+    def _capture_cupy(self, reset) -> None:
+        import cupy
+
+        inner = self.inner
+        for _ in range(3):  # compile and allocate before capturing
+            inner.step()
+        reset()
+        inner.synchronize()
+        stream = cupy.cuda.Stream(non_blocking=True)
+        with stream:
+            stream.begin_capture()
+            inner.step()
+            self.graph = stream.end_capture()
+        self.replay = self.graph.launch  # on the current stream, where the timer's events are
 
     def step(self) -> None:
-        self.graph.replay()
+        self.replay()
 
     def synchronize(self) -> None:
         self.inner.synchronize()

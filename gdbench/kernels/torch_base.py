@@ -17,6 +17,7 @@ class TorchKernel(KernelBase):
     backend = "torch"
     devices = ("cpu", "cuda")
     requires = ("torch",)
+    cuda_graph = True
 
     def _setup(self, x, y, w0):
         import torch

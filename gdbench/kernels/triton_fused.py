@@ -1,17 +1,19 @@
-"""triton-fused: one pass over x and y in Triton, then the update on the device.
+"""triton-fused: the whole step in one Triton launch, one pass over x and y.
 
-``partial_sums_1d`` (one feature) or ``partial_sums_nd``: each program strides over blocks of
-rows, keeping per-lane sums of r**2 and r * x (r = x @ w - y), and adds its totals atomically
-to a small accumulator.
-``apply_update``: one program turns the sums into the loss and gradient, updates w and clears
-the accumulator for the next step. Two launches, no host synchronization; memory traffic: x and
-y read once, 1 pass.
+``fused_step_1d`` (one feature) and ``fused_step_nd``: each program strides over whole blocks of
+rows, keeping per-lane sums of r**2 and r * x (r = x @ w - y); the last program also takes the
+rows after the last whole block, masked. Whole blocks are read without a mask, so the compiler
+can use aligned 16-byte loads for any N; row offsets are 64-bit, so N * D past 2**31 elements
+stays in bounds. Each program adds its totals atomically to a small accumulator and counts
+itself done; the last program to finish reads and clears the accumulator, writes the loss and
+gradient, updates w and resets the count. One launch, no host synchronization; memory traffic:
+x and y read once, 1 pass. Loads of x are 16-byte wide when D is a power of two; other D mask
+the padding columns.
 
 On the CPU the kernels run on CPU tensors in Triton's interpreter (TRITON_INTERPRET=1), which is
 how the tests check them without a GPU.
 """
 
-import functools
 import os
 
 import numpy as np
@@ -19,63 +21,11 @@ import numpy as np
 from gdbench.kernels.base import FusedKernelBase
 from gdbench.kernels.torch_base import TorchKernel
 
-BLOCK_ELEMENTS = {"cuda": 2048, "cpu": 1 << 16}  # elements of x per block of rows; the
-# interpreter runs each block as NumPy operations, so on the CPU fewer, larger blocks are faster
-
-
-@functools.cache
-def kernels():
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def partial_sums_1d(x_ptr, y_ptr, w_ptr, acc_ptr, n, BLOCK: tl.constexpr):
-        w = tl.load(w_ptr)
-        sq = tl.zeros([BLOCK], dtype=w.dtype)
-        g = tl.zeros([BLOCK], dtype=w.dtype)
-        for start in range(tl.program_id(0) * BLOCK, n, tl.num_programs(0) * BLOCK):
-            rows = start + tl.arange(0, BLOCK)
-            row_ok = rows < n
-            x = tl.load(x_ptr + rows, mask=row_ok, other=0.0)
-            r = x * w - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
-            sq += r * r
-            g += r * x
-        tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))
-        tl.atomic_add(acc_ptr + 1, tl.sum(g, axis=0))
-
-    @triton.jit
-    def partial_sums_nd(x_ptr, y_ptr, w_ptr, acc_ptr, n, D: tl.constexpr, D_PAD: tl.constexpr,
-                        BLOCK: tl.constexpr):
-        cols = tl.arange(0, D_PAD)
-        col_ok = cols < D
-        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
-        sq = tl.zeros([BLOCK], dtype=w.dtype)
-        g = tl.zeros([BLOCK, D_PAD], dtype=w.dtype)
-        for start in range(tl.program_id(0) * BLOCK, n, tl.num_programs(0) * BLOCK):
-            rows = start + tl.arange(0, BLOCK)
-            row_ok = rows < n
-            x = tl.load(x_ptr + rows[:, None] * D + cols[None, :],
-                        mask=row_ok[:, None] & col_ok[None, :], other=0.0)
-            r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
-            sq += r * r
-            g += r[:, None] * x
-        tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))
-        tl.atomic_add(acc_ptr + 1 + cols, tl.sum(g, axis=0), mask=col_ok)
-
-    @triton.jit
-    def apply_update(w_ptr, acc_ptr, out_ptr, lr_ptr, n, D: tl.constexpr, D_PAD: tl.constexpr):
-        cols = tl.arange(0, D_PAD)
-        col_ok = cols < D
-        loss = tl.load(acc_ptr) / n
-        grad = 2.0 * tl.load(acc_ptr + 1 + cols, mask=col_ok, other=0.0) / n
-        w = tl.load(w_ptr + cols, mask=col_ok)
-        tl.store(w_ptr + cols, w - tl.load(lr_ptr) * grad, mask=col_ok)
-        tl.store(out_ptr, loss)
-        tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
-        tl.store(acc_ptr, 0.0)
-        tl.store(acc_ptr + 1 + cols, tl.zeros([D_PAD], dtype=w.dtype), mask=col_ok)
-
-    return triton, partial_sums_1d, partial_sums_nd, apply_update
+# Elements of x per block and warps per program on the GPU; the interpreter runs each block as
+# NumPy operations, so on the CPU fewer, larger blocks are faster.
+BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 16}
+NUM_WARPS = 8
+PROGRAMS_PER_SM = 4
 
 
 class TritonFused(FusedKernelBase, TorchKernel):
@@ -97,30 +47,34 @@ class TritonFused(FusedKernelBase, TorchKernel):
     def _setup(self, x, y, w0):
         super()._setup(np.ascontiguousarray(x), y, w0)
         torch = self.torch
-        triton, self.partial_sums_1d, self.partial_sums_nd, self.apply_update = kernels()
+        import triton
+
+        from gdbench.kernels import triton_loops
+
+        self.loops = triton_loops
         d = self.n_features
-        self.d_pad = max(2, triton.next_power_of_2(d))  # tl.arange needs at least 2 here
+        self.d_pad = triton.next_power_of_2(d)
         elements = BLOCK_ELEMENTS[self.device]
         self.block = elements if d == 1 else max(16, elements // self.d_pad)
         blocks = triton.cdiv(self.n_samples, self.block)
         if self.device == "cuda":
             sms = torch.cuda.get_device_properties(self.x.device).multi_processor_count
-            self.grid = (min(blocks, 4 * sms),)
+            self.grid = (min(blocks, PROGRAMS_PER_SM * sms),)
         else:
             self.grid = (min(blocks, 8),)
-        self.acc = torch.zeros(1 + d, dtype=self.w.dtype, device=self.device)
-        self.out = torch.zeros(1 + d, dtype=self.w.dtype, device=self.device)
+        dtype = self.w.dtype
+        self.acc = torch.zeros(1 + d, dtype=dtype, device=self.device)
+        self.count = torch.zeros(1, dtype=torch.int32, device=self.device)
+        self.out = torch.zeros(1 + d, dtype=dtype, device=self.device)
         # lr travels as a tensor of the data's dtype: Triton would pass a Python float as fp32.
-        self.lr_tensor = torch.tensor([self.lr], dtype=self.w.dtype, device=self.device)
+        self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
         self._loss, self._grad = self.out[0], self.out[1:]
 
     def step(self):
-        d = self.n_features
-        if d == 1:
-            self.partial_sums_1d[self.grid](self.x, self.y, self.w, self.acc, self.n_samples,
-                                            BLOCK=self.block)
+        args = (self.x, self.y, self.w, self.acc, self.count, self.out, self.lr_tensor,
+                self.n_samples)
+        if self.n_features == 1:
+            self.loops.fused_step_1d[self.grid](*args, BLOCK=self.block, num_warps=NUM_WARPS)
         else:
-            self.partial_sums_nd[self.grid](self.x, self.y, self.w, self.acc, self.n_samples,
-                                            D=d, D_PAD=self.d_pad, BLOCK=self.block)
-        self.apply_update[(1,)](self.w, self.acc, self.out, self.lr_tensor, self.n_samples,
-                                D=d, D_PAD=self.d_pad)
+            self.loops.fused_step_nd[self.grid](*args, D=self.n_features, D_PAD=self.d_pad,
+                                                BLOCK=self.block, num_warps=NUM_WARPS)

@@ -1,0 +1,92 @@
+"""Triton kernels of triton-fused: the whole gradient-descent step in one launch.
+
+Imported only by the kernel that uses them, never by ``import gdbench``; the kernel's module
+says what they compute.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
+    """Count this program done; the last program to arrive applies the step.
+
+    acq_rel (the default) on the count: the sums every program added before counting itself
+    are visible to the program that sees the count reach the grid size.
+    """
+    if tl.atomic_add(count_ptr, 1) == tl.num_programs(0) - 1:
+        lr = tl.load(lr_ptr)
+        zero = lr * 0
+        # Read the totals through the atomic unit, where the other programs' adds landed,
+        # then clear them and the count for the next step: nobody else touches them now.
+        loss = tl.atomic_add(acc_ptr, zero) / n
+        grad = 2.0 * tl.atomic_add(acc_ptr + 1 + cols, zero, mask=col_ok) / n
+        tl.store(acc_ptr, zero)
+        tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
+        tl.store(count_ptr, 0)
+        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
+        tl.store(w_ptr + cols, w - lr * grad, mask=col_ok)
+        tl.store(out_ptr, loss)
+        tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
+
+
+@triton.jit(do_not_specialize=["n"])
+def fused_step_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
+                  BLOCK: tl.constexpr):
+    w = tl.load(w_ptr)
+    sq = tl.zeros([BLOCK], dtype=w.dtype)
+    g = tl.zeros([BLOCK], dtype=w.dtype)
+    whole = n // BLOCK
+    for block in range(tl.program_id(0), whole, tl.num_programs(0)):
+        rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        x = tl.load(x_ptr + rows)
+        r = x * w - tl.load(y_ptr + rows)
+        sq += r * r
+        g += r * x
+    if tl.program_id(0) == tl.num_programs(0) - 1:  # the rows after the last whole block
+        rows = tl.cast(whole, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        row_ok = rows < n
+        x = tl.load(x_ptr + rows, mask=row_ok, other=0.0)
+        r = x * w - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
+        sq += r * r
+        g += r * x
+    # Scalar atomics run once per program, whatever the layout of the tensors they came from.
+    tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))
+    tl.atomic_add(acc_ptr + 1, tl.sum(g, axis=0))
+    cols = tl.arange(0, 2)
+    finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, cols < 1, n)
+
+
+@triton.jit(do_not_specialize=["n"])
+def fused_step_nd(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
+                  D: tl.constexpr, D_PAD: tl.constexpr, BLOCK: tl.constexpr):
+    cols = tl.arange(0, D_PAD)
+    col_ok = cols < D
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
+    sq = tl.zeros([BLOCK], dtype=w.dtype)
+    g = tl.zeros([BLOCK, D_PAD], dtype=w.dtype)
+    whole = n // BLOCK
+    for block in range(tl.program_id(0), whole, tl.num_programs(0)):
+        rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        if D == D_PAD:  # resolved at compile time: no mask, so 16-byte loads
+            x = tl.load(x_ptr + rows[:, None] * D + cols[None, :])
+        else:
+            x = tl.load(x_ptr + rows[:, None] * D + cols[None, :], mask=col_ok[None, :],
+                        other=0.0)
+        r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows)
+        sq += r * r
+        g += r[:, None] * x
+    if tl.program_id(0) == tl.num_programs(0) - 1:
+        rows = tl.cast(whole, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        row_ok = rows < n
+        x = tl.load(x_ptr + rows[:, None] * D + cols[None, :],
+                    mask=row_ok[:, None] & col_ok[None, :], other=0.0)
+        r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
+        sq += r * r
+        g += r[:, None] * x
+    tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))
+    g = tl.sum(g, axis=0)
+    for j in tl.static_range(D):
+        tl.atomic_add(acc_ptr + 1 + j, tl.sum(tl.where(cols == j, g, 0.0), axis=0))
+    finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)

@@ -1,0 +1,115 @@
+"""The GPU kernels compiled for a Hopper GPU (sm_90) without one: what the GPU will run.
+
+Triton compiles ahead of time for a target it is told of, and NVRTC (the nvidia-cuda-nvrtc
+wheel of the test extra) compiles CUDA C++ without a device, so the CPU can check that the
+fused kernels build, that Triton's main loop loads 16 bytes at a time, and that nothing spills
+to local memory.
+"""
+
+import ctypes
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugins import REPO
+
+AOT = r"""
+import json, re, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from gdbench.kernels import triton_loops
+
+def ptx(fn, dtype, constexprs):
+    names = ["x_ptr", "y_ptr", "w_ptr", "acc_ptr", "count_ptr", "out_ptr", "lr_ptr"]
+    signature = {k: ("*i32" if k == "count_ptr" else f"*{dtype}") for k in names}
+    signature["n"] = "i64"
+    signature.update({k: "constexpr" for k in constexprs})
+    # torch's allocations are 16-byte aligned, and Triton specializes on that at run time
+    aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(names))}
+    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": 8}).asm["ptx"]
+
+out = {}
+for name, fn, dtype, constexprs in [
+        ("1d-fp32", triton_loops.fused_step_1d, "fp32", {"BLOCK": 4096}),
+        ("1d-fp64", triton_loops.fused_step_1d, "fp64", {"BLOCK": 4096}),
+        ("nd8-fp32", triton_loops.fused_step_nd, "fp32", {"D": 8, "D_PAD": 8, "BLOCK": 512}),
+        ("nd3-fp32", triton_loops.fused_step_nd, "fp32", {"D": 3, "D_PAD": 4, "BLOCK": 1024})]:
+    text = ptx(fn, dtype, constexprs)
+    out[name] = {"v4": len(re.findall(r"ld\.global[\w.]*\.v4", text)),
+                 "v2": len(re.findall(r"ld\.global[\w.]*\.v2", text)),
+                 "local": len(re.findall(r"\.local", text))}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def triton_ptx():
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-c", AOT], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_triton_main_loop_loads_16_bytes(triton_ptx):
+    # float32: 16-element vectors per thread are four 16-byte loads of x and four of y
+    assert triton_ptx["1d-fp32"]["v4"] >= 8
+    assert triton_ptx["1d-fp64"]["v2"] >= 8  # float64: two elements per 16 bytes
+    assert triton_ptx["nd8-fp32"]["v4"] >= 4  # rows of 8 features, unmasked
+    assert all(k["local"] == 0 for k in triton_ptx.values())
+
+
+def nvrtc():
+    """NVRTC from the nvidia-cuda-nvrtc wheel, or None."""
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations if spec else []):
+        for lib in sorted(Path(root).glob("*/lib/libnvrtc.so*")):
+            if "builtins" not in lib.name:
+                return ctypes.CDLL(str(lib))
+    return None
+
+
+def compile_cuda(lib, source: str, name: str) -> str:
+    """PTX for sm_90 of the template instance ``name`` in ``source``; AssertionError with the log."""
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"k.cu", 0, None, None) == 0
+    assert lib.nvrtcAddNameExpression(prog, name.encode()) == 0
+    options = [b"-std=c++17", b"--gpu-architecture=compute_90"]
+    status = lib.nvrtcCompileProgram(prog, len(options), (ctypes.c_char_p * 2)(*options))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    assert status == 0, log.value.decode()
+    lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+    ptx = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetPTX(prog, ptx)
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    return ptx.value.decode()
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+@pytest.mark.parametrize("d", [1, 3, 16])
+def test_cupy_fused_source_compiles(ctype, d):
+    lib = nvrtc()
+    if lib is None:
+        pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
+    from gdbench.kernels.cupy_fused import MAX_FEATURES, SOURCE
+
+    assert d <= MAX_FEATURES
+    ptx = compile_cuda(lib, SOURCE, f"fused_step<{ctype}, {d}>")
+    assert "atom.global.add.f64" in ptx  # the float64 accumulator
+    assert "atom.global.add.u32" in ptx  # the count of finished blocks
+    assert not re.search(r"\.local", ptx)  # the per-thread sums stay in registers
