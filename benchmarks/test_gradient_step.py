@@ -3,8 +3,11 @@
 A round is timed by ``SynchronizedClock``: it waits for the device before reading the clock at
 the start and end of the round, so each round includes the device work its calls launched.
 ``step`` and ``forward`` can repeat freely, so pytest-benchmark calibrates several calls per
-round and the one synchronization is shared; ``backward`` needs a fresh forward and ``update`` a
-fresh backward, which run as the untimed setup of each one-call round.
+round (rounds of at least 1 ms on CUDA) and the one synchronization is shared. ``backward``
+needs a fresh forward and ``update`` a fresh backward, which run as the untimed setup of each
+one-call round: on CUDA at small sizes such a round also holds the synchronization's latency.
+Before each ``backward`` a whole step runs first, so that its update clears the gradient and
+the timed backward never accumulates into the last one.
 """
 
 import math
@@ -31,7 +34,10 @@ def test_forward(kernel, benchmark):
 
 
 def test_backward(kernel, benchmark):
-    setup = kernel.forward
+    def setup():
+        kernel.step()  # its update clears the gradient (grad = None, zero_grad)
+        kernel.forward()
+
     benchmark.pedantic(kernel.backward, setup=setup, warmup_rounds=1,
                        rounds=rounds_for(kernel, setup, kernel.backward))
 

@@ -45,7 +45,8 @@ def cmd_list(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("kernel", "backend", "phases", *(f"{d}" for d in ("cpu", "cuda")))
+    table = Table("kernel", "backend", "phases", "features", "CUDA graph",
+                  *(f"{d}" for d in ("cpu", "cuda")))
     for info in registry.list_kernels():
         cells = []
         for device in ("cpu", "cuda"):
@@ -56,7 +57,9 @@ def cmd_list(args) -> int:
             else:
                 cells.append(f"[red]{escape(info.unavailable[device])}[/red]")
         phases = "fused step" if tuple(info.phases) == ("step",) else "3 phases"
-        table.add_row(info.name, info.backend, phases, *cells)
+        features = "any" if info.max_features is None else f"≤ {info.max_features}"
+        graph = "yes" if info.cuda_graph else "-" if "cuda" not in info.devices else "no"
+        table.add_row(info.name, info.backend, phases, features, graph, *cells)
     stdout_console().print(table)
     return 0
 
@@ -174,7 +177,8 @@ def cmd_probe(args) -> int:
         print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
     if result.cache_methods:
         print(f"{result.device} cache: roofline {result.cache_bandwidth / 1e9:.1f} GB/s for data "
-              f"within the {result.cache_bytes / 2**20:.0f} MiB last-level cache "
+              f"within the {result.cache_bytes / 2**20:.0f} MiB "
+              f"{'L2' if result.device == 'cuda' else 'last-level'} cache "
               f"({result.cache_nbytes / 2**20:.0f} MiB streamed)")
         for method, rate in result.cache_methods.items():
             print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
@@ -211,7 +215,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--csv", help="also write a CSV file")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.add_argument("--cuda-graph", action="store_true",
-                   help="also replay each torch or triton kernel's step from a CUDA graph")
+                   help="also replay each kernel's step from a CUDA graph where it can be captured")
     p.add_argument("--no-probe", action="store_true",
                    help="skip measuring the memory bandwidth (no %% of roofline)")
     p.add_argument("--plot", metavar="DIR", help="also write the plots into DIR")

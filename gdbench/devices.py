@@ -15,6 +15,7 @@ INSTALL_HINT = {
     "triton": "triton",
     "numba": "numba",
     "matplotlib": "plot",
+    "pynvml": "nvml",
 }
 
 

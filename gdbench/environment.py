@@ -9,7 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("numpy", "torch", "triton", "numba", "rich", "matplotlib", "pytest-benchmark")
+PACKAGES = ("numpy", "torch", "triton", "numba", "numba-cuda", "nvidia-ml-py", "rich", "matplotlib",
+            "pytest-benchmark")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMBA_NUM_THREADS", "TRITON_INTERPRET")
 
@@ -114,4 +115,8 @@ def capture(device: str) -> dict:
     }
     if device == "cuda":
         env["gpu"] = gpu_info()
+        from gdbench.telemetry import open_telemetry
+
+        nvml = open_telemetry()
+        env["gpu"]["nvml"] = nvml.describe() if nvml else "not recorded (pip install nvidia-ml-py)"
     return env

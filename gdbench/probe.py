@@ -4,8 +4,10 @@ CPU: a multi-threaded streaming read (a sum) by each available library (Numba's 
 PyTorch's threaded sum, NumPy's single-threaded sum), at two working-set sizes: four times the
 last-level cache ("memory"), and a quarter of it ("cache"), since a step whose data fits in the
 cache streams it from there. CUDA: a device-to-device copy (read and write counted) and a read
-reduction of 2 GiB, timed with CUDA events ("memory" only). At each level the roofline is the
-best of the methods: the fastest a step could stream its data.
+reduction of 2 GiB ("memory"), and for data that fits in L2 ("cache"), a reduction that reads
+an L2-sized array hundreds of times in one launch (a stride-0 view of it) and a batch of copies
+within L2, all timed with CUDA events. At each level the roofline is the best of the methods:
+the fastest a step could stream its data.
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ class Probe:
         return max(self.cache_methods.values()) if self.cache_methods else None
 
     def roofline(self, nbytes: int) -> float:
-        """The roofline for a step reading ``nbytes``: the cache's if they fit in it."""
+        """The roofline for a step reading ``nbytes``: the cache's if they fit in it.
+
+        Never below the memory level: data in a cache streams at least as fast as from memory,
+        so a cache figure under it says the method failed to reach the cache's speed.
+        """
         if self.cache_methods and nbytes <= self.cache_bytes:
-            return self.cache_bandwidth
+            return max(self.cache_bandwidth, self.bandwidth)
         return self.bandwidth
 
     def to_dict(self) -> dict:
@@ -101,28 +107,24 @@ def probe_cpu(nbytes: int | None = None, cache_nbytes: int | None = None,
                  cache_nbytes)
 
 
-def _cuda_rates(nbytes: int, repeats: int) -> dict:
-    """Copy and read rates of ``nbytes`` on CUDA device 0, with torch, or CuPy without it."""
+def _cuda_arrays(nbytes: int):
+    """(module, array of ``nbytes`` on CUDA device 0, event pair maker, elapsed ms): torch or CuPy."""
     from gdbench.devices import cuda_unavailable
 
     if cuda_unavailable("torch") is None:
         import torch
 
-        a = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
-        b = torch.empty_like(a)
         events = lambda: (torch.cuda.Event(enable_timing=True),  # noqa: E731
                           torch.cuda.Event(enable_timing=True))
-        elapsed_ms = lambda start, end: start.elapsed_time(end)  # noqa: E731
-        copy, library = (lambda: b.copy_(a)), "torch"
-    else:
-        import cupy
+        return ("torch", torch.ones(nbytes // 4, dtype=torch.float32, device="cuda"), events,
+                lambda start, end: start.elapsed_time(end))
+    import cupy
 
-        a = cupy.ones(nbytes // 4, dtype=cupy.float32)
-        b = cupy.empty_like(a)
-        events = lambda: (cupy.cuda.Event(), cupy.cuda.Event())  # noqa: E731
-        elapsed_ms = cupy.cuda.get_elapsed_time
-        copy, library = (lambda: b.__setitem__(Ellipsis, a)), "cupy"
+    return ("cupy", cupy.ones(nbytes // 4, dtype=cupy.float32),
+            lambda: (cupy.cuda.Event(), cupy.cuda.Event()), cupy.cuda.get_elapsed_time)
 
+
+def _event_clock(events, elapsed_ms):
     def clock(fn):
         start, end = events()
         start.record()
@@ -131,14 +133,63 @@ def _cuda_rates(nbytes: int, repeats: int) -> dict:
         end.synchronize()
         return elapsed_ms(start, end) * 1e-3
 
-    return {f"{library}-copy": _best_rate(copy, 2 * nbytes, repeats, clock),
+    return clock
+
+
+def _copy(library, a, b):
+    return (lambda: b.copy_(a)) if library == "torch" else (lambda: b.__setitem__(Ellipsis, a))
+
+
+def _cuda_rates(nbytes: int, repeats: int) -> dict:
+    """Copy and read rates of ``nbytes`` from device memory on CUDA device 0."""
+    library, a, events, elapsed_ms = _cuda_arrays(nbytes)
+    b = a.clone() if library == "torch" else a.copy()
+    clock = _event_clock(events, elapsed_ms)
+    return {f"{library}-copy": _best_rate(_copy(library, a, b), 2 * nbytes, repeats, clock),
             f"{library}-sum": _best_rate(a.sum, nbytes, repeats, clock)}
 
 
-def probe_cuda(nbytes: int = 2 << 30, repeats: int = 10) -> Probe:
+def _cuda_cache_rates(nbytes: int, repeats: int, streamed: int = 1 << 30) -> dict:
+    """Rates for an array of ``nbytes`` that stays in L2, read about ``streamed`` bytes a time.
+
+    One reduction over a (reps, n) view of the array with stride 0 between rows reads it
+    ``reps`` times in a single launch, so launch gaps do not hide the cache's bandwidth; a
+    batch of back-to-back copies of half the array into the other half is the second method.
+    """
+    library, a, events, elapsed_ms = _cuda_arrays(nbytes)
+    n = a.shape[0]
+    reps = max(1, streamed // max(nbytes, 1))
+    if library == "torch":
+        view = a.as_strided((reps, n), (0, 1))
+    else:
+        from cupy.lib.stride_tricks import as_strided
+
+        view = as_strided(a, (reps, n), (0, a.itemsize))
+    clock = _event_clock(events, elapsed_ms)
+    half = n // 2
+    src, dst = a[:half], a[half:2 * half]
+    copy = _copy(library, src, dst)
+    copies = min(2000, max(1, streamed // max(2 * half * 4, 1)))  # small copies are launch-bound
+
+    def copy_batch():
+        for _ in range(copies):
+            copy()
+
+    return {f"{library}-l2-sum": _best_rate(view.sum, reps * n * 4, repeats, clock),
+            f"{library}-l2-copy": _best_rate(copy_batch, copies * 2 * half * 4, repeats, clock)}
+
+
+def probe_cuda(nbytes: int = 2 << 30, cache_nbytes: int | None = None,
+               repeats: int = 10) -> Probe:
+    from gdbench.environment import gpu_info
+
+    l2 = int(gpu_info().get("l2_cache_bytes") or 0)
     methods = _cuda_rates(nbytes, repeats)  # its arrays are freed on return
+    cache_methods, cache_nbytes = {}, min(cache_nbytes or l2 // 4, l2)
+    if cache_nbytes >= 1 << 12:
+        cache_methods = _cuda_cache_rates(cache_nbytes, repeats)
     release_device_memory("cuda")
-    return Probe("cuda", nbytes, methods)
+    return Probe("cuda", nbytes, methods, l2, cache_methods, cache_nbytes if cache_methods else 0)
 
 
 def probe(device: str = "auto", nbytes: int | None = None,
@@ -146,11 +197,12 @@ def probe(device: str = "auto", nbytes: int | None = None,
     """Measure the roofline of ``device`` (cpu, cuda or auto), streaming ``nbytes`` from memory.
 
     By default ``nbytes`` is four times the CPU's last-level cache (at least 1 GiB), or 2 GiB on
-    CUDA. The CPU's cache level streams ``cache_nbytes`` (by default a quarter of the cache): a
-    sweep passes the bytes of its largest case that fits in the cache, since the bandwidth a
-    cache delivers falls as the working set grows towards its size.
+    CUDA. The cache level (the last-level cache on the CPU, L2 on CUDA) streams ``cache_nbytes``
+    (by default a quarter of the cache): a sweep passes the bytes of its largest case that fits
+    in the cache, since the bandwidth a cache delivers falls as the working set grows towards
+    its size.
     """
     device = resolve_device(device)
     if device == "cuda":
-        return probe_cuda(nbytes or 2 << 30)
+        return probe_cuda(nbytes or 2 << 30, cache_nbytes)
     return probe_cpu(nbytes, cache_nbytes)

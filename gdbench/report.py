@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gdbench import findings
 from gdbench.results import RunResult, format_size, write_atomic
-from gdbench.tables import format_time
+from gdbench.tables import format_time, marks
 
 
 def _environment(run: RunResult) -> list[str]:
@@ -19,11 +19,18 @@ def _environment(run: RunResult) -> list[str]:
              f"Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())]
     if env.get("gpu"):
         g = env["gpu"]
-        lines.append(f"- GPU: {g.get('name')}, CUDA {g.get('cuda')}, driver {g.get('driver')}")
+        line = f"- GPU: {g.get('name')}, CUDA {g.get('cuda')}, driver {g.get('driver')}"
+        if isinstance(g.get("nvml"), dict):
+            nvml = g["nvml"]
+            line += (f", SM clock up to {nvml.get('max_sm_clock_mhz')} MHz, power limit "
+                     f"{nvml.get('power_limit_w')} W")
+        lines.append(line)
     if run.probe:
         line = f"- roofline: {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
         if run.probe.get("cache_bandwidth"):
-            line += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
+            cache = "L2" if run.probe["device"] == "cuda" else "the last-level cache"
+            line += (f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from {cache} "
+                     f"({run.probe['cache_nbytes'] / 2**20:.3g} MiB streamed)")
         lines.append(line)
     if env.get("gdbench_commit"):
         lines.append(f"- gdbench commit `{env['gdbench_commit']}`")
@@ -45,9 +52,15 @@ def _step_table(run: RunResult) -> list[str]:
             elif not c.ok:
                 cells.append(c.status.upper())
             else:
-                cell = f"{format_time(c.summary().median)} · {c.bandwidth / 1e9:.3g} GB/s"
+                cell = f"{format_time(c.summary().median)}{marks(c)}"
+                if c.throughput is not None:
+                    cell += f" · {format_time(c.throughput.median)}"
+                cell += f" · {c.bandwidth / 1e9:.3g} GB/s"
                 if run.probe:
-                    cell += f" · {100 * c.roofline_fraction(run.roofline(c)):.0f}%"
+                    roofline = run.roofline(c)
+                    cell += f" · {100 * c.roofline_fraction(roofline):.0f}%"
+                    if c.throughput is not None:
+                        cell += f" · {100 * c.throughput_bandwidth / roofline:.0f}%"
                 cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
@@ -96,12 +109,21 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
     for run, source in zip(runs, sources):
-        lines += [f"## {source}", "", *_environment(run), "", "Median step time · effective "
-                  "bandwidth · % of the roofline:", "", *_step_table(run), ""]
+        batched = any(c.ok and c.throughput is not None for c in run.cases)
+        legend = ("Median latency of one step · time per step in batches of back-to-back "
+                  "steps (throughput) · effective bandwidth at the latency · % of the roofline "
+                  "at the latency · at the throughput" if batched else
+                  "Median step time · effective bandwidth · % of the roofline")
+        lines += [f"## {source}", "", *_environment(run), "", legend + " (`~` noisy, `!` "
+                  "throttled GPU):", "", *_step_table(run), ""]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
                                                  for c in failed] + [""]
+        throttled = [c for c in run.cases if c.ok and c.throttled]
+        if throttled:
+            lines += ["Cases during which the GPU ran throttled:", ""] + [
+                f"- {c.spec.label}: {'; '.join(c.throttle_reasons)}" for c in throttled] + [""]
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
               f"![phases of one step]({rel / 'phases.png'})", "", "## Findings", "",

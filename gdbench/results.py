@@ -67,8 +67,11 @@ class CaseResult:
     prepare_s: float = float("nan")  # prepare(): host-to-device transfer and set-up
     warmup_s: float = float("nan")  # the first step, compilation included
     samples: Samples | None = None
-    cache_bytes: int = 0  # last-level cache of the device, 0 where unknown
+    cache_bytes: int = 0  # last-level cache of the device (L2 on CUDA), 0 where unknown
     precision_target: float = 0.01
+    settle_steps: int = 0  # untimed steps run until the step time settled
+    settled: bool = False  # whether it settled before the warm-up's time limit
+    telemetry: dict | None = None  # NVML readings at the start and end of a CUDA case
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,28 @@ class CaseResult:
         return self.spec.bytes_min / self.summary().median
 
     @property
+    def throughput(self) -> Summary | None:
+        """Time per step in batches of back-to-back steps; None when no batch was measured."""
+        return None if self.samples is None else self.samples.throughput()
+
+    @property
+    def throughput_bandwidth(self) -> float | None:
+        """Effective bandwidth at the batched (steady-state) time per step."""
+        t = self.throughput
+        return None if t is None else self.spec.bytes_min / t.median
+
+    @property
+    def throttle_reasons(self) -> list[str]:
+        """Why the GPU ran below full speed during the case (empty: it did not, or unknown)."""
+        from gdbench.telemetry import throttle_reasons
+
+        return throttle_reasons(self.telemetry)
+
+    @property
+    def throttled(self) -> bool:
+        return bool(self.throttle_reasons)
+
+    @property
     def bytes_model(self) -> float:
         return self.passes * self.spec.bytes_min
 
@@ -109,18 +134,32 @@ class CaseResult:
              "bytes_min": self.spec.bytes_min, "bytes_model": self.bytes_model,
              "cache_bytes": self.cache_bytes,
              "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
-             "warmup_s": self.warmup_s, "precision_target": self.precision_target}
+             "warmup_s": self.warmup_s, "precision_target": self.precision_target,
+             "settle_steps": self.settle_steps, "settled": self.settled}
+        if self.telemetry is not None:
+            d["telemetry"] = self.telemetry
+            d["throttled"] = self.throttled
+            d["throttle_reasons"] = self.throttle_reasons
         if self.samples is not None:
             s = self.samples
             d["phases"] = list(s.phases)
             d["samples"] = {p: s.phase(p).tolist() for p in s.phases}
             if s.host is not None:
                 d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
+            if s.batch is not None:
+                d["batch_size"] = s.batch_size
+                d["batch_samples"] = s.batch.tolist()
+                if s.batch_host is not None:
+                    d["batch_host_samples"] = s.batch_host.tolist()
             # Derived from the samples above, for readers that want the figures without them.
             d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
+            if s.batch is not None:
+                d["summary"]["throughput"] = asdict(s.throughput())
             d["noisy"] = self.noisy
             d["samples_per_s"] = self.samples_per_s
             d["bandwidth_gbs"] = self.bandwidth / 1e9
+            if s.batch is not None:
+                d["throughput_bandwidth_gbs"] = self.throughput_bandwidth / 1e9
         return d
 
     @classmethod
@@ -134,11 +173,14 @@ class CaseResult:
             host = None
             if d.get("host_samples"):
                 host = np.array([d["host_samples"][p] for p in phases]).T
-            samples = Samples(phases, device, host)
+            batch = np.array(d["batch_samples"]) if d.get("batch_samples") else None
+            batch_host = np.array(d["batch_host_samples"]) if d.get("batch_host_samples") else None
+            samples = Samples(phases, device, host, batch, int(d.get("batch_size", 0)), batch_host)
         return cls(spec, d["status"], d.get("message", ""), d.get("backend", ""),
                    float(d.get("passes", float("nan"))), float(d.get("prepare_s", float("nan"))),
                    float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
-                   float(d.get("precision_target", 0.01)))
+                   float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
+                   bool(d.get("settled", False)), d.get("telemetry"))
 
 
 @dataclass
@@ -162,8 +204,11 @@ class RunResult:
     def case_dict(self, case: CaseResult) -> dict:
         d = case.to_dict()
         if self.probe and case.samples is not None:
-            d["roofline_gbs"] = self.roofline(case) / 1e9
-            d["roofline_fraction"] = case.roofline_fraction(self.roofline(case))
+            roofline = self.roofline(case)
+            d["roofline_gbs"] = roofline / 1e9
+            d["roofline_fraction"] = case.roofline_fraction(roofline)
+            if case.throughput is not None:
+                d["throughput_roofline_fraction"] = case.throughput_bandwidth / roofline
         return d
 
     def to_dict(self) -> dict:
@@ -232,9 +277,10 @@ def read_json(path) -> RunResult:
 CSV_FIELDS = ["kernel", "cuda_graph", "backend", "device", "dtype", "n_samples", "n_features", "status",
               "message", "samples", "step_median_s", "step_iqr_s", "step_min_s", "forward_median_s",
               "backward_median_s", "update_median_s", "host_step_median_s", "noisy",
-              "samples_per_s", "bandwidth_gbs", "roofline_fraction", "bytes_min", "bytes_model",
-              "passes", "fits_in_cache",
-              "prepare_s", "warmup_s"]
+              "samples_per_s", "bandwidth_gbs", "roofline_fraction", "batch_size",
+              "throughput_median_s", "throughput_bandwidth_gbs", "throughput_roofline_fraction",
+              "throttled", "bytes_min", "bytes_model", "passes", "fits_in_cache",
+              "prepare_s", "warmup_s", "settle_steps", "settled"]
 
 
 def write_csv(run: RunResult, path) -> None:
@@ -247,7 +293,9 @@ def write_csv(run: RunResult, path) -> None:
         row = {**asdict(c.spec), "backend": c.backend, "status": c.status, "message": c.message,
                "bytes_min": c.spec.bytes_min, "bytes_model": c.bytes_model, "passes": c.passes,
                "fits_in_cache": c.fits_in_cache, "prepare_s": c.prepare_s,
-               "warmup_s": c.warmup_s}
+               "warmup_s": c.warmup_s, "settle_steps": c.settle_steps, "settled": c.settled}
+        if c.telemetry is not None:
+            row["throttled"] = c.throttled
         if c.samples is not None:
             step = c.summary()
             row.update(samples=step.n, step_median_s=step.median, step_iqr_s=step.iqr,
@@ -255,6 +303,12 @@ def write_csv(run: RunResult, path) -> None:
                        bandwidth_gbs=c.bandwidth / 1e9)
             if run.probe:
                 row["roofline_fraction"] = c.roofline_fraction(run.roofline(c))
+            if c.throughput is not None:
+                row.update(batch_size=c.samples.batch_size,
+                           throughput_median_s=c.throughput.median,
+                           throughput_bandwidth_gbs=c.throughput_bandwidth / 1e9)
+                if run.probe:
+                    row["throughput_roofline_fraction"] = c.throughput_bandwidth / run.roofline(c)
             for p in c.samples.phases:
                 if p != "step":
                     row[f"{p}_median_s"] = c.summary(p).median

@@ -17,10 +17,11 @@ import numpy as np
 from gdbench import registry
 from gdbench.devices import release_device_memory, resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
-from gdbench.kernels.cuda_graph import GRAPH_BACKENDS, CudaGraphStep
+from gdbench.kernels.cuda_graph import CudaGraphStep, capturable
 from gdbench.probe import probe as measure_roofline
 from gdbench.reference import compare_step, loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
+from gdbench.telemetry import open_telemetry
 from gdbench.timing import StopRule, sample, warm_up
 
 DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
@@ -62,8 +63,8 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
          dtype: str, cuda_graph: bool = False) -> list[CaseSpec]:
     """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here.
 
-    With ``cuda_graph``, every torch or triton kernel also runs with its step replayed from a
-    CUDA graph, right after the same kernel without.
+    With ``cuda_graph``, every kernel whose step can be captured also runs with its step
+    replayed from a CUDA graph, right after the same kernel without.
     """
     if cuda_graph and device != "cuda":
         raise ValueError("CUDA graphs need --device cuda")
@@ -80,10 +81,11 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
         kernel = registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
         if n_features > (getattr(kernel, "max_features", None) or n_features):
             raise ValueError(f"kernel {name} supports at most {kernel.max_features} feature(s)")
-        if cuda_graph and kernel.backend in GRAPH_BACKENDS:
+        if cuda_graph and capturable(kernel):
             graphable.add(name)
     if cuda_graph and not graphable:
-        raise ValueError("--cuda-graph needs at least one torch or triton kernel")
+        raise ValueError("--cuda-graph needs at least one kernel whose step can be captured "
+                         "(see gdbench list)")
     return [CaseSpec(k, device, dtype, int(n), n_features, graph)
             for n in sizes for k in kernels
             for graph in ((False, True) if k in graphable else (False,))]
@@ -95,8 +97,12 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
-             cache_bytes: int = 0, reference=None) -> CaseResult:
-    """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it."""
+             cache_bytes: int = 0, reference=None, telemetry=None) -> CaseResult:
+    """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
+
+    ``telemetry`` (a ``gdbench.telemetry.Telemetry``) is read after the warm-up and after the
+    last batch, while the device is still busy.
+    """
     fields = {"cache_bytes": cache_bytes, "precision_target": rule.precision}
     kernel = None
     try:
@@ -114,8 +120,12 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
         wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
-        warm_up(kernel)
-        samples = sample(kernel, rule)
+        settle = warm_up(kernel, rule)
+        fields.update(settle_steps=settle.steps, settled=settle.settled)
+        start = telemetry.snapshot() if telemetry else None
+        samples = sample(kernel, rule, batches=True)
+        if telemetry:
+            fields["telemetry"] = {"start": start, "end": telemetry.snapshot()}
         if not math.isfinite(kernel.loss):
             return CaseResult(spec, "diverged", f"loss became {kernel.loss}", **fields)
         return CaseResult(spec, "ok", samples=samples, **fields)
@@ -155,7 +165,9 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
                 "n_features": n_features, "dtype": dtype, "budget_s": budget,
                 "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
-                "min_samples": rule.min_samples, "max_samples": rule.max_samples}
+                "min_samples": rule.min_samples, "max_samples": rule.max_samples,
+                "batch_seconds": rule.batch_seconds, "warmup_max_s": rule.warmup,
+                "cache_state": "warm"}
     result = RunResult(capture(device), settings)
     cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
         "gpu", {}).get("l2_cache_bytes", 0)
@@ -168,10 +180,13 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
     save()  # an unwritable output file fails now, before anything is measured
     problem, problem_size, problem_error = None, None, ""
+    telemetry = None
     try:
         if probe:
             cached = [s.bytes_min for s in specs if s.bytes_min <= cache_bytes]
             result.probe = measure_roofline(device, probe_bytes, max(cached, default=None)).to_dict()
+        if device == "cuda":  # after the probe has made the CUDA context NVML is matched with
+            telemetry = open_telemetry()
         for index, spec in enumerate(specs):
             if on_start:
                 on_start(spec, index, len(specs))
@@ -188,7 +203,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 case = CaseResult(spec, "oom", problem_error, precision_target=precision)
             else:
                 case = run_case(spec, *problem, rule, lr=lr, cache_bytes=cache_bytes,
-                                reference=reference)
+                                reference=reference, telemetry=telemetry)
             result.cases.append(case)
             if index == 0:  # the backends are imported now: record their thread settings too
                 result.environment = capture(device)

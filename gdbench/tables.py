@@ -24,6 +24,11 @@ def phase_split(case) -> str:
     return "·".join(f"{100 * m / total:.0f}" for m in medians) + "%"
 
 
+def marks(case) -> str:
+    """``~`` for a noisy case, ``!`` for one the GPU ran throttled."""
+    return ("~" if case.noisy else "") + ("!" if case.throttled else "")
+
+
 def cell(case, roofline: float | None = None) -> str:
     if not case.ok:
         return f"[red]{case.status.upper()}[/red]"
@@ -31,9 +36,15 @@ def cell(case, roofline: float | None = None) -> str:
     bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
     if roofline:
         bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
-    lines = [f"{format_time(step.median)}{'~' if case.noisy else ''}", phase_split(case), bandwidth]
+    lines = [f"{format_time(step.median)}{marks(case)}"]
     if case.samples.host is not None:
-        lines.insert(1, f"host {format_time(case.summary('step', 'host').median)}")
+        lines.append(f"host {format_time(case.summary('step', 'host').median)}")
+    if case.throughput is not None:
+        tput = f"tput {format_time(case.throughput.median)}"
+        if roofline:
+            tput += f" {100 * case.throughput_bandwidth / roofline:.0f}%"
+        lines.append(tput)
+    lines += [phase_split(case), bandwidth]
     return "\n".join(lines)
 
 
@@ -49,10 +60,15 @@ def step_table(run: RunResult) -> Table:
         if run.probe.get("cache_bandwidth"):
             title += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
         roof = ", and as % of the roofline (the cache's where the data fits in it)"
+    cache = "L2" if s["device"] == "cuda" else "the last-level cache"
     table = Table(title=title,
-                  caption="f·b·u%: forward, backward, update share of the step; GB/s: x and y "
-                          f"read once per step time{roof}; * data fits in the last-level cache; "
-                          "~ noisy (median not known to the target precision, or IQR > 10%)",
+                  caption="first line: median latency of one step (it starts on an idle "
+                          "device); host: its launch time on the CPU; tput: time per step in "
+                          "batches of back-to-back steps (steady state), and its % of the "
+                          "roofline; f·b·u%: forward, backward, update share of the step; GB/s: "
+                          f"x and y read once per step time{roof}; * data fits in {cache}; "
+                          "~ noisy (median not known to the target precision, or IQR > 10%); "
+                          "! GPU throttled during the case",
                   show_lines=True)
     table.add_column("kernel", no_wrap=True)
     for n in sizes:

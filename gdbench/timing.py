@@ -1,14 +1,21 @@
-"""Timing one kernel's steps: per-phase samples, on the CPU clock or on CUDA events.
+"""Timing one kernel's steps: per-phase latency samples, and batches of back-to-back steps.
 
 CPU: ``time.perf_counter_ns`` (monotonic) read between the phases.
 CUDA: an event recorded before the step and after each phase, on the stream the kernel launches
 on; the step itself never waits for the device. The one synchronization per sample comes after
 the last event, so each sample holds all device work the step launched. The host clock read
 between the phases gives the launch (host) time beside the device time.
+
+A latency sample starts on an idle device, so on a GPU at small sizes it includes the time to
+launch the step from Python. A batch (nvbench's "batch" measurement) runs K steps back to back
+between two clock reads or two events, K chosen so that a batch lasts about a millisecond:
+launches overlap the device work of the steps before them, and the batch time over K is the
+steady-state time per step, the throughput.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -24,6 +31,9 @@ class Samples:
     phases: tuple[str, ...]
     device: np.ndarray  # (samples, phases)
     host: np.ndarray | None = None  # (samples, phases); None where host and device are one clock
+    batch: np.ndarray | None = None  # time per step of each batch of back-to-back steps
+    batch_size: int = 0  # steps per batch
+    batch_host: np.ndarray | None = None  # host (launch) time per step of each batch, on CUDA
 
     def step(self, clock: str = "device") -> np.ndarray:
         """Whole-step samples: the sum of the phases of each sample."""
@@ -36,6 +46,11 @@ class Samples:
 
     def summary(self, name: str = "step", clock: str = "device") -> Summary:
         return Summary.of(self.phase(name, clock))
+
+    def throughput(self, clock: str = "device") -> Summary | None:
+        """Time per step in batches of back-to-back steps; None when no batch was measured."""
+        values = self.batch if clock == "device" else self.batch_host
+        return None if values is None or len(values) == 0 else Summary.of(values)
 
 
 def _calls(kernel) -> list:
@@ -52,6 +67,14 @@ class CpuTimer:
             call()
             marks.append(clock())
         return [(b - a) * 1e-9 for a, b in zip(marks, marks[1:])], None
+
+    def batch(self, step, k: int) -> tuple[float, None]:
+        """Seconds taken by ``k`` back-to-back calls of ``step``."""
+        clock = time.perf_counter_ns
+        start = clock()
+        for _ in range(k):
+            step()
+        return (clock() - start) * 1e-9, None
 
 
 class CudaTimer:
@@ -82,6 +105,19 @@ class CudaTimer:
         device = [self.elapsed_ms(a, b) * 1e-3 for a, b in zip(events, events[1:])]
         return device, [(b - a) * 1e-9 for a, b in zip(host, host[1:])]
 
+    def batch(self, step, k: int) -> tuple[float, float]:
+        """Device seconds between events around ``k`` back-to-back steps, and host seconds."""
+        start, end = self.events[0], self.events[-1]
+        clock = time.perf_counter_ns
+        t0 = clock()
+        start.record()
+        for _ in range(k):
+            step()
+        end.record()
+        host = (clock() - t0) * 1e-9
+        end.synchronize()
+        return self.elapsed_ms(start, end) * 1e-3, host
+
 
 def make_timer(kernel):
     if kernel.device == "cuda":
@@ -91,29 +127,80 @@ def make_timer(kernel):
 
 @dataclass(frozen=True)
 class StopRule:
-    """When to stop sampling a case: the median known to ``precision``, or ``budget`` spent."""
+    """When to stop sampling a case: the median known to ``precision``, or ``budget`` spent.
+
+    Batches get half the budget, and each lasts about ``batch_seconds``. Warm-up runs until
+    two consecutive groups of steps agree within ``settle`` or ``warmup`` seconds have passed.
+    """
 
     precision: float = 0.01
-    budget: float = 0.5  # seconds of sampling per case
+    budget: float = 0.5  # seconds of latency sampling per case
     min_samples: int = 5
     max_samples: int = 10_000
+    batch_seconds: float = 1e-3
+    max_batch_size: int = 100_000
+    warmup: float = 0.25  # longest warm-up, seconds
+    settle: float = 0.05
 
 
-def warm_up(kernel, seconds: float = 0.05, max_steps: int = 10) -> None:
-    """Untimed steps so that caches, allocators and clocks settle before sampling."""
-    end = time.perf_counter() + seconds
-    for _ in range(max_steps):
-        kernel.step()
-        kernel.synchronize()
-        if time.perf_counter() > end:
+@dataclass(frozen=True)
+class WarmUp:
+    """What the warm-up did: steps run, seconds spent, and whether the step time settled."""
+
+    steps: int
+    seconds: float
+    settled: bool
+
+
+def warm_up(kernel, rule: StopRule = StopRule(), group_seconds: float = 2e-3) -> WarmUp:
+    """Untimed steps in groups until the time per step of two groups in a row agree.
+
+    Caches, allocators, clocks and lazily compiled code settle in the first steps; a fixed
+    count of steps would be too few for some kernels and a waste for others.
+    """
+    clock = time.perf_counter
+    start = clock()
+    steps, previous, settled = 0, None, False
+    while True:
+        group_start, n = clock(), 0
+        while n < 3 or clock() - group_start < group_seconds:
+            kernel.step()
+            n += 1
+        kernel.synchronize()  # the group's device work belongs to its time
+        per_step = (clock() - group_start) / n
+        steps += n
+        if previous is not None and abs(per_step - previous) <= rule.settle * previous:
+            settled = True
             break
+        previous = per_step
+        if clock() - start >= rule.warmup:
+            break
+    return WarmUp(steps, clock() - start, settled)
 
 
-def sample(kernel, rule: StopRule = StopRule()) -> Samples:
-    """Time steps of a prepared, warmed-up kernel until ``rule`` says stop."""
+def _sampling_done(values, start: float, budget: float, rule: StopRule, next_check: int):
+    """(stop now, next count at which to check the precision)."""
+    n = len(values)
+    if n >= rule.max_samples:
+        return True, next_check
+    if n >= rule.min_samples:
+        if time.perf_counter() - start >= budget:
+            return True, next_check
+        if n >= next_check:  # checking costs a sort: do it at geometrically spaced counts
+            if relative_precision(values) <= rule.precision:
+                return True, next_check
+            return False, int(n * 1.25) + 1
+    return False, next_check
+
+
+def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Samples:
+    """Time steps of a prepared, warmed-up kernel until ``rule`` says stop.
+
+    With ``batches``, batches of back-to-back steps are timed afterwards as well.
+    """
     timer = make_timer(kernel)
     calls = _calls(kernel)
-    device, host = [], []
+    device, host, steps = [], [], []
     start = time.perf_counter()
     next_check = rule.min_samples
     kernel.synchronize()
@@ -121,18 +208,40 @@ def sample(kernel, rule: StopRule = StopRule()) -> Samples:
         d, h = timer.sample(calls)
         device.append(d)
         host.append(h)
-        n = len(device)
-        if n >= rule.max_samples:
+        steps.append(sum(d))
+        done, next_check = _sampling_done(steps, start, rule.budget, rule, next_check)
+        if done:
             break
-        if n >= rule.min_samples:
-            if time.perf_counter() - start >= rule.budget:
-                break
-            if n >= next_check:  # checking costs a sort: do it at geometrically spaced counts
-                if relative_precision(np.sum(device, axis=1)) <= rule.precision:
-                    break
-                next_check = int(n * 1.25) + 1
     host_array = None if host[0] is None else np.array(host)
-    return Samples(tuple(kernel.phases), np.array(device), host_array)
+    samples = Samples(tuple(kernel.phases), np.array(device), host_array)
+    if not batches:
+        return samples
+    size, per_step, host_per_step = measure_batches(kernel, timer, rule,
+                                                    float(np.median(steps)))
+    return Samples(samples.phases, samples.device, samples.host, per_step, size, host_per_step)
+
+
+def measure_batches(kernel, timer, rule: StopRule, step_estimate: float):
+    """(K, time per step of each batch, host time per step or None): batches of K steps."""
+    step = kernel.step
+    k = int(min(rule.max_batch_size, max(1, math.ceil(rule.batch_seconds / step_estimate))))
+    kernel.synchronize()
+    for _ in range(4):  # a latency sample overstates a GPU step: grow K until a batch is long enough
+        elapsed, _ = timer.batch(step, k)
+        if elapsed >= 0.5 * rule.batch_seconds or k >= rule.max_batch_size:
+            break
+        k = int(min(rule.max_batch_size, math.ceil(k * rule.batch_seconds / max(elapsed, 1e-9))))
+    device, host = [], []
+    start = time.perf_counter()
+    next_check = rule.min_samples
+    while True:
+        d, h = timer.batch(step, k)
+        device.append(d / k)
+        host.append(None if h is None else h / k)
+        done, next_check = _sampling_done(device, start, rule.budget / 2, rule, next_check)
+        if done:
+            break
+    return k, np.array(device), None if host[0] is None else np.array(host)
 
 
 def device_synchronize(device: str):

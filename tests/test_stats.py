@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gdbench.stats import Summary, median_ci, relative_precision
-from gdbench.timing import StopRule, sample
+from gdbench.timing import StopRule, sample, warm_up
 
 
 def test_median_interval_covers_the_median_about_95_percent_of_the_time():
@@ -69,3 +69,51 @@ def test_sampling_stops_when_the_budget_is_spent():
 def test_sampling_respects_max_samples(limit):
     samples = sample(Sleeper(0), StopRule(precision=1e-12, budget=10, max_samples=limit))
     assert samples.device.shape == (limit, 1)
+
+
+def test_batches_last_about_a_millisecond():
+    samples = sample(Sleeper(0.0002), StopRule(precision=0.05, budget=0.5), batches=True)
+    k = samples.batch_size
+    assert 2 <= k <= 5  # 1 ms of 0.2 ms steps, and sleep overshoots
+    assert len(samples.batch) >= 5 and samples.batch_host is None
+    per_step = samples.throughput().median
+    assert 0.0002 <= per_step < 0.002
+    assert k * per_step >= 0.5e-3  # a batch lasts at least half the target
+
+
+def test_batches_are_opt_in():
+    assert sample(Sleeper(0), StopRule(budget=0.01)).batch is None
+
+
+class SlowStart(Sleeper):
+    """Slow at first (cold caches, clocks ramping up), approaching its steady time step by step."""
+
+    def __init__(self):
+        super().__init__(0.0002)
+        self.extra = 0.003
+
+    def step(self):
+        time.sleep(self.seconds + self.extra)
+        self.extra *= 0.8
+
+
+def test_warm_up_runs_until_the_step_time_settles():
+    kernel = SlowStart()
+    done = warm_up(kernel, StopRule(warmup=5.0))
+    # settled once a group of steps is within 5% of the one before: the excess has decayed
+    # from 15 times the steady time to a few percent of it, which takes 15 steps or more
+    assert done.settled and done.steps >= 15 and kernel.extra < 0.1 * kernel.seconds
+    assert done.seconds < 1.0
+
+
+class Drifting(Sleeper):
+    """Each step slower than the last: never settles."""
+
+    def step(self):
+        self.seconds *= 1.2
+        time.sleep(self.seconds)
+
+
+def test_warm_up_gives_up_at_its_time_limit():
+    done = warm_up(Drifting(0.001), StopRule(warmup=0.1))
+    assert not done.settled and 0.1 <= done.seconds < 0.5

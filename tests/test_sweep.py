@@ -1,5 +1,6 @@
 """The harness: sizes, records, failures kept, interrupted runs, files, and trust in its clock."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -198,17 +199,29 @@ def test_cli_list():
     assert "numpy-manual" in result.stdout and "cupy-manual" in result.stdout
 
 
+def bandwidth_floor(case, probe) -> float:
+    """The least time a step can take: its modelled bytes at the measured bandwidth."""
+    return case.bytes_model / gdbench.probe.Probe.from_dict(probe).bandwidth
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", ["torch-manual", "cupy-manual"])
 def test_cuda_step_time_includes_device_work(name):
-    """Event-timed steps against wall time of many steps with one synchronization at the end."""
+    """Event-timed steps against the byte model, and against wall time with one synchronization.
+
+    A launch-bound kernel takes about as long at 10^6 as at 10^4 samples, so the sizes are not
+    compared with each other; a step at 10^8 must take at least half the time its bytes need
+    at the bandwidth the probe measured, which a clock that saw only launches would not show.
+    """
     n = 10**8
     if not registry.list_kernels("cuda")[registry.kernel_names().index(name)].available_on("cuda"):
         pytest.skip(f"{name} is unavailable on cuda here")
-    result = gdbench.run("cuda", [name], [10**6, n], budget=0.5, probe=False)
-    assert all(c.ok and c.samples.host is not None for c in result.cases)
-    small, large = (c.summary().median for c in result.cases)
-    assert large > 20 * small  # 100 times the data: the device work dominates
+    result = gdbench.run("cuda", [name], [n], budget=0.5)
+    [case] = result.cases
+    assert case.ok and case.samples.host is not None
+    large = case.summary().median
+    assert large >= 0.5 * bandwidth_floor(case, result.probe)
+    assert case.throughput.median >= 0.5 * bandwidth_floor(case, result.probe)
     kernel = gdbench.make_kernel(name, "cuda")
     kernel.prepare(*gdbench.make_problem(n))
     kernel.step()
@@ -220,3 +233,30 @@ def test_cuda_step_time_includes_device_work(name):
         kernel.synchronize()
     wall = min(timeit.repeat(steps, number=1, repeat=3)) / 10
     assert 0.7 < large / wall < 1.4
+
+
+@pytest.mark.cuda
+def test_cuda_batches_graphs_telemetry_and_l2():
+    """Every CUDA kernel at 10^4, with and without graphs: latency, batches, NVML, L2 roofline."""
+    from tests.conftest import kernels_on
+
+    names = kernels_on("cuda")
+    result = gdbench.run("cuda", names, [10**4], budget=0.1, cuda_graph=True)
+    graphed = {k.name for k in gdbench.list_kernels("cuda") if k.cuda_graph and k.name in names}
+    assert {c.spec.name for c in result.cases} == set(names) | {f"{n}+graph" for n in graphed}
+    for case in result.cases:
+        assert case.ok, (case.spec.label, case.message)
+        assert case.samples.batch_size >= 1 and len(case.samples.batch) >= 5
+        # a batch lasts about a millisecond, and overlapping launches make it no slower
+        assert case.samples.batch_size * case.throughput.median >= 0.4e-3
+        assert case.throughput.median <= 1.2 * case.summary().median
+        assert case.fits_in_cache and case.settle_steps > 0
+    probe = result.probe
+    assert probe["cache_bytes"] == result.environment["gpu"]["l2_cache_bytes"] > 0
+    assert probe["cache_nbytes"] == result.cases[0].spec.bytes_min
+    assert probe["cache_bandwidth"] > 0
+    if importlib.util.find_spec("pynvml"):
+        for case in result.cases:
+            assert case.telemetry["start"]["sm_clock_mhz"] > 0
+            assert case.telemetry["end"]["max_sm_clock_mhz"] > 0
+        assert result.environment["gpu"]["nvml"]["driver"]

@@ -1,0 +1,132 @@
+"""GPU telemetry around each CUDA case: clocks, temperature, power and throttle reasons (NVML).
+
+NVML comes with nvidia-ml-py (``pynvml``, the ``nvml`` extra). Without it, or without a driver,
+nothing is recorded and nothing fails: a case's ``telemetry`` is then None ("not recorded").
+
+A case is throttled when, at its start or end, the SM clock was below 90% of its maximum
+(nvbench's throttle criterion, at the threshold this project uses) or a reason that slows the
+clocks down was active: a power cap, a thermal or hardware slowdown, or the power brake. Idle
+is not a slowdown, and the reasons that are settings (application or display clocks, sync
+boost, user-defined clocks) are recorded but do not flag a case by themselves: where they hold
+the clock low, the clock test catches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+CLOCK_FRACTION = 0.90
+
+# NVML's clock-event reason bits, by the name of their pynvml constant (older pynvml releases
+# spell them ClocksThrottleReason...).
+SLOWDOWNS = {"SwPowerCap": "sw_power_cap", "HwSlowdown": "hw_slowdown",
+             "SwThermalSlowdown": "sw_thermal_slowdown", "HwThermalSlowdown": "hw_thermal_slowdown",
+             "HwPowerBrakeSlowdown": "hw_power_brake_slowdown"}
+SETTINGS = {"GpuIdle": "gpu_idle", "ApplicationsClocksSetting": "applications_clocks_setting",
+            "SyncBoost": "sync_boost", "DisplayClockSetting": "display_clock_setting",
+            "UserDefinedClocks": "user_defined_clocks"}
+
+
+def _constant(nvml, name: str) -> int:
+    for prefix in ("nvmlClocksEventReason", "nvmlClocksThrottleReason"):
+        value = getattr(nvml, prefix + name, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+class Telemetry:
+    """Readings of one GPU through an NVML module (``pynvml``, or a fake of it in tests)."""
+
+    def __init__(self, nvml, handle):
+        self.nvml = nvml
+        self.handle = handle
+        self.max_sm_clock = nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM)
+        self.reason_bits = {label: _constant(nvml, name)
+                            for table in (SLOWDOWNS, SETTINGS) for name, label in table.items()}
+
+    def _reasons(self) -> list[str]:
+        nvml = self.nvml
+        query = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        mask = int(query(self.handle))
+        return [label for label, bit in self.reason_bits.items() if bit and mask & bit]
+
+    def describe(self) -> dict:
+        """What does not change during a run: driver, clock limits, power limit."""
+        nvml, h = self.nvml, self.handle
+        facts = {"max_sm_clock_mhz": self.max_sm_clock}
+        for key, call in (("driver", lambda: nvml.nvmlSystemGetDriverVersion()),
+                          ("max_memory_clock_mhz",
+                           lambda: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_MEM)),
+                          ("power_limit_w",
+                           lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000)):
+            try:
+                value = call()
+                facts[key] = value.decode() if isinstance(value, bytes) else value
+            except Exception:
+                pass
+        return facts
+
+    def snapshot(self) -> dict | None:
+        """The GPU's state now; None when NVML cannot answer."""
+        nvml, h = self.nvml, self.handle
+        try:
+            return {
+                "sm_clock_mhz": nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM),
+                "max_sm_clock_mhz": self.max_sm_clock,
+                "memory_clock_mhz": nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM),
+                "temperature_c": nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU),
+                "power_w": nvml.nvmlDeviceGetPowerUsage(h) / 1000,
+                "reasons": self._reasons(),
+            }
+        except Exception:  # NVMLError_NotSupported and the like: not recorded
+            return None
+
+
+def _cuda_pci_bus_id() -> str | None:
+    """PCI bus id of the CUDA device in use: NVML numbers GPUs without CUDA_VISIBLE_DEVICES."""
+    import sys
+
+    try:
+        if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
+            torch = sys.modules["torch"]
+            p = torch.cuda.get_device_properties(torch.cuda.current_device())
+            return f"{p.pci_domain_id:x}:{p.pci_bus_id:x}:{p.pci_device_id:x}.0"
+        if "cupy" in sys.modules:
+            return sys.modules["cupy"].cuda.Device().pci_bus_id
+    except Exception:
+        pass
+    return None
+
+
+def open_telemetry(nvml=None) -> Telemetry | None:
+    """Telemetry of the CUDA device in use, or None when NVML is not installed or not working."""
+    try:
+        nvml = nvml or importlib.import_module("pynvml")
+        nvml.nvmlInit()
+        bus_id = _cuda_pci_bus_id()
+        handle = (nvml.nvmlDeviceGetHandleByPciBusId(bus_id) if bus_id
+                  else nvml.nvmlDeviceGetHandleByIndex(0))
+        return Telemetry(nvml, handle)
+    except Exception:  # no pynvml, no driver, no such device
+        return None
+
+
+def throttle_reasons(telemetry: dict | None) -> list[str]:
+    """Why a case with these ``{"start": ..., "end": ...}`` readings ran throttled; [] if not."""
+    if not telemetry:
+        return []
+    why = []
+    for when in ("start", "end"):
+        reading = telemetry.get(when)
+        if not reading:
+            continue
+        clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
+        if clock and top and clock < CLOCK_FRACTION * top:
+            why.append(f"SM clock {clock} MHz at the {when}, under {CLOCK_FRACTION:.0%} of "
+                       f"{top} MHz")
+        slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
+        if slow:
+            why.append(f"{', '.join(slow)} at the {when}")
+    return why

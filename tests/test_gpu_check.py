@@ -1,0 +1,46 @@
+"""scripts/gpu-check.sh, run with its stages on the CPU, so that the GPU's one call is no debug."""
+
+import os
+import subprocess
+import sys
+
+from gdbench.compare import load_timings
+from gdbench.results import read_json
+from tests.plugins import REPO
+
+STAGES = ("environment", "tests marked cuda", "gdbench run", "gdbench report",
+          "pytest --benchmark-only", "gdbench compare")
+
+
+def test_every_stage_runs_on_the_cpu(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
+                             "--device", "cpu", "--sizes", "1e2", "--bench-sizes", "1e2",
+                             "--budget", "0.02", "--name", "cpu-check"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    log = (out / "check.log").read_text()
+    assert result.returncode == 0, log[-3000:]
+    for stage in STAGES:
+        assert f"== {stage}" in log and f"== {stage}" in result.stdout
+    assert log.count(": exit 0") == len(STAGES)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["check.log", "cpu-check-pytest-benchmark.json", "cpu-check-report.md",
+                     "cpu-check.csv", "cpu-check.json", "tests.xml"]  # at most 8 come back
+    run = read_json(out / "cpu-check.json")
+    assert run.complete and all(c.ok for c in run.cases)
+    assert load_timings(out / "cpu-check-pytest-benchmark.json")
+    assert "# gdbench report" in (out / "cpu-check-report.md").read_text()
+
+
+def test_a_failing_stage_is_reported_and_the_rest_still_run(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
+                             "--device", "cpu", "--sizes", "0", "--bench-sizes", "1e2",
+                             "--budget", "0.02", "--name", "bad"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    log = (out / "check.log").read_text()
+    assert result.returncode == 1
+    assert "== gdbench run --device cpu --sizes 0: exit 2" in log
+    assert "== pytest --benchmark-only --gdbench-sizes 1e2: exit 0" in log

@@ -1,0 +1,157 @@
+"""GPU telemetry through a fake NVML: readings, the throttle flag, and where it is shown."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from gdbench import sweep, tables, telemetry
+from gdbench.results import CaseResult, CaseSpec, RunResult, read_json, write_json
+from gdbench.telemetry import Telemetry, open_telemetry, throttle_reasons
+from gdbench.timing import StopRule
+
+
+class FakeNvml:
+    """The part of pynvml that gdbench calls, with the real constants, for one GPU."""
+
+    NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0
+    nvmlClocksEventReasonGpuIdle = 0x1
+    nvmlClocksEventReasonApplicationsClocksSetting = 0x2
+    nvmlClocksEventReasonSwPowerCap = 0x4
+    nvmlClocksEventReasonHwSlowdown = 0x8
+    nvmlClocksEventReasonSyncBoost = 0x10
+    nvmlClocksEventReasonSwThermalSlowdown = 0x20
+    nvmlClocksEventReasonHwThermalSlowdown = 0x40
+    nvmlClocksEventReasonHwPowerBrakeSlowdown = 0x80
+    nvmlClocksEventReasonDisplayClockSetting = 0x100
+
+    def __init__(self, sm_clock=1980, reasons=0, max_sm_clock=1980):
+        self.sm_clock, self.reasons, self.max_sm_clock = sm_clock, reasons, max_sm_clock
+        self.initialized = False
+
+    def nvmlInit(self):
+        self.initialized = True
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return f"gpu{index}"
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus_id):
+        return bus_id
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, clock):
+        return self.max_sm_clock if clock == self.NVML_CLOCK_SM else 3201
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        return self.sm_clock if clock == self.NVML_CLOCK_SM else 3201
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return 41
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return 312_500  # milliwatts
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return self.reasons
+
+    def nvmlSystemGetDriverVersion(self):
+        return "580.159.04"
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return 700_000
+
+
+def readings(**fake):
+    t = Telemetry(FakeNvml(**fake), "gpu0")
+    return {"start": t.snapshot(), "end": t.snapshot()}
+
+
+def test_snapshot_and_description():
+    t = open_telemetry(FakeNvml(reasons=0x1))
+    assert t.nvml.initialized
+    assert t.snapshot() == {"sm_clock_mhz": 1980, "max_sm_clock_mhz": 1980,
+                            "memory_clock_mhz": 3201, "temperature_c": 41, "power_w": 312.5,
+                            "reasons": ["gpu_idle"]}
+    assert t.describe() == {"max_sm_clock_mhz": 1980, "driver": "580.159.04",
+                            "max_memory_clock_mhz": 3201, "power_limit_w": 700.0}
+
+
+@pytest.mark.parametrize("fake,expected", [
+    ({}, []),
+    ({"reasons": 0x1}, []),  # idle is not a slowdown
+    ({"reasons": 0x2 | 0x10}, []),  # settings alone, at full clock
+    ({"sm_clock": 1800}, []),  # 91% of the maximum
+    ({"sm_clock": 1700}, ["SM clock 1700 MHz at the start, under 90% of 1980 MHz",
+                          "SM clock 1700 MHz at the end, under 90% of 1980 MHz"]),
+    ({"reasons": 0x4 | 0x1}, ["sw_power_cap at the start", "sw_power_cap at the end"]),
+    ({"reasons": 0x40}, ["hw_thermal_slowdown at the start", "hw_thermal_slowdown at the end"]),
+])
+def test_throttle_rule(fake, expected):
+    assert throttle_reasons(readings(**fake)) == expected
+
+
+def test_nothing_recorded_is_not_throttled():
+    assert throttle_reasons(None) == []
+    assert throttle_reasons({"start": None, "end": None}) == []
+
+
+def test_without_nvml_nothing_is_recorded(monkeypatch):
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    assert open_telemetry() is None
+
+    class Broken(FakeNvml):
+        def nvmlInit(self):
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    assert open_telemetry(Broken()) is None
+
+
+def test_an_unsupported_query_is_not_recorded():
+    class NoPower(FakeNvml):
+        def nvmlDeviceGetPowerUsage(self, handle):
+            raise RuntimeError("Not Supported")
+
+    assert Telemetry(NoPower(), "gpu0").snapshot() is None
+
+
+def test_a_throttled_case_is_flagged_in_the_json_and_the_table(tmp_path):
+    x, y = np.ones((200, 1), np.float32), np.ones(200, np.float32)
+    spec = CaseSpec("numpy-manual", "cpu", "float32", 200)
+    slow = Telemetry(FakeNvml(sm_clock=1200, reasons=0x4), "gpu0")
+    case = sweep.run_case(spec, x, y, StopRule(budget=0.02), telemetry=slow)
+    assert case.ok and case.throttled
+    assert case.telemetry["end"]["sm_clock_mhz"] == 1200
+    run = RunResult({}, {"device": "cpu", "dtype": "float32", "n_features": 1}, [case])
+    write_json(run, tmp_path / "r.json")
+    saved = read_json(tmp_path / "r.json").cases[0]
+    assert saved.throttled and saved.throttle_reasons == case.throttle_reasons
+    assert tables.cell(saved).splitlines()[0].endswith("!")
+    fine = sweep.run_case(spec, x, y, StopRule(budget=0.02),
+                          telemetry=Telemetry(FakeNvml(), "gpu0"))
+    assert not fine.throttled and not tables.cell(fine).splitlines()[0].endswith("!")
+    untracked = CaseResult(spec, "ok")
+    assert untracked.telemetry is None and not untracked.throttled
+
+
+def test_cpu_runs_record_no_telemetry():
+    case = gdbench_run_one()
+    assert case.telemetry is None and "telemetry" not in case.to_dict()
+
+
+def gdbench_run_one():
+    import gdbench
+
+    return gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False).cases[0]
+
+
+def test_constants_match_pynvml():
+    nvml = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
+    for name in [a for a in dir(FakeNvml) if a.startswith("nvmlClocksEventReason")]:
+        assert getattr(nvml, name) == getattr(FakeNvml, name)
+    for name in ("NVML_CLOCK_SM", "NVML_CLOCK_MEM", "NVML_TEMPERATURE_GPU"):
+        assert getattr(nvml, name) == getattr(FakeNvml, name)
+    assert set(telemetry.SLOWDOWNS) | set(telemetry.SETTINGS) == {
+        a.removeprefix("nvmlClocksEventReason") for a in dir(FakeNvml)
+        if a.startswith("nvmlClocksEventReason")} | {"UserDefinedClocks"}
