@@ -4,9 +4,10 @@ CPU: a multi-threaded streaming read (a sum) by each available library (Numba's 
 PyTorch's threaded sum, NumPy's single-threaded sum), at two working-set sizes: four times the
 last-level cache ("memory"), and a quarter of it ("cache"), since a step whose data fits in the
 cache streams it from there. CUDA: a device-to-device copy (read and write counted) and a read
-reduction of 2 GiB ("memory"), and for data that fits in L2 ("cache"), a reduction that reads
-an L2-sized array hundreds of times in one launch (a stride-0 view of it) and a batch of copies
-within L2, all timed with CUDA events. At each level the roofline is the best of the methods:
+reduction of 2 GiB ("memory"), and for data that fits in L2 ("cache"), an array of the size of
+the run's largest L2-resident case read hundreds of times in one launch (a Triton kernel whose
+loads bypass L1, and torch's sum over a stride-0 view of it) and a batch of copies within L2,
+all timed with CUDA events. At each level the roofline is the best of the methods:
 the fastest a step could stream its data.
 """
 
@@ -175,8 +176,34 @@ def _cuda_cache_rates(nbytes: int, repeats: int, streamed: int = 1 << 30) -> dic
         for _ in range(copies):
             copy()
 
-    return {f"{library}-l2-sum": _best_rate(view.sum, reps * n * 4, repeats, clock),
-            f"{library}-l2-copy": _best_rate(copy_batch, copies * 2 * half * 4, repeats, clock)}
+    rates = {f"{library}-l2-sum": _best_rate(view.sum, reps * n * 4, repeats, clock),
+             f"{library}-l2-copy": _best_rate(copy_batch, copies * 2 * half * 4, repeats, clock)}
+    if library == "torch" and missing_module("triton") is None:
+        rates["triton-l2-read"] = _triton_l2_rate(a, streamed, repeats, clock)
+    return rates
+
+
+L2_READ_BLOCK = 4096
+
+
+def _triton_l2_rate(a, streamed: int, repeats: int, clock) -> float:
+    """Every multiprocessor's programs read the array again and again, from L2 (not L1)."""
+    import torch
+
+    from gdbench.kernels.triton_loops import read_repeatedly
+
+    n = a.shape[0] // L2_READ_BLOCK * L2_READ_BLOCK
+    if n == 0:
+        return 0.0
+    sms = torch.cuda.get_device_properties(a.device).multi_processor_count
+    grid = min(n // L2_READ_BLOCK, 4 * sms)
+    reps = max(1, streamed // (n * 4))
+    out = torch.empty(grid, device=a.device)
+
+    def read():
+        read_repeatedly[(grid,)](a, out, n, reps, BLOCK=L2_READ_BLOCK, num_warps=8)
+
+    return _best_rate(read, reps * n * 4, repeats, clock)
 
 
 def probe_cuda(nbytes: int = 2 << 30, cache_nbytes: int | None = None,

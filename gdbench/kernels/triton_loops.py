@@ -90,3 +90,18 @@ def fused_step_nd(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
     for j in tl.static_range(D):
         tl.atomic_add(acc_ptr + 1 + j, tl.sum(tl.where(cols == j, g, 0.0), axis=0))
     finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
+
+
+@triton.jit
+def read_repeatedly(a_ptr, out_ptr, n, reps, BLOCK: tl.constexpr):
+    """Sum an array of ``n`` elements (a multiple of BLOCK) ``reps`` times: the probe's L2 read.
+
+    Loads bypass L1 (``.cg``), so that an array smaller than L2 is streamed from L2 every time.
+    """
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    blocks = n // BLOCK
+    for _ in range(reps):
+        for block in range(tl.program_id(0), blocks, tl.num_programs(0)):
+            rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+            acc += tl.load(a_ptr + rows, cache_modifier=".cg")
+    tl.store(out_ptr + tl.program_id(0), tl.sum(acc, axis=0))
