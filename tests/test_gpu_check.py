@@ -12,13 +12,18 @@ STAGES = ("environment", "tests marked cuda", "gdbench run", "gdbench report",
           "pytest --benchmark-only", "gdbench compare")
 
 
+def gpu_check(out, sizes: str, name: str):
+    """The script's stages on the CPU, with this interpreter, writing into ``out``."""
+    return subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
+                           "--device", "cpu", "--sizes", sizes, "--bench-sizes", "1e2",
+                           "--budget", "0.02", "--name", name],
+                          capture_output=True, text=True, timeout=300, cwd=out.parent,
+                          env=dict(os.environ, PYTHON=sys.executable))
+
+
 def test_every_stage_runs_on_the_cpu(tmp_path):
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHON=sys.executable)
-    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
-                             "--device", "cpu", "--sizes", "1e2", "--bench-sizes", "1e2",
-                             "--budget", "0.02", "--name", "cpu-check"],
-                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    result = gpu_check(out, "1e2", "cpu-check")
     log = (out / "check.log").read_text()
     assert result.returncode == 0, log[-3000:]
     for stage in STAGES:
@@ -35,11 +40,7 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
 
 def test_a_failing_stage_is_reported_and_the_rest_still_run(tmp_path):
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHON=sys.executable)
-    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
-                             "--device", "cpu", "--sizes", "0", "--bench-sizes", "1e2",
-                             "--budget", "0.02", "--name", "bad"],
-                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    result = gpu_check(out, "0", "bad")
     log = (out / "check.log").read_text()
     assert result.returncode == 1
     assert "== gdbench run --device cpu --sizes 0: exit 2" in log
