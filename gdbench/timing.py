@@ -11,6 +11,11 @@ launch the step from Python. A batch (nvbench's "batch" measurement) runs K step
 between two clock reads or two events, K chosen so that a batch lasts about a millisecond:
 launches overlap the device work of the steps before them, and the batch time over K is the
 steady-state time per step, the throughput.
+
+A case is timed in several windows spread over the run (``sample_window`` once per window;
+``Samples.concat`` joins them), so that its spread between windows can be seen. In cold mode a
+flush of the caches runs before each latency sample, outside the timed region, and no batches
+are taken: back-to-back steps are warm by nature.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class Samples:
     batch: np.ndarray | None = None  # time per step of each batch of back-to-back steps
     batch_size: int = 0  # steps per batch
     batch_host: np.ndarray | None = None  # host (launch) time per step of each batch, on CUDA
+    window: np.ndarray | None = None  # the window each latency sample was taken in
+    batch_window: np.ndarray | None = None  # the window of each batch
 
     def step(self, clock: str = "device") -> np.ndarray:
         """Whole-step samples: the sum of the phases of each sample."""
@@ -45,12 +52,55 @@ class Samples:
         return getattr(self, clock)[:, self.phases.index(name)]
 
     def summary(self, name: str = "step", clock: str = "device") -> Summary:
-        return Summary.of(self.phase(name, clock))
+        return Summary.of(self.phase(name, clock), self.window)
 
     def throughput(self, clock: str = "device") -> Summary | None:
         """Time per step in batches of back-to-back steps; None when no batch was measured."""
         values = self.batch if clock == "device" else self.batch_host
-        return None if values is None or len(values) == 0 else Summary.of(values)
+        if values is None or len(values) == 0:
+            return None
+        return Summary.of(values, self.batch_window)
+
+    @property
+    def windows(self) -> int:
+        return 1 if self.window is None else len(np.unique(self.window))
+
+    @classmethod
+    def concat(cls, parts: list[Samples]) -> Samples:
+        """One window per part, in order: the samples of ``parts[k]`` make window k."""
+        def stack(field, rows=False):
+            arrays = [getattr(p, field) for p in parts]
+            if any(a is None for a in arrays):
+                return None
+            return np.concatenate(arrays) if not rows else np.vstack(arrays)
+
+        first = parts[0]
+        window = np.concatenate([np.full(len(p.device), k) for k, p in enumerate(parts)])
+        batch_window = None
+        if all(p.batch is not None for p in parts):
+            batch_window = np.concatenate([np.full(len(p.batch), k) for k, p in enumerate(parts)])
+        return cls(first.phases, stack("device", True), stack("host", True), stack("batch"),
+                   first.batch_size, stack("batch_host"), window, batch_window)
+
+    @classmethod
+    def join(cls, parts: list[Samples]) -> Samples:
+        """Samples of several runs of the same case, each keeping its windows, one after another."""
+        pieces = []
+        for p in parts:
+            window = p.window if p.window is not None else np.zeros(len(p.device), int)
+            batch_window = p.batch_window
+            if p.batch is not None and batch_window is None:
+                batch_window = np.zeros(len(p.batch), int)
+            ids = np.unique(window)
+            for k in ids:
+                host = None if p.host is None else p.host[window == k]
+                batch = batch_host = None
+                if p.batch is not None:
+                    batch = p.batch[batch_window == k]
+                    batch_host = None if p.batch_host is None else p.batch_host[batch_window == k]
+                pieces.append(cls(p.phases, p.device[window == k], host, batch, p.batch_size,
+                                  batch_host))
+        return cls.concat(pieces)
 
 
 def _calls(kernel) -> list:
@@ -134,8 +184,8 @@ class StopRule:
     """
 
     precision: float = 0.01
-    budget: float = 0.5  # seconds of latency sampling per case
-    min_samples: int = 5
+    budget: float = 0.5  # seconds of latency sampling per case, shared by its windows
+    min_samples: int = 3  # per window
     max_samples: int = 10_000
     batch_seconds: float = 1e-3
     max_batch_size: int = 100_000
@@ -193,10 +243,26 @@ def _sampling_done(values, start: float, budget: float, rule: StopRule, next_che
     return False, next_check
 
 
-def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Samples:
-    """Time steps of a prepared, warmed-up kernel until ``rule`` says stop.
+def rewarm(kernel, seconds: float = 1e-3) -> None:
+    """Untimed steps for ``seconds`` (at least one): a window after the first starts warm."""
+    end = time.perf_counter() + seconds
+    kernel.step()
+    while time.perf_counter() < end:
+        kernel.step()
+    kernel.synchronize()
 
-    With ``batches``, batches of back-to-back steps are timed afterwards as well.
+
+def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Samples:
+    """One window of a prepared, warmed-up kernel, with the whole budget."""
+    return sample_window(kernel, rule, rule.budget, batches)[0]
+
+
+def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
+                  batch_size: int | None = None, flush=None) -> tuple[Samples, int]:
+    """(samples, K): latency samples until ``rule`` says stop or ``budget`` is spent, then
+    batches of K back-to-back steps (K from ``batch_size``, or chosen now) for half as long.
+
+    ``flush``, when given, runs before every latency sample and is not timed.
     """
     timer = make_timer(kernel)
     calls = _calls(kernel)
@@ -205,32 +271,42 @@ def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Sample
     next_check = rule.min_samples
     kernel.synchronize()
     while True:
+        if flush is not None:
+            flush()
+            kernel.synchronize()
         d, h = timer.sample(calls)
         device.append(d)
         host.append(h)
         steps.append(sum(d))
-        done, next_check = _sampling_done(steps, start, rule.budget, rule, next_check)
+        done, next_check = _sampling_done(steps, start, budget, rule, next_check)
         if done:
             break
     host_array = None if host[0] is None else np.array(host)
     samples = Samples(tuple(kernel.phases), np.array(device), host_array)
     if not batches:
-        return samples
-    size, per_step, host_per_step = measure_batches(kernel, timer, rule,
-                                                    float(np.median(steps)))
-    return Samples(samples.phases, samples.device, samples.host, per_step, size, host_per_step)
+        return samples, 0
+    size, per_step, host_per_step = measure_batches(kernel, timer, rule, float(np.median(steps)),
+                                                    budget / 2, batch_size)
+    return Samples(samples.phases, samples.device, samples.host, per_step, size,
+                   host_per_step), size
 
 
-def measure_batches(kernel, timer, rule: StopRule, step_estimate: float):
-    """(K, time per step of each batch, host time per step or None): batches of K steps."""
+def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget: float,
+                    k: int | None = None):
+    """(K, time per step of each batch, host time per step or None): batches of K steps.
+
+    Without ``k``, K is chosen so that a batch lasts about ``rule.batch_seconds``.
+    """
     step = kernel.step
-    k = int(min(rule.max_batch_size, max(1, math.ceil(rule.batch_seconds / step_estimate))))
     kernel.synchronize()
-    for _ in range(4):  # a latency sample overstates a GPU step: grow K until a batch is long enough
-        elapsed, _ = timer.batch(step, k)
-        if elapsed >= 0.5 * rule.batch_seconds or k >= rule.max_batch_size:
-            break
-        k = int(min(rule.max_batch_size, math.ceil(k * rule.batch_seconds / max(elapsed, 1e-9))))
+    if k is None:
+        k = int(min(rule.max_batch_size, max(1, math.ceil(rule.batch_seconds / step_estimate))))
+        for _ in range(4):  # a latency sample overstates a GPU step: grow K until long enough
+            elapsed, _ = timer.batch(step, k)
+            if elapsed >= 0.5 * rule.batch_seconds or k >= rule.max_batch_size:
+                break
+            k = int(min(rule.max_batch_size,
+                        math.ceil(k * rule.batch_seconds / max(elapsed, 1e-9))))
     device, host = [], []
     start = time.perf_counter()
     next_check = rule.min_samples
@@ -238,10 +314,35 @@ def measure_batches(kernel, timer, rule: StopRule, step_estimate: float):
         d, h = timer.batch(step, k)
         device.append(d / k)
         host.append(None if h is None else h / k)
-        done, next_check = _sampling_done(device, start, rule.budget / 2, rule, next_check)
+        done, next_check = _sampling_done(device, start, budget, rule, next_check)
         if done:
             break
     return k, np.array(device), None if host[0] is None else np.array(host)
+
+
+def cache_flush(device: str, nbytes: int):
+    """A function that evicts the caches by writing ``nbytes`` (more than the largest cache).
+
+    triton.testing.do_bench flushes L2 the same way before each timed call on CUDA.
+    """
+    if device == "cuda":
+        from gdbench.devices import cuda_unavailable
+
+        if cuda_unavailable("torch") is None:
+            import torch
+
+            buffer = torch.empty(nbytes // 4, dtype=torch.int32, device="cuda")
+            return buffer.zero_
+        import cupy
+
+        buffer = cupy.empty(nbytes // 4, dtype=cupy.int32)
+        return lambda: buffer.fill(0)
+    buffer = np.empty(nbytes // 8)
+
+    def flush():
+        buffer.fill(0.0)
+
+    return flush
 
 
 def device_synchronize(device: str):
