@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from gdbench import registry
+from gdbench.compare import parse_threshold
 from gdbench.devices import resolve_device
 
 
@@ -64,7 +65,8 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _sweep(args, out, csv=None, probe=None, label=""):
+    """``gdbench.run`` with the run options of ``args``, behind a progress bar on a terminal."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -75,10 +77,10 @@ def cmd_run(args) -> int:
         TimeRemainingColumn,
     )
 
-    from gdbench import sweep, tables
+    from gdbench import sweep
 
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
-    sizes = sweep.parse_sizes(args.sizes) if args.sizes else None
+    sizes = sweep.parse_sizes(args.sizes) if args.sizes is not None else None
     err = Console(stderr=True, soft_wrap=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
@@ -86,14 +88,26 @@ def cmd_run(args) -> int:
     task = progress.add_task("starting", total=None)
 
     def on_start(spec, index, total):
-        progress.update(task, description=spec.label, total=total, completed=index)
+        progress.update(task, description=label + spec.label, total=total, completed=index)
 
+    with progress:
+        return sweep.run(args.device, kernels, sizes, n_features=args.features,
+                         dtype=args.dtype, budget=args.budget, precision=args.precision,
+                         cuda_graph=args.cuda_graph,
+                         probe=not args.no_probe if probe is None else probe,
+                         windows=args.windows, cold=args.cold, remeasure=not args.no_remeasure,
+                         processes=args.processes,
+                         out=out, csv=csv, on_start=on_start)
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from gdbench import tables
+
+    err = Console(stderr=True, soft_wrap=True)
     try:
-        with progress:
-            result = sweep.run(args.device, kernels, sizes, n_features=args.features,
-                               dtype=args.dtype, budget=args.budget, precision=args.precision,
-                               cuda_graph=args.cuda_graph, probe=not args.no_probe,
-                               out=args.out, csv=args.csv, on_start=on_start)
+        result = _sweep(args, args.out, args.csv)
     except KeyboardInterrupt:
         err.print(f"interrupted: the cases finished so far are in {args.out}")
         return 130
@@ -107,6 +121,42 @@ def cmd_run(args) -> int:
 
         paths = plot([result], args.plot)
         err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
+    return 0
+
+
+def cmd_noise(args) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from gdbench.noise import assess, read_floor, write_floor
+
+    if args.runs < 2:
+        raise ValueError(f"--runs must be at least 2, got {args.runs}")
+    threshold = parse_threshold(args.threshold)
+    floor = read_floor(args.noise) if args.noise else None
+    folder = Path(args.out_dir)
+    runs, paths = [], [folder / f"noise-{i + 1}.json" for i in range(args.runs)]
+    for index, path in enumerate(paths):
+        runs.append(_sweep(args, path, probe=False, label=f"run {index + 1}/{args.runs}: "))
+    report = assess(runs, threshold, floor)
+    write_floor(report, folder / "noise.json", [str(p) for p in paths])
+    files = ", ".join(str(folder / f"noise-{i + 1}.json") for i in range(args.runs))
+    table = Table("case", "spread of the medians between runs",
+                  title=f"{args.runs} runs of the same configuration ({files})")
+    for label, spread in sorted(report.spreads.items(), key=lambda kv: -kv[1]):
+        table.add_row(label, f"{spread:.1%}")
+    stdout_console().print(table)
+    v = report.verdicts
+    given = f"with the noise floor of {args.noise}" if floor else "without a noise floor"
+    print(f"identical runs compared at a {threshold:.0%} threshold, {given}: "
+          f"{report.comparisons} cases, {v['FASTER']} faster, {v['SLOWER']} slower, "
+          f"{v['SAME']} same, {v['AMBIGUOUS']} ambiguous: false verdicts {report.false_rate:.1%}")
+    for factor, share in report.detected.items():
+        print(f"samples made {factor - 1:.0%} slower: called SLOWER in {share:.1%} of cases")
+    print(f"noise floor of these runs: {report.floor.default:.1%} relative standard deviation "
+          f"between runs (median over cases); per case in {folder / 'noise.json'}, for "
+          f"gdbench compare --noise")
     return 0
 
 
@@ -148,20 +198,36 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from rich.table import Table
 
-    from gdbench.compare import VERDICTS, compare, parse_threshold
+    from rich.markup import escape
+
+    from gdbench.compare import VERDICTS, compare
+    from gdbench.noise import read_floor
     from gdbench.tables import format_time
 
     threshold = parse_threshold(args.threshold)
-    rows = compare(args.base, args.new, threshold)
+    noise = read_floor(args.noise) if args.noise else None
+    rows = compare(args.base, args.new, threshold, noise)
     colors = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
-    table = Table("case", "base", "new", "new / base", "95% interval", "verdict",
-                  title=f"{args.new} against {args.base} (threshold {threshold:.0%})")
+    title = f"{args.new} against {args.base} (threshold {threshold:.0%})"
+    table = Table("case", "base", "new", "new / base", "95% interval", "verdict", title=title)
+    reasons = sorted({r.why for r in rows if r.why})
     for r in rows:
         color = colors[r.verdict]
         verdict = f"[{color}]{r.verdict}[/{color}]" if color else r.verdict
-        table.add_row(r.label, format_time(r.base_median), format_time(r.new_median),
-                      f"{r.ratio:.3f}", f"{r.low:.3f} – {r.high:.3f}", verdict)
+        if r.why:
+            verdict += f" ({reasons.index(r.why) + 1})"
+        table.add_row(escape(r.label) + r.flags, format_time(r.base_median),
+                      format_time(r.new_median), f"{r.ratio:.3f}", f"{r.low:.3f} – {r.high:.3f}",
+                      verdict)
     stdout_console().print(table)
+    print(f"noise floor from {args.noise}" if noise and noise.cases else
+          f"noise floor {noise.default:.1%}" if noise else
+          "no noise floor: the intervals hold the variation within each run only "
+          "(gdbench noise measures the variation between runs; pass it with --noise)")
+    for index, why in enumerate(reasons):
+        print(f"({index + 1}) {why}")
+    if any(r.flags for r in rows):
+        print("~ noisy, ^ contended: in either file")
     counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
     print(", ".join(f"{n} {v.lower()}" for v, n in counts.items()))
     return 1 if args.fail_on_regression and counts["SLOWER"] else 0
@@ -169,20 +235,47 @@ def cmd_compare(args) -> int:
 
 def cmd_probe(args) -> int:
     from gdbench.probe import probe
+    from gdbench.tables import format_bytes
 
     result = probe(args.device)
-    print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s ({result.best_method}, "
-          f"{result.nbytes / 2**20:.0f} MiB streamed)")
+    print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s from memory "
+          f"({result.best_method}, {format_bytes(result.nbytes)} streamed)")
     for method, rate in result.methods.items():
         print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
-    if result.cache_methods:
-        print(f"{result.device} cache: roofline {result.cache_bandwidth / 1e9:.1f} GB/s for data "
-              f"within the {result.cache_bytes / 2**20:.0f} MiB "
-              f"{'L2' if result.device == 'cuda' else 'last-level'} cache "
-              f"({result.cache_nbytes / 2**20:.0f} MiB streamed)")
-        for method, rate in result.cache_methods.items():
-            print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
+    levels = sorted(result.levels.items(), key=lambda kv: kv[1])
+    print("bandwidth against the working set (the caches as "
+          + ("the driver" if result.device == "cuda" else "the OS") + " reports them: "
+          + (", ".join(f"{name} {format_bytes(size)}" for name, size in levels) or "none") + ")")
+    for size, rate in sorted(result.curve.items()):
+        level = next((name for name, cap in levels if size <= cap), "memory")
+        print(f"  {format_bytes(size):>10s} {rate / 1e9:8.1f} GB/s   fits in {level}")
     return 0
+
+
+def add_run_options(p) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
+    p.add_argument("--sizes", help="1e2,1e4,1e6 or 1e2:1e8 (default 1e2:1e7 on cpu, to 1e8 on cuda)")
+    p.add_argument("--features", type=int, default=1, help="features D (default 1)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="seconds of latency sampling per case, shared by its windows")
+    p.add_argument("--precision", type=float, default=0.02,
+                   help="a window stops once its median is known to this relative precision, "
+                        "and a case is noisy when its own is worse (default 0.02)")
+    p.add_argument("--windows", type=int, default=4,
+                   help="windows per case, spread over the run (default 4)")
+    p.add_argument("--cold", action="store_true",
+                   help="flush the caches before every latency sample (no batches)")
+    p.add_argument("--no-remeasure", action="store_true",
+                   help="do not measure a contended case a second time")
+    p.add_argument("--processes", type=int, default=1,
+                   help="measure the windows in this many fresh processes, one after another")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also replay each kernel's step from a CUDA graph where it can be captured")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip measuring the memory bandwidth (no %% of roofline)")
 
 
 def build_parser() -> ArgumentParser:
@@ -203,23 +296,22 @@ def build_parser() -> ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="time every kernel over a sweep of sample counts")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
-    p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
-    p.add_argument("--sizes", help="1e2,1e4,1e6 or 1e2:1e8 (default 1e2:1e7 on cpu, to 1e8 on cuda)")
-    p.add_argument("--features", type=int, default=1, help="features D (default 1)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--budget", type=float, default=0.5, help="seconds of sampling per case")
-    p.add_argument("--precision", type=float, default=0.01,
-                   help="stop a case once its median is known to this relative precision")
+    add_run_options(p)
     p.add_argument("--out", default="gdbench-results.json", help="JSON results file")
     p.add_argument("--csv", help="also write a CSV file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="also replay each kernel's step from a CUDA graph where it can be captured")
-    p.add_argument("--no-probe", action="store_true",
-                   help="skip measuring the memory bandwidth (no %% of roofline)")
     p.add_argument("--plot", metavar="DIR", help="also write the plots into DIR")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("noise", help="run one configuration several times: how far identical "
+                                     "runs differ here, and what compare makes of it")
+    add_run_options(p)
+    p.add_argument("--runs", type=int, default=2, help="how many runs (default 2)")
+    p.add_argument("--threshold", default="5%", help="compare's threshold (default 5%%)")
+    p.add_argument("--out-dir", default=".",
+                   help="folder for noise-1.json, noise-2.json, ... and noise.json")
+    p.add_argument("--noise", help="judge the runs with this noise floor (a noise file of an "
+                                   "earlier study, or a fraction such as 3%%)")
+    p.set_defaults(func=cmd_noise)
 
     p = sub.add_parser("plot", help="plot scaling, bandwidth and phases of results files")
     p.add_argument("results", nargs="+", help="gdbench results JSON files")
@@ -239,6 +331,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit with status 1 when any case is SLOWER")
+    p.add_argument("--noise", help="variation of a case between runs on this machine: a noise "
+                                   "file of gdbench noise, or a relative standard deviation "
+                                   "such as 3%%")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("probe", help="measure the device's memory bandwidth, the roofline")

@@ -1,40 +1,65 @@
-"""Did it get slower? Ratios of step times between two runs, with verdicts from the samples.
+"""Did it get slower? Ratios of step times between two runs, with verdicts that can be believed.
 
 Reads gdbench results and pytest-benchmark's ``--benchmark-json`` files. For each case in both,
-the ratio NEW / BASE of the median times gets a 95% confidence interval: by bootstrap from the
-raw samples when both files carry them (gdbench always does; pytest-benchmark with
-``--benchmark-save-data``), otherwise from each median's standard error estimated from its IQR
-and sample count. The verdict compares that interval with the threshold.
+the ratio NEW / BASE of the median times gets a 95% confidence interval, and the verdict
+compares that interval with the threshold.
+
+Samples taken in one burst agree with each other far better than two runs do, so the interval
+is built from what varies between runs: the medians of the windows a gdbench case was sampled
+in, spread over its run (a Welch t interval on their logarithms), widened by a noise floor the
+user may give (the relative standard deviation of a case between runs on this machine, which
+``gdbench noise`` measures: a machine can change state for longer than a run, and no run sees
+that from inside). A case sampled in a single window (any pytest-benchmark file, a gdbench run
+with ``--windows 1``) says nothing of the variation over time: without a noise floor it is
+AMBIGUOUS, and the row says why. A file compared with itself is SAME. Cold-cache and
+warm-cache runs are not compared.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from gdbench.results import RunResult, format_size, read_json
+from gdbench.stats import Summary, t975, window_medians
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
 
 
 @dataclass(frozen=True, eq=False)
 class Timing:
-    """One case's times in seconds: raw samples, or a summary when the file has no samples."""
+    """One case's times in seconds: raw samples with their windows, or a summary only."""
 
     median: float
     iqr: float
     n: int
     samples: np.ndarray | None = None
+    windows: np.ndarray | None = None  # the window of each sample; None: one window
+    noisy: bool = False
+    contended: bool = False
 
     @classmethod
-    def of(cls, samples) -> Timing:
+    def of(cls, samples, windows=None, **flags) -> Timing:
         a = np.asarray(samples, dtype=np.float64)
         q1, med, q3 = np.percentile(a, [25, 50, 75])
-        return cls(float(med), float(q3 - q1), len(a), a)
+        return cls(float(med), float(q3 - q1), len(a), a, windows, **flags)
+
+    @property
+    def window_medians(self) -> np.ndarray | None:
+        """The medians of the windows, when there are two or more."""
+        if self.samples is None or self.windows is None or len(np.unique(self.windows)) < 2:
+            return None
+        return window_medians(self.samples, self.windows)
+
+    def scaled(self, factor: float) -> Timing:
+        """The same timing with every sample ``factor`` times as long."""
+        samples = None if self.samples is None else self.samples * factor
+        return replace(self, median=self.median * factor, iqr=self.iqr * factor,
+                       samples=samples)
 
 
 def _read(path) -> dict:
@@ -53,23 +78,33 @@ def _read(path) -> dict:
         raise ValueError(f"{path}: not valid JSON, perhaps truncated ({exc})") from None
 
 
-def load_timings(path) -> dict[tuple, Timing]:
-    """Step (and phase) timings of a gdbench or pytest-benchmark file, by case key."""
+def load(path) -> tuple[dict[tuple, Timing], str]:
+    """(timings by case key, cache state "warm" or "cold") of a gdbench or pytest-benchmark file."""
     d = _read(path)
     if isinstance(d, dict) and d.get("tool") == "gdbench":
-        return _gdbench_timings(read_json(path))
+        run = read_json(path)
+        return run_timings(run), run.settings.get("cache_state", "warm")
     if isinstance(d, dict) and isinstance(d.get("benchmarks"), list) and "machine_info" in d:
-        return _pytest_benchmark_timings(d, path)
+        return _pytest_benchmark_timings(d, path), "warm"
     raise ValueError(f"{path}: neither gdbench results nor pytest-benchmark JSON")
 
 
-def _gdbench_timings(run: RunResult) -> dict[tuple, Timing]:
+def load_timings(path) -> dict[tuple, Timing]:
+    return load(path)[0]
+
+
+def run_timings(run: RunResult) -> dict[tuple, Timing]:
+    """Latency (phase "step") and batched throughput (phase "throughput") of each timed case."""
     out = {}
     for c in run.cases:
         if c.ok:
             s = c.spec
-            out[(s.name, s.device, s.dtype, s.n_samples, s.n_features, "step")] = \
-                Timing.of(c.samples.step())
+            key = (s.name, s.device, s.dtype, s.n_samples, s.n_features)
+            flags = {"noisy": c.noisy, "contended": c.contended}
+            out[key + ("step",)] = Timing.of(c.samples.step(), c.samples.window, **flags)
+            if c.samples.batch is not None:
+                out[key + ("throughput",)] = Timing.of(c.samples.batch, c.samples.batch_window,
+                                                       **flags)
     return out
 
 
@@ -93,20 +128,46 @@ def _pytest_benchmark_timings(d: dict, path) -> dict[tuple, Timing]:
     return out
 
 
-def ratio_interval(base: Timing, new: Timing, seed: int = 0) -> tuple[float, float, float]:
-    """NEW/BASE ratio of medians and its 95% confidence interval."""
+def _identical(a: Timing, b: Timing) -> bool:
+    if a.samples is not None and b.samples is not None:
+        return a.samples.shape == b.samples.shape and bool(np.array_equal(a.samples, b.samples))
+    return a.samples is None and b.samples is None and (a.median, a.iqr, a.n) == (b.median, b.iqr,
+                                                                                  b.n)
+
+
+def _single_window_log_se(t: Timing) -> float:
+    """Standard error of log(median) from one window: block bootstrap, or the IQR and count."""
+    if t.samples is not None:
+        return Summary.of(t.samples).precision / 1.96
+    # A median's standard error: 1.2533 sigma / sqrt(n), sigma = IQR / 1.349 (normal data).
+    return 1.2533 * (t.iqr / 1.349) / math.sqrt(max(t.n, 1)) / t.median
+
+
+def ratio_interval(base: Timing, new: Timing, noise: float = 0.0) -> tuple[float, float, float, str]:
+    """NEW/BASE ratio of medians, its 95% interval, and why a verdict cannot be given ("" if it can).
+
+    ``noise`` is the relative standard deviation of a case between runs on this machine.
+    """
     ratio = new.median / base.median
-    if base.samples is not None and new.samples is not None:
-        resamples = int(np.clip(4_000_000 // max(base.n, new.n), 200, 2000))
-        rng = np.random.default_rng(seed)
-        b = np.median(rng.choice(base.samples, (resamples, base.n)), axis=1)
-        n = np.median(rng.choice(new.samples, (resamples, new.n)), axis=1)
-        lo, hi = np.percentile(n / b, [2.5, 97.5])
-        return ratio, float(lo), float(hi)
-    # Standard error of a median: 1.2533 sigma / sqrt(n), with sigma = IQR / 1.349 (normal).
-    rel = [1.2533 * (t.iqr / 1.349) / math.sqrt(max(t.n, 1)) / t.median for t in (base, new)]
-    spread = 1.96 * math.hypot(*rel)
-    return ratio, ratio * math.exp(-spread), ratio * math.exp(spread)
+    if _identical(base, new):
+        return ratio, ratio, ratio, ""
+    mb, mn = base.window_medians, new.window_medians
+    if mb is not None and mn is not None:
+        vb = float(np.var(np.log(mb), ddof=1)) / len(mb)
+        vn = float(np.var(np.log(mn), ddof=1)) / len(mn)
+        variance = vb + vn
+        dof = variance**2 / max(vb**2 / (len(mb) - 1) + vn**2 / (len(mn) - 1), 1e-300)
+        variance += 2 * noise**2  # each run's own offset, where the user knows its size
+        half = t975(dof) * math.sqrt(variance)
+        return ratio, ratio * math.exp(-half), ratio * math.exp(half), ""
+    variance = _single_window_log_se(base) ** 2 + _single_window_log_se(new) ** 2
+    if not noise:
+        low, high = ratio * math.exp(-1.96 * math.sqrt(variance)), ratio * math.exp(
+            1.96 * math.sqrt(variance))
+        return ratio, low, high, ("one window: the variation between runs is unknown "
+                                  "(sample in several windows, or pass --noise)")
+    half = 1.96 * math.sqrt(variance + 2 * noise**2)
+    return ratio, ratio * math.exp(-half), ratio * math.exp(half), ""
 
 
 def verdict(lo: float, hi: float, threshold: float) -> str:
@@ -130,37 +191,66 @@ class Comparison:
     low: float
     high: float
     verdict: str
+    why: str = ""  # why the verdict is AMBIGUOUS whatever the data, when it is
+    flags: str = ""  # ~ noisy, ^ contended (either side)
 
     @property
     def label(self) -> str:
-        if len(self.key) == 1:
-            return self.key[0]
-        name, device, dtype, n, d, phase = self.key
-        return f"{phase} {name}-{device}-{dtype}-N{format_size(n)}" + (f"-D{d}" if d != 1 else "")
+        return case_label(self.key)
 
 
-def compare(base_path, new_path, threshold: float = 0.05) -> list[Comparison]:
-    """Every case common to both files, with its ratio, interval and verdict."""
-    if not 0 <= threshold < 10:
-        raise ValueError(f"threshold must be a fraction such as 0.05, got {threshold}")
-    base, new = load_timings(base_path), load_timings(new_path)
-    common = [k for k in base if k in new]
-    if not common:
-        raise ValueError(f"{base_path} and {new_path} have no case in common")
+def case_label(key: tuple) -> str:
+    """``step torch-manual-cpu-float32-N1e6`` for a case key."""
+    if len(key) == 1:
+        return key[0]
+    name, device, dtype, n, d, phase = key
+    return f"{phase} {name}-{device}-{dtype}-N{format_size(n)}" + (f"-D{d}" if d != 1 else "")
+
+
+def compare_timings(base: dict[tuple, Timing], new: dict[tuple, Timing], threshold: float = 0.05,
+                    noise=None) -> list[Comparison]:
+    """Every case common to both, with its ratio, interval and verdict.
+
+    ``noise`` is a ``gdbench.noise.NoiseFloor`` (each case's variation between runs), or None.
+    """
     out = []
-    for key in common:
-        ratio, lo, hi = ratio_interval(base[key], new[key])
-        out.append(Comparison(key, base[key].median, new[key].median, ratio, lo, hi,
-                              verdict(lo, hi, threshold)))
+    for key in [k for k in base if k in new]:
+        b, n = base[key], new[key]
+        floor = noise.of(case_label(key)) if noise is not None else 0.0
+        ratio, lo, hi, why = ratio_interval(b, n, floor)
+        flags = ("~" if b.noisy or n.noisy else "") + ("^" if b.contended or n.contended else "")
+        out.append(Comparison(key, b.median, n.median, ratio, lo, hi,
+                              "AMBIGUOUS" if why else verdict(lo, hi, threshold), why, flags))
     return out
 
 
-def parse_threshold(text: str) -> float:
+def compare(base_path, new_path, threshold: float = 0.05, noise=None) -> list[Comparison]:
+    """Every case common to both files, with its ratio, interval and verdict.
+
+    ``noise``: a ``gdbench.noise.NoiseFloor``, or None to judge by the runs' own windows only.
+    """
+    if not 0 <= threshold < 10:
+        raise ValueError(f"threshold must be a fraction such as 0.05, got {threshold}")
+    (base, base_cache), (new, new_cache) = load(base_path), load(new_path)
+    if base_cache != new_cache:
+        raise ValueError(f"{base_path} was measured with {base_cache} caches and {new_path} with "
+                         f"{new_cache} caches: their times are not comparable")
+    rows = compare_timings(base, new, threshold, noise)
+    if not rows:
+        raise ValueError(f"{base_path} and {new_path} have no case in common")
+    return rows
+
+
+def parse_fraction(text: str, what: str = "threshold") -> float:
     """``5%`` or ``0.05`` as a fraction."""
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"threshold {text!r} is not a number such as 5% or 0.05") from None
+        raise ValueError(f"{what} {text!r} is not a number such as 5% or 0.05") from None
     if not 0 <= value < 10:
-        raise ValueError(f"threshold {text!r} must be between 0% and 1000%")
+        raise ValueError(f"{what} {text!r} must be between 0% and 1000%")
     return value
+
+
+def parse_threshold(text: str) -> float:
+    return parse_fraction(text, "threshold")

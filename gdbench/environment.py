@@ -48,6 +48,23 @@ def cpu_cache_bytes() -> int:
     return best
 
 
+def cpu_cache_levels() -> dict[str, int]:
+    """The data caches of CPU 0 as the OS reports them: {"L1d": bytes, "L2": ..., "L3": ...}."""
+    levels = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind == "Instruction":
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        levels[f"L{level}" + ("d" if kind == "Data" else "")] = int(text.rstrip("KMG")) * scale
+    return levels
+
+
 def gpu_info() -> dict:
     """Name, memory, cache, driver and CUDA version of CUDA device 0, from torch or CuPy."""
     try:

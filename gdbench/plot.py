@@ -63,7 +63,15 @@ def plot_bandwidth(plt, runs, lines, out_dir) -> list[Path]:
         ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
                   marker="o", linestyle="-" if device == "cuda" else "--", label=f"{name} ({device})")
     for run in runs:
-        if run.probe:
+        if run.rooflines:  # measured at each case's size, in every round
+            by_size = {}
+            for c in run.cases:
+                if run.roofline(c):
+                    by_size[c.spec.n_samples] = run.roofline(c) / 1e9
+            sizes = sorted(by_size)
+            ax.plot(sizes, [by_size[n] for n in sizes], color="black", linewidth=1.5,
+                    drawstyle="steps-mid", label=f"roofline at each size ({run.settings['device']})")
+        elif run.probe:
             device = run.probe["device"]
             ax.axhline(run.probe["bandwidth"] / 1e9, color="black", linewidth=1.5)
             ax.annotate(f"{device} roofline, memory: {run.probe['bandwidth'] / 1e9:.3g} GB/s",
@@ -110,8 +118,35 @@ def plot_phases(plt, lines, out_dir, size: int | None) -> list[Path]:
     return paths
 
 
+def plot_probe(plt, runs, out_dir) -> list[Path]:
+    """The probe's bandwidth against working-set size, with the cache sizes reported."""
+    curves = [r for r in runs if r.probe and r.probe.get("curve")]
+    if not curves:
+        return []
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for index, run in enumerate(curves):
+        curve = {int(k): v for k, v in run.probe["curve"].items()}
+        sizes = sorted(curve)
+        line, = ax.loglog(sizes, [curve[n] / 1e9 for n in sizes], marker="o",
+                          label=f"{run.probe['device']}, run {index + 1}")
+        for name, size in run.probe.get("levels", {}).items():
+            ax.axvline(size, color=line.get_color(), linestyle=":", linewidth=1)
+            ax.annotate(name, (size, 0.98), xycoords=("data", "axes fraction"), fontsize=8,
+                        ha="right", va="top", rotation=90, color=line.get_color())
+    ax.set(xlabel="working set (bytes)", ylabel="streaming read (GB/s)",
+           title="Measured bandwidth against working set, and the caches reported")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    paths = _save(fig, out_dir, "probe")
+    plt.close(fig)
+    return paths
+
+
 def plot(runs: list[RunResult], out_dir, size: int | None = None) -> list[Path]:
-    """Write scaling, bandwidth and phases plots (PNG and SVG) of ``runs`` into ``out_dir``."""
+    """Write scaling, bandwidth, phases and probe plots (PNG and SVG) of ``runs`` to ``out_dir``.
+
+    The probe plot only for runs whose probe measured the bandwidth curve.
+    """
     plt = _pyplot()
     lines = series(runs)
     if not lines:
@@ -119,4 +154,4 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, lines, out_dir)
-            + plot_phases(plt, lines, out_dir, size))
+            + plot_phases(plt, lines, out_dir, size) + plot_probe(plt, runs, out_dir))

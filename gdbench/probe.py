@@ -1,37 +1,49 @@
-"""The roofline: the memory bandwidth this device achieves, measured now.
+"""The roofline: the bandwidth this device streams data at, measured now, at every size.
 
-CPU: a multi-threaded streaming read (a sum) by each available library (Numba's parallel loop,
-PyTorch's threaded sum, NumPy's single-threaded sum), at two working-set sizes: four times the
-last-level cache ("memory"), and a quarter of it ("cache"), since a step whose data fits in the
-cache streams it from there. CUDA: a device-to-device copy (read and write counted) and a read
-reduction of 2 GiB ("memory"), and for data that fits in L2 ("cache"), an array of the size of
-the run's largest L2-resident case read hundreds of times in one launch (a Triton kernel whose
-loads bypass L1, and torch's sum over a stride-0 view of it) and a batch of copies within L2,
-all timed with CUDA events. At each level the roofline is the best of the methods:
-the fastest a step could stream its data.
+A step reads its ``x`` and ``y`` once at least; the fastest it can do that is the fastest the
+device streams a buffer of that size, which depends on where the buffer lives (L1, L2, the
+last-level cache, memory). ``bandwidth_at(device, nbytes)`` measures it for one working-set
+size with every available method and gives each method's median over several timed calls,
+each call long enough (2 ms) that call overhead does not count:
+
+- CPU: Numba's serial and parallel sums, repeated over the buffer inside one call, torch's
+  threaded sum and NumPy's sum;
+- CUDA: a Triton kernel that reads the buffer repeatedly with loads that bypass L1, torch's sum
+  and a device-to-device copy (bytes read plus written).
+
+The roofline at a size is the best method's median. ``probe`` measures the memory level (four
+times the last-level cache, at least 1 GiB on the CPU; 2 GiB on CUDA) and the curve of
+bandwidth against size, with the cache sizes the OS reports beside it: a VM may report its
+host's caches, and the curve says where the levels really are. A sweep measures the roofline at
+each case's own size in every window, interleaved with the cases (``gdbench.sweep``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from gdbench.devices import missing_module, release_device_memory, resolve_device
-from gdbench.environment import cpu_cache_bytes
+from gdbench.environment import cpu_cache_bytes, cpu_cache_levels
 
 MIN_BYTES = 1 << 30
+CALL_SECONDS = 2e-3  # each timed call streams the buffer for at least this long
+CURVE_START = {"cpu": 4 << 10, "cuda": 64 << 10}
 
 
 @dataclass(frozen=True)
 class Probe:
     device: str
     nbytes: int  # size of the array streamed from memory
-    methods: dict  # method name -> best bytes/s over the repeats, from memory
-    cache_bytes: int = 0  # last-level cache size; 0 when there is no cache level
-    cache_methods: dict = field(default_factory=dict)  # the same with a cache-resident array
-    cache_nbytes: int = 0  # size of that array
+    methods: dict  # method name -> bytes/s from memory
+    cache_bytes: int = 0  # last-level cache (L2 on CUDA) the OS or driver reports; 0 if none
+    cache_methods: dict = field(default_factory=dict)  # results files of gdbench 0.1.0
+    cache_nbytes: int = 0
+    curve: dict = field(default_factory=dict)  # working-set bytes -> best bytes/s
+    levels: dict = field(default_factory=dict)  # cache name -> bytes, as reported
 
     @property
     def bandwidth(self) -> float:
@@ -47,32 +59,43 @@ class Probe:
         return max(self.cache_methods.values()) if self.cache_methods else None
 
     def roofline(self, nbytes: int) -> float:
-        """The roofline for a step reading ``nbytes``: the cache's if they fit in it.
+        """The roofline for a step reading ``nbytes``, from the curve where there is one.
 
-        Never below the memory level: data in a cache streams at least as fast as from memory,
-        so a cache figure under it says the method failed to reach the cache's speed.
+        Between two measured sizes the curve is interpolated on log-log axes; past its ends it
+        keeps its end values. Never below the memory level: a figure under it says the method,
+        not the level, was slow.
         """
+        if self.curve:
+            sizes = sorted(self.curve)
+            logs = np.log([self.curve[s] for s in sizes])
+            value = float(np.exp(np.interp(math.log(nbytes), np.log(sizes), logs)))
+            return max(value, self.bandwidth)
         if self.cache_methods and nbytes <= self.cache_bytes:
             return max(self.cache_bandwidth, self.bandwidth)
         return self.bandwidth
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "bandwidth": self.bandwidth, "best_method": self.best_method,
-                "cache_bandwidth": self.cache_bandwidth}
+        d = {**asdict(self), "bandwidth": self.bandwidth, "best_method": self.best_method,
+             "cache_bandwidth": self.cache_bandwidth}
+        d["curve"] = {str(k): v for k, v in self.curve.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Probe:
         return cls(d["device"], int(d["nbytes"]), dict(d["methods"]),
                    int(d.get("cache_bytes", 0)), dict(d.get("cache_methods", {})),
-                   int(d.get("cache_nbytes", 0)))
+                   int(d.get("cache_nbytes", 0)),
+                   {int(k): float(v) for k, v in d.get("curve", {}).items()},
+                   dict(d.get("levels", {})))
 
 
-def _best_rate(fn, nbytes: int, repeats: int, clock) -> float:
-    fn()  # first touch, compilation
-    times = []
-    for _ in range(repeats):
-        times.append(clock(fn))
-    return nbytes / min(times)
+def _median_rate(stream, nbytes: int, repeats: int, clock) -> float:
+    """Median bytes/s of ``stream(reps)``, reps chosen so that one call lasts CALL_SECONDS."""
+    first = clock(lambda: stream(1))  # first touch, compilation
+    first = clock(lambda: stream(1))
+    reps = int(min(1 << 20, max(1, math.ceil(CALL_SECONDS / max(first, 1e-9)))))
+    times = [clock(lambda: stream(reps)) for _ in range(repeats)]
+    return nbytes * reps / float(np.median(times))
 
 
 def _cpu_clock(fn) -> float:
@@ -81,48 +104,69 @@ def _cpu_clock(fn) -> float:
     return time.perf_counter() - start
 
 
-def _cpu_read_rates(nbytes: int, repeats: int) -> dict:
-    a = np.ones(nbytes // 4, dtype=np.float32)
-    methods = {"numpy-sum": _best_rate(a.sum, a.nbytes, repeats, _cpu_clock)}
+def _cpu_methods(a: np.ndarray) -> dict:
+    """Ways to stream ``a`` ``reps`` times on the CPU, by name."""
+    methods = {"numpy-sum": lambda reps: [a.sum() for _ in range(reps)]}
     if missing_module("numba") is None:
-        from gdbench.kernels.numba_loops import parallel_sum
+        from gdbench.kernels import numba_loops
 
-        methods["numba-parallel-sum"] = _best_rate(lambda: parallel_sum(a), a.nbytes, repeats,
-                                                   _cpu_clock)
+        if a.nbytes <= 4 << 20:  # above, the parallel sum is faster wherever there are threads
+            methods["numba-sum"] = lambda reps: numba_loops.repeated_sum(a, reps)
+        if a.nbytes >= 64 << 10:  # below, starting the threads costs more than the read
+            methods["numba-parallel-sum"] = lambda reps: numba_loops.repeated_parallel_sum(a, reps)
     if missing_module("torch") is None:
         import torch
 
         t = torch.from_numpy(a)
-        methods["torch-sum"] = _best_rate(t.sum, a.nbytes, repeats, _cpu_clock)
+        methods["torch-sum"] = lambda reps: [t.sum() for _ in range(reps)]
     return methods
 
 
-def probe_cpu(nbytes: int | None = None, cache_nbytes: int | None = None,
-              repeats: int = 5) -> Probe:
-    cache = cpu_cache_bytes()
-    nbytes = (nbytes or max(MIN_BYTES, 4 * cache)) // 4 * 4
-    cache = min(cache, nbytes // 4)
-    cache_nbytes = min(cache_nbytes or cache // 4, cache)
-    cache_methods = _cpu_read_rates(cache_nbytes, 4 * repeats) if cache_nbytes >= 4 else {}
-    return Probe("cpu", nbytes, _cpu_read_rates(nbytes, repeats), cache, cache_methods,
-                 cache_nbytes)
-
-
-def _cuda_arrays(nbytes: int):
-    """(module, array of ``nbytes`` on CUDA device 0, event pair maker, elapsed ms): torch or CuPy."""
+def _cuda_methods(nbytes: int):
+    """(ways to stream ``nbytes`` on CUDA device 0 ``reps`` times, event clock)."""
     from gdbench.devices import cuda_unavailable
 
     if cuda_unavailable("torch") is None:
         import torch
 
-        events = lambda: (torch.cuda.Event(enable_timing=True),  # noqa: E731
-                          torch.cuda.Event(enable_timing=True))
-        return ("torch", torch.ones(nbytes // 4, dtype=torch.float32, device="cuda"), events,
-                lambda start, end: start.elapsed_time(end))
+        a = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
+        half = a.numel() // 2
+        methods = {"torch-sum": lambda reps: [a.sum() for _ in range(reps)]}
+        if half:
+            src, dst = a[:half], a[half:2 * half]
+            methods["torch-copy"] = lambda reps: [dst.copy_(src) for _ in range(reps)]
+        if missing_module("triton") is None and a.numel() >= L2_READ_BLOCK:
+            methods["triton-read"] = _triton_read(a)
+        return methods, _event_clock(lambda: (torch.cuda.Event(enable_timing=True),
+                                              torch.cuda.Event(enable_timing=True)),
+                                     lambda start, end: start.elapsed_time(end))
     import cupy
 
-    return ("cupy", cupy.ones(nbytes // 4, dtype=cupy.float32),
-            lambda: (cupy.cuda.Event(), cupy.cuda.Event()), cupy.cuda.get_elapsed_time)
+    a = cupy.ones(nbytes // 4, dtype=cupy.float32)
+    methods = {"cupy-sum": lambda reps: [a.sum() for _ in range(reps)]}
+    return methods, _event_clock(lambda: (cupy.cuda.Event(), cupy.cuda.Event()),
+                                 cupy.cuda.get_elapsed_time)
+
+
+L2_READ_BLOCK = 4096
+
+
+def _triton_read(a):
+    """Every multiprocessor's programs read ``a`` again and again, from L2 where it fits."""
+    import torch
+
+    from gdbench.kernels.triton_loops import read_repeatedly
+
+    n = a.numel() // L2_READ_BLOCK * L2_READ_BLOCK
+    sms = torch.cuda.get_device_properties(a.device).multi_processor_count
+    grid = min(n // L2_READ_BLOCK, 4 * sms)
+    out = torch.empty(grid, device=a.device)
+
+    def read(reps):
+        read_repeatedly[(grid,)](a, out, n, reps, BLOCK=L2_READ_BLOCK, num_warps=8)
+
+    read.nbytes = n * 4
+    return read
 
 
 def _event_clock(events, elapsed_ms):
@@ -137,99 +181,67 @@ def _event_clock(events, elapsed_ms):
     return clock
 
 
-def _copy(library, a, b):
-    return (lambda: b.copy_(a)) if library == "torch" else (lambda: b.__setitem__(Ellipsis, a))
-
-
-def _cuda_rates(nbytes: int, repeats: int) -> dict:
-    """Copy and read rates of ``nbytes`` from device memory on CUDA device 0."""
-    library, a, events, elapsed_ms = _cuda_arrays(nbytes)
-    b = a.clone() if library == "torch" else a.copy()
-    clock = _event_clock(events, elapsed_ms)
-    return {f"{library}-copy": _best_rate(_copy(library, a, b), 2 * nbytes, repeats, clock),
-            f"{library}-sum": _best_rate(a.sum, nbytes, repeats, clock)}
-
-
-def _cuda_cache_rates(nbytes: int, repeats: int, streamed: int = 1 << 30) -> dict:
-    """Rates for an array of ``nbytes`` that stays in L2, read about ``streamed`` bytes a time.
-
-    One reduction over a (reps, n) view of the array with stride 0 between rows reads it
-    ``reps`` times in a single launch, so launch gaps do not hide the cache's bandwidth; a
-    batch of back-to-back copies of half the array into the other half is the second method.
-    """
-    library, a, events, elapsed_ms = _cuda_arrays(nbytes)
-    n = a.shape[0]
-    reps = max(1, streamed // max(nbytes, 1))
-    if library == "torch":
-        view = a.as_strided((reps, n), (0, 1))
+def bandwidth_at(device: str, nbytes: int, repeats: int = 5) -> dict:
+    """Each method's median bytes/s streaming a buffer of ``nbytes`` on ``device``."""
+    nbytes = max(nbytes // 4 * 4, 4096)
+    if device == "cuda":
+        methods, clock = _cuda_methods(nbytes)
+        scale = {"torch-copy": 2 * (nbytes // 8) * 4}  # half the buffer read, half written
     else:
-        from cupy.lib.stride_tricks import as_strided
-
-        view = as_strided(a, (reps, n), (0, a.itemsize))
-    clock = _event_clock(events, elapsed_ms)
-    half = n // 2
-    src, dst = a[:half], a[half:2 * half]
-    copy = _copy(library, src, dst)
-    copies = min(2000, max(1, streamed // max(2 * half * 4, 1)))  # small copies are launch-bound
-
-    def copy_batch():
-        for _ in range(copies):
-            copy()
-
-    rates = {f"{library}-l2-sum": _best_rate(view.sum, reps * n * 4, repeats, clock),
-             f"{library}-l2-copy": _best_rate(copy_batch, copies * 2 * half * 4, repeats, clock)}
-    if library == "torch" and missing_module("triton") is None:
-        rates["triton-l2-read"] = _triton_l2_rate(a, streamed, repeats, clock)
+        methods, clock = _cpu_methods(np.ones(nbytes // 4, dtype=np.float32)), _cpu_clock
+        scale = {}
+    rates = {name: _median_rate(stream, getattr(stream, "nbytes", scale.get(name, nbytes)),
+                                repeats, clock)
+             for name, stream in methods.items()}
+    del methods
+    if device == "cuda":
+        release_device_memory("cuda")
     return rates
 
 
-L2_READ_BLOCK = 4096
+def roofline_at(device: str, nbytes: int, repeats: int = 5) -> float:
+    """The roofline for a working set of ``nbytes``: the best method's median bytes/s."""
+    return max(bandwidth_at(device, nbytes, repeats).values())
 
 
-def _triton_l2_rate(a, streamed: int, repeats: int, clock) -> float:
-    """Every multiprocessor's programs read the array again and again, from L2 (not L1)."""
-    import torch
+def cache_levels(device: str) -> dict:
+    """The cache sizes the OS (CPU) or the driver (CUDA L2) reports, by name."""
+    if device == "cuda":
+        from gdbench.environment import gpu_info
 
-    from gdbench.kernels.triton_loops import read_repeatedly
-
-    n = a.shape[0] // L2_READ_BLOCK * L2_READ_BLOCK
-    if n == 0:
-        return 0.0
-    sms = torch.cuda.get_device_properties(a.device).multi_processor_count
-    grid = min(n // L2_READ_BLOCK, 4 * sms)
-    reps = max(1, streamed // (n * 4))
-    out = torch.empty(grid, device=a.device)
-
-    def read():
-        read_repeatedly[(grid,)](a, out, n, reps, BLOCK=L2_READ_BLOCK, num_warps=8)
-
-    return _best_rate(read, reps * n * 4, repeats, clock)
+        l2 = int(gpu_info().get("l2_cache_bytes") or 0)
+        return {"L2": l2} if l2 else {}
+    return cpu_cache_levels()
 
 
-def probe_cuda(nbytes: int = 2 << 30, cache_nbytes: int | None = None,
-               repeats: int = 10) -> Probe:
-    from gdbench.environment import gpu_info
-
-    l2 = int(gpu_info().get("l2_cache_bytes") or 0)
-    methods = _cuda_rates(nbytes, repeats)  # its arrays are freed on return
-    cache_methods, cache_nbytes = {}, min(cache_nbytes or l2 // 4, l2)
-    if cache_nbytes >= 1 << 12:
-        cache_methods = _cuda_cache_rates(cache_nbytes, repeats)
-    release_device_memory("cuda")
-    return Probe("cuda", nbytes, methods, l2, cache_methods, cache_nbytes if cache_methods else 0)
+def curve_sizes(device: str, largest: int) -> list[int]:
+    """Working-set sizes from a few KiB to ``largest``, four times apart."""
+    sizes, n = [], CURVE_START[device]
+    while n < largest:
+        sizes.append(n)
+        n *= 4
+    return sizes + [largest]
 
 
-def probe(device: str = "auto", nbytes: int | None = None,
-          cache_nbytes: int | None = None) -> Probe:
-    """Measure the roofline of ``device`` (cpu, cuda or auto), streaming ``nbytes`` from memory.
+def probe(device: str = "auto", nbytes: int | None = None, curve: bool = True,
+          repeats: int = 5) -> Probe:
+    """Measure the roofline of ``device`` (cpu, cuda or auto) from memory, and its curve.
 
-    By default ``nbytes`` is four times the CPU's last-level cache (at least 1 GiB), or 2 GiB on
-    CUDA. The cache level (the last-level cache on the CPU, L2 on CUDA) streams ``cache_nbytes``
-    (by default a quarter of the cache): a sweep passes the bytes of its largest case that fits
-    in the cache, since the bandwidth a cache delivers falls as the working set grows towards
-    its size.
+    ``nbytes`` is the memory level's buffer: by default four times the CPU's last-level cache
+    (at least 1 GiB), or 2 GiB on CUDA.
     """
     device = resolve_device(device)
+    levels = cache_levels(device)
     if device == "cuda":
-        return probe_cuda(nbytes or 2 << 30, cache_nbytes)
-    return probe_cpu(nbytes, cache_nbytes)
+        nbytes = nbytes or 2 << 30
+        cache = levels.get("L2", 0)
+    else:
+        cache = cpu_cache_bytes()
+        nbytes = (nbytes or max(MIN_BYTES, 4 * cache)) // 4 * 4
+    methods = bandwidth_at(device, nbytes, repeats)
+    points = {}
+    if curve:
+        for size in curve_sizes(device, nbytes)[:-1]:
+            points[size] = roofline_at(device, size, repeats)
+        points[nbytes] = max(methods.values())
+    return Probe(device, nbytes, methods, cache, curve=points, levels=levels)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from gdbench import findings
 from gdbench.results import RunResult, format_size, write_atomic
-from gdbench.tables import format_time, marks
+from gdbench.tables import MARKS, format_bytes, format_precision, format_time, marks
 
 
 def _environment(run: RunResult) -> list[str]:
@@ -31,7 +33,15 @@ def _environment(run: RunResult) -> list[str]:
             cache = "L2" if run.probe["device"] == "cuda" else "the last-level cache"
             line += (f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from {cache} "
                      f"({run.probe['cache_nbytes'] / 2**20:.3g} MiB streamed)")
+        if run.rooflines:
+            line += "; at each case's size: " + ", ".join(
+                f"{format_bytes(b)} {np.median(v) / 1e9:.3g} GB/s"
+                for b, v in sorted(run.rooflines.items()))
         lines.append(line)
+    windows = run.settings.get("windows")
+    if windows:
+        lines.append(f"- {windows} windows per case, interleaved with the other cases of its "
+                     f"size; {run.settings.get('cache_state', 'warm')} caches")
     if env.get("gdbench_commit"):
         lines.append(f"- gdbench commit `{env['gdbench_commit']}`")
     return lines
@@ -52,12 +62,13 @@ def _step_table(run: RunResult) -> list[str]:
             elif not c.ok:
                 cells.append(c.status.upper())
             else:
-                cell = f"{format_time(c.summary().median)}{marks(c)}"
+                roofline = run.roofline(c)
+                cell = (f"{format_time(c.summary().median)} "
+                        f"{format_precision(c.summary().precision)}{marks(c, roofline)}")
                 if c.throughput is not None:
                     cell += f" · {format_time(c.throughput.median)}"
                 cell += f" · {c.bandwidth / 1e9:.3g} GB/s"
-                if run.probe:
-                    roofline = run.roofline(c)
+                if roofline:
                     cell += f" · {100 * c.roofline_fraction(roofline):.0f}%"
                     if c.throughput is not None:
                         cell += f" · {100 * c.throughput_bandwidth / roofline:.0f}%"
@@ -114,8 +125,9 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "steps (throughput) · effective bandwidth at the latency · % of the roofline "
                   "at the latency · at the throughput" if batched else
                   "Median step time · effective bandwidth · % of the roofline")
-        lines += [f"## {source}", "", *_environment(run), "", legend + " (`~` noisy, `!` "
-                  "throttled GPU):", "", *_step_table(run), ""]
+        flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
+        lines += [f"## {source}", "", *_environment(run), "", legend + f" ({flags}):", "",
+                  *_step_table(run), ""]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
@@ -124,6 +136,12 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
         if throttled:
             lines += ["Cases during which the GPU ran throttled:", ""] + [
                 f"- {c.spec.label}: {'; '.join(c.throttle_reasons)}" for c in throttled] + [""]
+        contended = [c for c in run.cases if c.ok and c.contended]
+        if contended:
+            lines += ["Cases measured while other work held them back:", ""] + [
+                f"- {c.spec.label}: {'; '.join(c.contention_reasons)}"
+                + (" (measured twice, the less contended kept)" if c.remeasured else "")
+                for c in contended] + [""]
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
               f"![phases of one step]({rel / 'phases.png'})", "", "## Findings", "",

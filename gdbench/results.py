@@ -71,7 +71,9 @@ class CaseResult:
     precision_target: float = 0.01
     settle_steps: int = 0  # untimed steps run until the step time settled
     settled: bool = False  # whether it settled before the warm-up's time limit
-    telemetry: dict | None = None  # NVML readings at the start and end of a CUDA case
+    telemetry: dict | None = None  # NVML readings at the start and end of each CUDA window
+    contention: list | None = None  # gdbench.contention readings of each window
+    remeasured: bool = False  # contended at first, and measured once more
 
     @property
     def ok(self) -> bool:
@@ -116,6 +118,21 @@ class CaseResult:
         return bool(self.throttle_reasons)
 
     @property
+    def contention_reasons(self) -> list[str]:
+        """Why the case counts as measured on a busy machine (empty: it does not, or unknown)."""
+        from gdbench.contention import contention_reasons
+
+        return contention_reasons(self.contention)
+
+    @property
+    def contended(self) -> bool:
+        return bool(self.contention_reasons)
+
+    @property
+    def windows(self) -> int:
+        return 0 if self.samples is None else self.samples.windows
+
+    @property
     def bytes_model(self) -> float:
         return self.passes * self.spec.bytes_min
 
@@ -135,22 +152,32 @@ class CaseResult:
              "cache_bytes": self.cache_bytes,
              "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
              "warmup_s": self.warmup_s, "precision_target": self.precision_target,
-             "settle_steps": self.settle_steps, "settled": self.settled}
+             "settle_steps": self.settle_steps, "settled": self.settled,
+             "remeasured": self.remeasured}
         if self.telemetry is not None:
             d["telemetry"] = self.telemetry
             d["throttled"] = self.throttled
             d["throttle_reasons"] = self.throttle_reasons
+        if self.contention is not None:
+            d["contention"] = self.contention
+            d["contended"] = self.contended
+            d["contention_reasons"] = self.contention_reasons
         if self.samples is not None:
             s = self.samples
             d["phases"] = list(s.phases)
             d["samples"] = {p: s.phase(p).tolist() for p in s.phases}
             if s.host is not None:
                 d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
+            if s.window is not None:
+                d["windows"] = s.windows
+                d["sample_windows"] = s.window.tolist()
             if s.batch is not None:
                 d["batch_size"] = s.batch_size
                 d["batch_samples"] = s.batch.tolist()
                 if s.batch_host is not None:
                     d["batch_host_samples"] = s.batch_host.tolist()
+                if s.batch_window is not None:
+                    d["batch_windows"] = s.batch_window.tolist()
             # Derived from the samples above, for readers that want the figures without them.
             d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
             if s.batch is not None:
@@ -173,14 +200,18 @@ class CaseResult:
             host = None
             if d.get("host_samples"):
                 host = np.array([d["host_samples"][p] for p in phases]).T
-            batch = np.array(d["batch_samples"]) if d.get("batch_samples") else None
-            batch_host = np.array(d["batch_host_samples"]) if d.get("batch_host_samples") else None
-            samples = Samples(phases, device, host, batch, int(d.get("batch_size", 0)), batch_host)
+            def optional(key):
+                return np.array(d[key]) if d.get(key) else None
+
+            samples = Samples(phases, device, host, optional("batch_samples"),
+                              int(d.get("batch_size", 0)), optional("batch_host_samples"),
+                              optional("sample_windows"), optional("batch_windows"))
         return cls(spec, d["status"], d.get("message", ""), d.get("backend", ""),
                    float(d.get("passes", float("nan"))), float(d.get("prepare_s", float("nan"))),
                    float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
-                   bool(d.get("settled", False)), d.get("telemetry"))
+                   bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
+                   bool(d.get("remeasured", False)))
 
 
 @dataclass
@@ -192,34 +223,53 @@ class RunResult:
     cases: list[CaseResult] = field(default_factory=list)
     probe: dict | None = None  # gdbench.probe.Probe.to_dict() of the run's device
     complete: bool = False  # False while running, and for a run that was interrupted
+    rooflines: dict = field(default_factory=dict)  # bytes -> bytes/s measured in each round
 
     def roofline(self, case: CaseResult) -> float | None:
-        """The roofline in bytes/s for ``case``, measured in this run; None if not probed."""
+        """The roofline in bytes/s for ``case``, measured in this run; None if not probed.
+
+        The median of the rounds' measurements at the case's own size where the run made them,
+        else the probe's curve (or its levels, in results of gdbench 0.1.0).
+        """
+        values = self.rooflines.get(case.spec.bytes_min)
+        if values:
+            return float(np.median(values))
         if not self.probe:
             return None
         from gdbench.probe import Probe
 
         return Probe.from_dict(self.probe).roofline(case.spec.bytes_min)
 
+    def exceeds_roofline(self, case: CaseResult) -> bool:
+        """The case streamed faster than the probe could: a measurement problem, not a result."""
+        roofline = self.roofline(case) if case.ok else None
+        if roofline is None:
+            return False
+        fastest = max(case.bandwidth, case.throughput_bandwidth or 0.0)
+        return fastest > roofline
+
     def case_dict(self, case: CaseResult) -> dict:
         d = case.to_dict()
-        if self.probe and case.samples is not None:
-            roofline = self.roofline(case)
+        roofline = self.roofline(case) if case.samples is not None else None
+        if roofline is not None:
             d["roofline_gbs"] = roofline / 1e9
             d["roofline_fraction"] = case.roofline_fraction(roofline)
             if case.throughput is not None:
                 d["throughput_roofline_fraction"] = case.throughput_bandwidth / roofline
+            d["roofline_exceeded"] = self.exceeds_roofline(case)
         return d
 
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "tool": "gdbench", "complete": self.complete,
                 "environment": self.environment, "settings": self.settings, "probe": self.probe,
+                "rooflines": {str(k): v for k, v in self.rooflines.items()},
                 "cases": [self.case_dict(c) for c in self.cases]}
 
     @classmethod
     def from_dict(cls, d: dict) -> RunResult:
         return cls(d["environment"], d["settings"], [CaseResult.from_dict(c) for c in d["cases"]],
-                   d.get("probe"), bool(d.get("complete", False)))
+                   d.get("probe"), bool(d.get("complete", False)),
+                   {int(k): list(v) for k, v in d.get("rooflines", {}).items()})
 
 
 def write_atomic(path, text: str) -> None:
@@ -301,13 +351,13 @@ def write_csv(run: RunResult, path) -> None:
             row.update(samples=step.n, step_median_s=step.median, step_iqr_s=step.iqr,
                        step_min_s=step.min, noisy=c.noisy, samples_per_s=c.samples_per_s,
                        bandwidth_gbs=c.bandwidth / 1e9)
-            if run.probe:
+            if run.roofline(c):
                 row["roofline_fraction"] = c.roofline_fraction(run.roofline(c))
             if c.throughput is not None:
                 row.update(batch_size=c.samples.batch_size,
                            throughput_median_s=c.throughput.median,
                            throughput_bandwidth_gbs=c.throughput_bandwidth / 1e9)
-                if run.probe:
+                if run.roofline(c):
                     row["throughput_roofline_fraction"] = c.throughput_bandwidth / run.roofline(c)
             for p in c.samples.phases:
                 if p != "step":

@@ -1,28 +1,31 @@
 """The sweep: every chosen kernel at every sample count, verified, then timed.
 
-A case that fails (wrong result, out of memory, an exception, divergence) is recorded with its
-status and the sweep goes on. With ``out``, the results so far are rewritten atomically after
-every case, so an interrupted run leaves a valid file.
+All cases are measured together in rounds of windows (``gdbench.cases``). A case that fails
+(wrong result, out of memory, an exception, divergence) is recorded with its status and the
+sweep goes on; so is a size whose data cannot be made.
+With ``out``, the results so far are rewritten atomically after every round, so an interrupted
+run leaves a valid file.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from gdbench import registry
-from gdbench.devices import release_device_memory, resolve_device
+from gdbench.cases import Rounds
+from gdbench.devices import resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
-from gdbench.kernels.cuda_graph import CudaGraphStep, capturable
+from gdbench.kernels.cuda_graph import capturable
 from gdbench.probe import probe as measure_roofline
-from gdbench.reference import compare_step, loss_and_grad, make_problem
+from gdbench.probe import roofline_at
+from gdbench.reference import loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
 from gdbench.telemetry import open_telemetry
-from gdbench.timing import StopRule, sample, warm_up
+from gdbench.timing import StopRule, cache_flush
 
 DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
 
@@ -91,71 +94,49 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
             for graph in ((False, True) if k in graphable else (False,))]
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ \
-        or "out of memory" in str(exc).lower()
-
-
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
              cache_bytes: int = 0, reference=None, telemetry=None) -> CaseResult:
     """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
 
-    ``telemetry`` (a ``gdbench.telemetry.Telemetry``) is read after the warm-up and after the
-    last batch, while the device is still busy.
+    One window, with the whole budget; ``telemetry`` (a ``gdbench.telemetry.Telemetry``) is
+    read at the window's start and end.
     """
-    fields = {"cache_bytes": cache_bytes, "precision_target": rule.precision}
-    kernel = None
-    try:
-        kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
-        if spec.cuda_graph:
-            kernel = CudaGraphStep(kernel)
-        fields.update(backend=kernel.backend, passes=float(kernel.passes))
-        t0 = time.perf_counter()
-        kernel.prepare(x, y, w0=0.0, lr=lr)
-        kernel.synchronize()
-        t1 = time.perf_counter()
-        kernel.step()  # the first step, compilation included, is timed apart from the samples
-        kernel.synchronize()
-        fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
-        wrong = compare_step(kernel, x, y, 0.0, lr, reference)
-        if wrong:
-            return CaseResult(spec, "wrong", wrong, **fields)
-        settle = warm_up(kernel, rule)
-        fields.update(settle_steps=settle.steps, settled=settle.settled)
-        start = telemetry.snapshot() if telemetry else None
-        samples = sample(kernel, rule, batches=True)
-        if telemetry:
-            fields["telemetry"] = {"start": start, "end": telemetry.snapshot()}
-        if not math.isfinite(kernel.loss):
-            return CaseResult(spec, "diverged", f"loss became {kernel.loss}", **fields)
-        return CaseResult(spec, "ok", samples=samples, **fields)
-    except Exception as exc:
-        status = "oom" if _is_oom(exc) else "error"
-        return CaseResult(spec, status, f"{type(exc).__name__}: {exc}".splitlines()[0], **fields)
-    finally:
-        del kernel
-        release_device_memory(spec.device)
+    reference = reference or loss_and_grad(x, y, np.zeros(np.asarray(x).reshape(len(y), -1)
+                                                          .shape[1]))
+    rounds = Rounds(rule, windows=1, lr=lr, telemetry=telemetry, remeasure=False,
+                    fields={"cache_bytes": cache_bytes, "precision_target": rule.precision})
+    return rounds.measure([spec], {spec.n_samples: (x, y, reference)})[0]
 
 
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         sizes: Sequence[int] | None = None, n_features: int = 1, dtype: str = "float32",
         budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
         cuda_graph: bool = False, probe: bool = True, probe_bytes: int | None = None,
+        windows: int = 4, cold: bool = False, remeasure: bool = True, processes: int = 1,
         out=None, csv=None,
         on_start: Callable[[CaseSpec, int, int], None] | None = None,
         on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
     """Sweep ``kernels`` over ``sizes`` on ``device``; return the records, writing them to ``out``.
 
-    ``budget`` is the sampling time of one case in seconds; sampling stops earlier once the
-    median step time is known to ``precision`` (relative half-width of its 95% interval).
-    With ``probe``, the device's memory bandwidth is measured first, and every case reports
-    its fraction of that roofline.
+    ``budget`` is the latency-sampling time of one case in seconds, shared by its ``windows``;
+    a window stops earlier once its median is known to ``precision`` (relative half-width of
+    its 95% interval). The cases of one size are measured in rounds, one window each per round
+    (``gdbench.cases``). With ``probe``, the device's bandwidth is measured first (memory level
+    and the curve against size), then at each size's working set once per round, and every
+    case reports its fraction of that roofline. ``cold`` flushes the caches before every
+    latency sample and takes no batches. ``remeasure`` measures a contended case once more.
+    With ``processes`` over 1 the windows are measured in that many fresh worker processes,
+    one after the other (``gdbench.workers``).
     """
     device = resolve_device(device)
     if not (budget > 0 and math.isfinite(budget)):
         raise ValueError(f"budget must be a positive number of seconds, got {budget}")
     if not 0 < precision < 1:
         raise ValueError(f"precision must be between 0 and 1, got {precision}")
+    if not (isinstance(windows, int) and windows >= 1):
+        raise ValueError(f"windows must be a whole number of at least 1, got {windows}")
+    if not (isinstance(processes, int) and processes >= 1):
+        raise ValueError(f"processes must be a whole number of at least 1, got {processes}")
     sizes = default_sizes(device) if sizes is None else sorted(set(sizes))
     if not sizes or any(int(n) != n or n < 1 for n in sizes):
         raise ValueError(f"sizes must be positive whole numbers, got {sizes}")
@@ -165,9 +146,10 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
                 "n_features": n_features, "dtype": dtype, "budget_s": budget,
                 "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
-                "min_samples": rule.min_samples, "max_samples": rule.max_samples,
+                "windows": windows, "remeasure": remeasure, "processes": processes,
+                "min_samples_per_window": rule.min_samples, "max_samples": rule.max_samples,
                 "batch_seconds": rule.batch_seconds, "warmup_max_s": rule.warmup,
-                "cache_state": "warm"}
+                "cache_state": "cold" if cold else "warm"}
     result = RunResult(capture(device), settings)
     cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
         "gpu", {}).get("l2_cache_bytes", 0)
@@ -179,38 +161,64 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
             write_csv(result, csv)
 
     save()  # an unwritable output file fails now, before anything is measured
-    problem, problem_size, problem_error = None, None, ""
-    telemetry = None
     try:
         if probe:
-            cached = [s.bytes_min for s in specs if s.bytes_min <= cache_bytes]
-            result.probe = measure_roofline(device, probe_bytes, max(cached, default=None)).to_dict()
-        if device == "cuda":  # after the probe has made the CUDA context NVML is matched with
-            telemetry = open_telemetry()
-        for index, spec in enumerate(specs):
-            if on_start:
-                on_start(spec, index, len(specs))
-            if spec.n_samples != problem_size:
-                problem, problem_size = None, spec.n_samples
-                gc.collect()
-                try:
-                    data = make_problem(spec.n_samples, n_features, dtype, seed)
-                    reference = loss_and_grad(*data, np.zeros(n_features))
-                    problem = data
-                except MemoryError as exc:
-                    problem_error = f"MemoryError: generating the data: {exc}"
-            if problem is None:
-                case = CaseResult(spec, "oom", problem_error, precision_target=precision)
-            else:
-                case = run_case(spec, *problem, rule, lr=lr, cache_bytes=cache_bytes,
-                                reference=reference, telemetry=telemetry)
-            result.cases.append(case)
-            if index == 0:  # the backends are imported now: record their thread settings too
+            result.probe = measure_roofline(device, probe_bytes).to_dict()
+        if processes > 1:
+            from gdbench.workers import run_workers
+
+            run_args = dict(settings, kernels=list(dict.fromkeys(s.kernel for s in specs)),
+                            budget=budget, cold=cold)
+            run_workers(result, run_args, processes, probe, save)
+            result.complete = True
+            return result
+        rounds = Rounds(
+            rule, windows, lr, {"cache_bytes": cache_bytes, "precision_target": precision},
+            cold=cold, remeasure=remeasure,
+            flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
+            if cold else None,
+            # after the probe has made the CUDA context NVML is matched with
+            telemetry=open_telemetry() if device == "cuda" else None,
+            on_window=(lambda spec, done, total: on_start(spec, done, total)) if on_start else None)
+        problems = {n: _problem(n, n_features, dtype, seed) for n in sizes}
+
+        def probe_size(n):
+            nbytes = next(s.bytes_min for s in specs if s.n_samples == n)
+            result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
+
+        recaptured = []
+
+        def partial(cases):
+            result.cases = cases
+            if not recaptured:  # the kernels have imported their backends: record their threads
                 result.environment = capture(device)
+                recaptured.append(True)
             save()
-            if on_result:
+
+        rounds.before_size = probe_size if probe else None
+        rounds.on_round = partial
+        result.cases = rounds.measure(specs, problems)
+        del problems
+        if on_result:
+            for case in result.cases:
                 on_result(case)
         result.complete = True
     finally:
         save()
     return result
+
+
+# The cold-mode flush writes this many times the largest cache (at least FLUSH_MIN bytes).
+FLUSH_FACTOR = 2
+FLUSH_MIN = {"cpu": 64 << 20, "cuda": 256 << 20}
+
+
+def _problem(n: int, n_features: int, dtype: str, seed: int):
+    """(x, y, reference) at ``n`` samples, or why the data could not be made."""
+    gc.collect()
+    try:
+        x, y = make_problem(n, n_features, dtype, seed)
+        return x, y, loss_and_grad(x, y, np.zeros(n_features))
+    except Exception as exc:  # MemoryError, or a size numpy refuses ("Maximum allowed ...")
+        kind = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+        return f"{kind}: generating the data: {exc}".splitlines()[0]

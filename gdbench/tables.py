@@ -14,6 +14,13 @@ def format_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def format_bytes(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
 def phase_split(case) -> str:
     """Each phase's share of the sum of the phase medians, such as ``45·40·15%``."""
     phases = case.samples.phases
@@ -24,9 +31,22 @@ def phase_split(case) -> str:
     return "·".join(f"{100 * m / total:.0f}" for m in medians) + "%"
 
 
-def marks(case) -> str:
-    """``~`` for a noisy case, ``!`` for one the GPU ran throttled."""
-    return ("~" if case.noisy else "") + ("!" if case.throttled else "")
+MARKS = {"~": "noisy: the median is not known to the target precision",
+         "^": "contended: another process held the benchmark back (see the JSON)",
+         "!": "throttled: the GPU ran below full clock",
+         "?": "faster than the roofline measured at its size: a measurement problem"}
+
+
+def marks(case, roofline: float | None = None) -> str:
+    """The MARKS that apply to a timed case."""
+    return (("~" if case.noisy else "") + ("^" if case.contended else "")
+            + ("!" if case.throttled else "")
+            + ("?" if roofline and max(case.bandwidth, case.throughput_bandwidth or 0) > roofline
+               else ""))
+
+
+def format_precision(p: float) -> str:
+    return "±?" if p == float("inf") else f"±{p:.1%}" if p < 0.1 else f"±{p:.0%}"
 
 
 def cell(case, roofline: float | None = None) -> str:
@@ -36,7 +56,8 @@ def cell(case, roofline: float | None = None) -> str:
     bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
     if roofline:
         bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
-    lines = [f"{format_time(step.median)}{marks(case)}"]
+    lines = [f"{format_time(step.median)} {format_precision(step.precision)}"
+             f"{marks(case, roofline)}"]
     if case.samples.host is not None:
         lines.append(f"host {format_time(case.summary('step', 'host').median)}")
     if case.throughput is not None:
@@ -54,21 +75,22 @@ def step_table(run: RunResult) -> Table:
     kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
     by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
     title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
+    if s.get("cache_state") == "cold":
+        title += ", cold caches"
     roof = ""
     if run.probe:
         title += f"; roofline {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
-        if run.probe.get("cache_bandwidth"):
-            title += f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from cache"
-        roof = ", and as % of the roofline (the cache's where the data fits in it)"
+        roof = ", and as % of the roofline measured at the case's size"
     cache = "L2" if s["device"] == "cuda" else "the last-level cache"
+    legend = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
     table = Table(title=title,
                   caption="first line: median latency of one step (it starts on an idle "
-                          "device); host: its launch time on the CPU; tput: time per step in "
-                          "batches of back-to-back steps (steady state), and its % of the "
-                          "roofline; f·b·u%: forward, backward, update share of the step; GB/s: "
-                          f"x and y read once per step time{roof}; * data fits in {cache}; "
-                          "~ noisy (median not known to the target precision, or IQR > 10%); "
-                          "! GPU throttled during the case",
+                          "device) and the half-width of its 95% interval, from the spread "
+                          "between windows; host: its launch time on the CPU; tput: time per "
+                          "step in batches of back-to-back steps (steady state), and its % of "
+                          "the roofline; f·b·u%: forward, backward, update share of the step; "
+                          f"GB/s: x and y read once per step time{roof}; * data fits in "
+                          f"{cache}; {legend}",
                   show_lines=True)
     table.add_column("kernel", no_wrap=True)
     for n in sizes:

@@ -114,19 +114,26 @@ def open_telemetry(nvml=None) -> Telemetry | None:
 
 
 def throttle_reasons(telemetry: dict | None) -> list[str]:
-    """Why a case with these ``{"start": ..., "end": ...}`` readings ran throttled; [] if not."""
+    """Why a case ran throttled, from its readings; [] if it did not, or nothing was recorded.
+
+    ``telemetry`` is ``{"windows": [{"start": reading, "end": reading}, ...]}``, or one such
+    pair (results of gdbench 0.1.0).
+    """
     if not telemetry:
         return []
+    windows = telemetry.get("windows") or [telemetry]
     why = []
-    for when in ("start", "end"):
-        reading = telemetry.get(when)
-        if not reading:
-            continue
-        clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
-        if clock and top and clock < CLOCK_FRACTION * top:
-            why.append(f"SM clock {clock} MHz at the {when}, under {CLOCK_FRACTION:.0%} of "
-                       f"{top} MHz")
-        slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
-        if slow:
-            why.append(f"{', '.join(slow)} at the {when}")
+    for index, pair in enumerate(windows):
+        where = f" of window {index + 1}" if len(windows) > 1 else ""
+        for when in ("start", "end"):
+            reading = (pair or {}).get(when)
+            if not reading:
+                continue
+            clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
+            if clock and top and clock < CLOCK_FRACTION * top:
+                why.append(f"SM clock {clock} MHz at the {when}{where}, under "
+                           f"{CLOCK_FRACTION:.0%} of {top} MHz")
+            slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
+            if slow:
+                why.append(f"{', '.join(slow)} at the {when}{where}")
     return why

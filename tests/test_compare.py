@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from gdbench.compare import Timing, compare, parse_threshold, ratio_interval, verdict
+from gdbench.noise import NoiseFloor
 from tests.synthetic import write_run
 
 SIZES = (1000, 100_000)
 
 
-def run_pair(tmp_path, base, new, spread=0.01, seed=1):
-    a = write_run(tmp_path / "base.json", "cpu", {("k", n): base for n in SIZES}, spread, seed=0)
-    b = write_run(tmp_path / "new.json", "cpu", {("k", n): new for n in SIZES}, spread, seed=seed)
+def run_pair(tmp_path, base, new, spread=0.01, seed=1, **kwargs):
+    a = write_run(tmp_path / "base.json", "cpu", {("k", n): base for n in SIZES}, spread, seed=0,
+                  **kwargs)
+    b = write_run(tmp_path / "new.json", "cpu", {("k", n): new for n in SIZES}, spread, seed=seed,
+                  **kwargs)
     return a, b
 
 
@@ -27,9 +30,90 @@ def run_pair(tmp_path, base, new, spread=0.01, seed=1):
 ])
 def test_verdicts_on_synthetic_samples(tmp_path, base, new, spread, expected):
     rows = compare(*run_pair(tmp_path, base, new, spread), threshold=0.05)
-    assert [r.verdict for r in rows] == [expected] * len(SIZES)
+    assert [r.verdict for r in rows if r.key[-1] == "step"] == [expected] * len(SIZES)
     assert rows[0].ratio == pytest.approx(new / base, rel=0.05)
     assert rows[0].low <= rows[0].ratio <= rows[0].high
+
+
+def test_throughput_is_compared_beside_latency(tmp_path):
+    rows = compare(*run_pair(tmp_path, 1e-3, 1.3e-3))
+    assert {r.key[-1] for r in rows} == {"step", "throughput"}
+    assert all(r.verdict == "SLOWER" for r in rows)
+
+
+def test_drift_between_windows_widens_the_interval(tmp_path):
+    """Windows that disagree by 10% make a 6% change impossible to call; tight ones do not."""
+    steady = compare(*run_pair(tmp_path, 1e-3, 1.12e-3, spread=0.01), threshold=0.05)
+    drifting = compare(*run_pair(tmp_path, 1e-3, 1.12e-3, spread=0.01, drift=0.10),
+                       threshold=0.05)
+    assert {r.verdict for r in steady} == {"SLOWER"}
+    assert {r.verdict for r in drifting} == {"AMBIGUOUS"}
+    assert all(d.high - d.low > 3 * (s.high - s.low) for s, d in zip(steady, drifting))
+
+
+def test_serially_correlated_samples_get_an_interval_that_covers():
+    """A slow walk: neighbours agree, so one burst holds fewer independent samples than values.
+
+    Over many walks around a true median of 1, the block-bootstrap interval covers it most of
+    the time; the interval that takes the samples as independent mostly does not.
+    """
+    from gdbench.stats import Summary, median_ci
+    from tests.synthetic import window_samples
+
+    covered = naive = 0
+    for seed in range(100):
+        walk = window_samples(1.0, np.random.default_rng(seed), 0.05, 400, windows=1,
+                              correlation=0.95)[0]
+        half = Summary.of(walk).precision * np.median(walk)
+        covered += abs(np.median(walk) - 1.0) <= half
+        lo, hi = median_ci(walk)
+        naive += lo <= 1.0 <= hi
+    assert covered >= 75 and naive <= 50
+
+
+def test_a_stalled_window_is_seen(tmp_path):
+    from tests.synthetic import window_samples
+
+    rng = np.random.default_rng(5)
+    samples, windows = window_samples(1e-3, rng, 0.01, 80, windows=4, stall=2)
+    base = Timing.of(samples, windows)
+    clean = Timing.of(*window_samples(1e-3, rng, 0.01, 80, windows=4))
+    ratio, lo, hi, why = ratio_interval(base, clean)
+    assert not why and verdict(lo, hi, 0.05) == "AMBIGUOUS"  # not called FASTER on a stall
+
+
+def test_one_window_is_ambiguous_and_says_why(tmp_path):
+    rows = compare(*run_pair(tmp_path, 1e-3, 1.3e-3, windows=1))
+    assert {r.verdict for r in rows} == {"AMBIGUOUS"}
+    assert "one window" in rows[0].why
+    floored = compare(*run_pair(tmp_path, 1e-3, 1.3e-3, windows=1),
+                      noise=NoiseFloor(0.02, {}))
+    assert {r.verdict for r in floored} == {"SLOWER"} and not floored[0].why
+
+
+def test_a_noise_floor_widens_every_interval(tmp_path):
+    plain = compare(*run_pair(tmp_path, 1e-3, 1.12e-3))
+    floored = compare(*run_pair(tmp_path, 1e-3, 1.12e-3), noise=NoiseFloor(0.05, {}))
+    per_case = compare(*run_pair(tmp_path, 1e-3, 1.12e-3),
+                       noise=NoiseFloor(0.0, {"step k-cpu-float32-N1e3": 0.05}))
+    assert {r.verdict for r in plain} == {"SLOWER"}
+    assert {r.verdict for r in floored} == {"AMBIGUOUS"}
+    assert [r.verdict for r in per_case if r.key[-1] == "step"] == ["AMBIGUOUS", "SLOWER"]
+
+
+def test_a_file_against_itself_is_same(tmp_path):
+    path = write_run(tmp_path / "r.json", "cpu", {("k", 1000): 1e-3}, windows=1)
+    assert {r.verdict for r in compare(path, path)} == {"SAME"}
+    bench = pytest_benchmark_json(tmp_path / "b.json", 1e-5)
+    [row] = compare(bench, bench)
+    assert row.verdict == "SAME" and (row.low, row.high) == (1.0, 1.0)
+
+
+def test_cold_and_warm_are_not_compared(tmp_path):
+    warm = write_run(tmp_path / "w.json", "cpu", {("k", 1000): 1e-3})
+    cold = write_run(tmp_path / "c.json", "cpu", {("k", 1000): 2e-3}, cache_state="cold")
+    with pytest.raises(ValueError, match="cold caches .* warm caches"):
+        compare(cold, warm)
 
 
 def test_verdict_rule():
@@ -41,10 +125,9 @@ def test_verdict_rule():
 
 
 def test_interval_without_raw_samples_uses_the_iqr():
-    with_data = ratio_interval(Timing.of(np.full(100, 1.0) + np.linspace(-0.1, 0.1, 100)),
-                               Timing.of(np.full(100, 2.0) + np.linspace(-0.1, 0.1, 100)))
-    summary = ratio_interval(Timing(1.0, 0.1, 100), Timing(2.0, 0.1, 100))
-    assert with_data[0] == summary[0] == 2.0
+    floor = 0.01
+    summary = ratio_interval(Timing(1.0, 0.1, 100), Timing(2.0, 0.1, 100), floor)
+    assert summary[0] == 2.0 and not summary[3]
     assert summary[1] < 2.0 < summary[2] and summary[2] / summary[1] < 1.1
 
 
@@ -65,12 +148,16 @@ def test_reads_pytest_benchmark_json(tmp_path):
     new = pytest_benchmark_json(tmp_path / "b.json", 2e-5, data=list(np.full(50, 2e-5)))
     [row] = compare(base, new)
     assert row.key == ("numpy-manual", "cpu", "float32", 1000, 1, "step")
-    assert row.verdict == "SLOWER" and row.ratio == pytest.approx(2.0)
+    assert row.verdict == "AMBIGUOUS" and "one window" in row.why  # one burst of rounds
+    assert row.ratio == pytest.approx(2.0)
+    [row] = compare(base, new, noise=NoiseFloor(0.03, {}))
+    assert row.verdict == "SLOWER"
 
 
 def test_gdbench_against_pytest_benchmark(tmp_path):
     gdbench_file = write_run(tmp_path / "g.json", "cpu", {("numpy-manual", 1000): 1e-5})
-    [row] = compare(gdbench_file, pytest_benchmark_json(tmp_path / "p.json", 1e-5))
+    [row] = compare(gdbench_file, pytest_benchmark_json(tmp_path / "p.json", 1e-5),
+                    noise=NoiseFloor(0.01, {}))
     assert row.verdict == "SAME"
 
 
@@ -83,7 +170,8 @@ def test_cli_fails_on_regression_when_asked(tmp_path):
     base, new = run_pair(tmp_path, 1e-3, 1.5e-3)
     plain = cli(base, new)
     assert plain.returncode == 0 and "SLOWER" in plain.stdout
-    assert plain.stdout.strip().endswith("0 faster, 2 slower, 0 same, 0 ambiguous")
+    assert plain.stdout.strip().endswith("0 faster, 4 slower, 0 same, 0 ambiguous")
+    assert "no noise floor" in plain.stdout
     assert cli(base, new, "--fail-on-regression").returncode == 1
     assert cli(new, base, "--fail-on-regression").returncode == 0  # the reverse is faster
     assert cli(base, new, "--threshold", "60%", "--fail-on-regression").returncode == 0

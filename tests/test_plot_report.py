@@ -99,3 +99,13 @@ def test_cli_bad_input(tmp_path, capsys, args, message):
     args = [str(path) if a == "RESULT" else str(tmp_path / "p") if a == "OUT" else a for a in args]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_probe_curve_is_plotted(tmp_path):
+    run = synthetic_run("cpu", CPU)
+    run.probe = {**run.probe, "curve": {"4096": 50e9, "1048576": 90e9, "1073741824": 20e9},
+                 "levels": {"L1d": 32768, "L2": 1 << 20, "L3": 32 << 20}}
+    run.rooflines = {8000: [40e9], 800_000: [80e9], 8_000_000: [60e9]}
+    paths = plot.plot([run], tmp_path)
+    assert {p.name for p in paths} >= {"probe.png", "probe.svg"}
+    assert b"L3" in (tmp_path / "probe.svg").read_bytes()

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import gdbench
@@ -11,18 +12,30 @@ from gdbench.probe import Probe, probe
 from tests.conftest import kernels_on
 
 
-def test_cpu_probe_measures_memory_and_cache():
+def test_cpu_probe_measures_memory_and_the_curve():
     result = probe("cpu", nbytes=64 << 20)
     assert result.device == "cpu" and result.nbytes == 64 << 20
     assert "numpy-sum" in result.methods and all(r > 1e8 for r in result.methods.values())
     assert result.bandwidth == max(result.methods.values())
-    if result.cache_methods:
-        assert result.roofline(1000) == max(result.cache_bandwidth, result.bandwidth)
-        assert result.roofline(result.cache_bytes + 1) == result.bandwidth
+    sizes = sorted(result.curve)
+    assert sizes[0] == 4096 and sizes[-1] == 64 << 20
+    assert all(b == 4 * a for a, b in zip(sizes, sizes[1:-1]))
+    assert all(rate > 1e8 for rate in result.curve.values())
+    assert set(result.levels) <= {"L1d", "L2", "L3", "L4"}
     assert Probe.from_dict(result.to_dict()) == result
 
 
+def test_roofline_follows_the_curve_and_never_drops_below_memory():
+    p = Probe("cpu", 1 << 30, {"a": 20e9}, curve={1 << 12: 50e9, 1 << 20: 100e9, 1 << 30: 20e9})
+    assert p.roofline(1 << 12) == pytest.approx(50e9)
+    assert p.roofline(1 << 16) == pytest.approx((50e9 * 100e9) ** 0.5)  # halfway in log-log
+    assert p.roofline(100) == pytest.approx(50e9) and p.roofline(1 << 34) == pytest.approx(20e9)
+    slow_small = Probe("cpu", 1 << 30, {"a": 20e9}, curve={1 << 12: 5e9, 1 << 30: 20e9})
+    assert slow_small.roofline(1 << 12) == 20e9
+
+
 def test_roofline_picks_the_level_the_data_fits_in():
+    """Results of gdbench 0.1.0 carry a cache level and no curve."""
     p = Probe("cpu", 1 << 30, {"a": 20e9, "b": 25e9}, 1 << 20, {"a": 60e9})
     assert (p.bandwidth, p.best_method, p.cache_bandwidth) == (25e9, "b", 60e9)
     assert p.roofline(1 << 20) == 60e9 and p.roofline((1 << 20) + 1) == 25e9
@@ -31,11 +44,21 @@ def test_roofline_picks_the_level_the_data_fits_in():
     assert slow_cache.roofline(100) == 20e9  # never below the memory level
 
 
+def test_bandwidth_is_measured_at_a_case_size_in_every_round():
+    result = gdbench.run("cpu", ["numpy-manual"], [1000, 100_000], budget=0.03, windows=3,
+                         probe_bytes=64 << 20)
+    assert sorted(result.rooflines) == [8000, 800_000]
+    assert all(len(v) == 3 for v in result.rooflines.values())
+    for case in result.cases:
+        assert result.roofline(case) == np.median(result.rooflines[case.spec.bytes_min])
+
+
 def test_cli_probe():
     result = subprocess.run([sys.executable, "-m", "gdbench", "probe", "--device", "cpu"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("cpu: roofline ") and "numpy-sum" in result.stdout
+    assert "bandwidth against the working set" in result.stdout and "fits in" in result.stdout
 
 
 @pytest.mark.parametrize("name,passes", [("numpy-manual", 5), ("torch-manual", 5),

@@ -122,7 +122,7 @@ def test_a_throttled_case_is_flagged_in_the_json_and_the_table(tmp_path):
     slow = Telemetry(FakeNvml(sm_clock=1200, reasons=0x4), "gpu0")
     case = sweep.run_case(spec, x, y, StopRule(budget=0.02), telemetry=slow)
     assert case.ok and case.throttled
-    assert case.telemetry["end"]["sm_clock_mhz"] == 1200
+    assert case.telemetry["windows"][0]["end"]["sm_clock_mhz"] == 1200
     run = RunResult({}, {"device": "cpu", "dtype": "float32", "n_features": 1}, [case])
     write_json(run, tmp_path / "r.json")
     saved = read_json(tmp_path / "r.json").cases[0]

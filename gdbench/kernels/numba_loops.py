@@ -1,4 +1,4 @@
-"""Numba loops: the fused step on the CPU, and the probe's streaming read.
+"""Numba loops: the fused step on the CPU, and the probe's streaming reads.
 
 Imported only by the kernels and the probe that use them, never by ``import gdbench``. The sums
 run in float64 whatever the data's dtype: converting costs nothing next to reading memory, and
@@ -51,9 +51,26 @@ def fused_step_2d(x, y, w, lr, out, chunks):
         w[j] -= lr * out[1 + j]
 
 
+@numba.njit(fastmath=FAST, cache=True)
+def repeated_sum(a, reps):
+    """``reps`` sums of ``a`` in one thread, in its dtype; each starts from the last one's
+    result, so that no pass can be left out."""
+    total = a[0] * 0
+    for _ in range(reps):
+        s = total
+        for i in range(a.size):
+            s += a[i]
+        total = s
+    return total
+
+
 @numba.njit(parallel=True, fastmath=FAST, cache=True)
-def parallel_sum(a):
-    total = 0.0
-    for i in numba.prange(a.size):
-        total += a[i]
+def repeated_parallel_sum(a, reps):
+    """``reps`` parallel sums of ``a``, one after the other: the probe's multi-thread read."""
+    total = a[0] * 0
+    for _ in range(reps):
+        s = a[0] * 0
+        for i in numba.prange(a.size):
+            s += a[i]
+        total += s
     return total

@@ -1,0 +1,218 @@
+"""A sweep's cases, measured together: verified, then timed window by window, in rounds.
+
+Every case is prepared and checked against the float64 reference first, and stays prepared.
+Then the run goes round all the cases ``windows`` times, as asv interleaves its rounds, so
+that a case's windows are spread over the whole run: a round takes the sizes in order and each
+size's cases starting one further on than in the last round. A window is untimed steps (until
+the step time settles in the first round, a millisecond's worth later), latency samples for
+the case's share of the budget, then batches, with the machine's contention and the GPU's
+clocks read around it. The spread between a case's windows is what its precision is made of,
+so it takes in the slow changes of a machine (memory bandwidth, clocks, other work) that one
+burst of samples hides. A case that another process held back, or whose windows disagree by
+more than DISAGREE, is measured once more, all its windows, and the steadier attempt is kept.
+Kernels whose data do not fit beside the others are measured last, alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+from gdbench import registry
+from gdbench.contention import CONTENDED, Watch
+from gdbench.devices import release_device_memory
+from gdbench.kernels.cuda_graph import CudaGraphStep
+from gdbench.reference import compare_step
+from gdbench.results import CaseResult, CaseSpec
+from gdbench.timing import Samples, StopRule, rewarm, sample_window, warm_up
+
+# Windows whose medians differ by more than this (slowest over fastest) disagree: something
+# else was running in some of them, and the case is measured once more.
+DISAGREE = 0.20
+
+
+def is_oom(exc: BaseException) -> bool:
+    """An allocation failure of any backend: MemoryError, CUDA's, CuPy's, torch's CPU allocator."""
+    text = str(exc).lower()
+    return (isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
+            or "out of memory" in text or "can't allocate memory" in text)
+
+
+def failure(spec: CaseSpec, exc: BaseException, **fields) -> CaseResult:
+    status = "oom" if is_oom(exc) else "error"
+    return CaseResult(spec, status, f"{type(exc).__name__}: {exc}".splitlines()[0], **fields)
+
+
+@dataclass
+class Live:
+    """A verified kernel and the windows measured of it so far."""
+
+    spec: CaseSpec
+    kernel: object
+    fields: dict
+    parts: list = field(default_factory=list)  # Samples of each window
+    contention: list = field(default_factory=list)  # Watch readings of each window
+    telemetry: list = field(default_factory=list)  # NVML start and end of each window
+    batch_size: int | None = None
+
+    def result(self, remeasured: bool = False) -> CaseResult:
+        if not self.parts:
+            return CaseResult(self.spec, "error", "interrupted before its first window",
+                              **self.fields)
+        fields = dict(self.fields, remeasured=remeasured,
+                      contention=self.contention if any(self.contention) else None)
+        if any(self.telemetry):
+            fields["telemetry"] = {"windows": self.telemetry}
+        if not math.isfinite(self.kernel.loss):
+            return CaseResult(self.spec, "diverged", f"loss became {self.kernel.loss}", **fields)
+        return CaseResult(self.spec, "ok", samples=Samples.concat(self.parts), **fields)
+
+
+def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict) -> Live | CaseResult:
+    """Make, prepare and verify the case's kernel; a CaseResult says why it will not be timed."""
+    kernel = None
+    fields = dict(fields)
+    try:
+        kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+        if spec.cuda_graph:
+            kernel = CudaGraphStep(kernel)
+        fields.update(backend=kernel.backend, passes=float(kernel.passes))
+        t0 = time.perf_counter()
+        kernel.prepare(x, y, w0=0.0, lr=lr)
+        kernel.synchronize()
+        t1 = time.perf_counter()
+        kernel.step()  # the first step, compilation included, is timed apart from the samples
+        kernel.synchronize()
+        fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
+        wrong = compare_step(kernel, x, y, 0.0, lr, reference)
+        if wrong:
+            return CaseResult(spec, "wrong", wrong, **fields)
+        return Live(spec, kernel, fields)
+    except Exception as exc:
+        return failure(spec, exc, **fields)
+
+
+def measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
+                   telemetry=None) -> None:
+    """One window of ``live``: warm-up, latency samples, batches; appended to ``live``."""
+    kernel = live.kernel
+    if not live.parts:
+        settle = warm_up(kernel, rule)
+        live.fields.update(settle_steps=settle.steps, settled=settle.settled)
+    else:
+        rewarm(kernel)
+    watch = Watch()
+    start = telemetry.snapshot() if telemetry else None
+    samples, size = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
+    live.telemetry.append({"start": start, "end": telemetry.snapshot()} if telemetry else None)
+    live.contention.append(watch.stop())
+    live.batch_size = live.batch_size or size or None
+    live.parts.append(samples)
+
+
+@dataclass
+class Rounds:
+    """How to measure a sweep's cases in rounds of windows; ``measure`` does it."""
+
+    rule: StopRule
+    windows: int = 4
+    lr: float = 0.01
+    fields: dict = field(default_factory=dict)  # recorded with every case
+    cold: bool = False
+    flush: object = None  # cache flush before each latency sample, in cold mode
+    telemetry: object = None  # gdbench.telemetry.Telemetry on CUDA
+    remeasure: bool = True
+    on_window: object = None  # on_window(spec, done, total) before each window
+    on_round: object = None  # on_round(results so far) after each round, to save them
+    before_size: object = None  # before_size(n_samples) ahead of a size's windows: the probe
+
+    def measure(self, specs: list[CaseSpec], problems: dict) -> list[CaseResult]:
+        """Results of ``specs``, in order; ``problems`` maps a sample count to
+        ``(x, y, reference)``, or to why its data could not be made."""
+        done: dict[CaseSpec, CaseResult] = {}
+        live: list[Live] = []
+        deferred: list[CaseSpec] = []
+        for spec in specs:
+            problem = problems[spec.n_samples]
+            if isinstance(problem, str):
+                done[spec] = CaseResult(spec, "oom" if problem.startswith("MemoryError") else
+                                        "error", problem, **self.fields)
+                continue
+            case = prepare(spec, *problem, self.lr, self.fields)
+            if isinstance(case, Live):
+                live.append(case)
+            elif case.status == "oom" and live:  # it may fit once the others are gone
+                deferred.append(spec)
+                release_device_memory(spec.device)
+            else:
+                done[spec] = case
+        steps = [0, self.windows * (len(live) + len(deferred))]
+
+        def ordered():  # what is measured so far; a case without a window is not yet
+            current = {c.spec: c.result() for c in live if c.parts}
+            return [done.get(s) or current[s] for s in specs if s in done or s in current]
+
+        try:
+            for index in range(self.windows):
+                self._round(live, index, steps)
+                if self.on_round:
+                    self.on_round(ordered())
+            for case in live:
+                done[case.spec] = self._remeasured(case)
+            live.clear()
+            if specs:
+                release_device_memory(specs[0].device)
+            for spec in deferred:
+                alone = prepare(spec, *problems[spec.n_samples], self.lr, self.fields)
+                if isinstance(alone, Live):
+                    for index in range(self.windows):
+                        self._round([alone], index, steps, probe=False)
+                    alone = replace(alone.result(), message="measured alone: its data did not "
+                                                            "fit beside the other kernels'")
+                done[spec] = alone
+                release_device_memory(spec.device)
+        except BaseException:
+            if self.on_round:  # Ctrl-C or a crash: keep the windows measured so far
+                self.on_round(ordered())
+            raise
+        return [done[s] for s in specs if s in done]
+
+    def _round(self, live: list[Live], index: int, steps: list[int], probe: bool = True) -> None:
+        """One window of every case: sizes in order, each size's cases starting one further on."""
+        for n in sorted({c.spec.n_samples for c in live}):
+            if probe and self.before_size:
+                self.before_size(n)
+            group = [c for c in live if c.spec.n_samples == n]
+            shift = index % len(group)
+            for case in group[shift:] + group[:shift]:
+                if self.on_window and steps[0] < steps[1]:
+                    self.on_window(case.spec, steps[0], steps[1])
+                measure_window(case, self.rule, self.rule.budget / self.windows,
+                               not self.cold, self.flush, self.telemetry)
+                steps[0] += 1
+
+    def _remeasured(self, case: Live) -> CaseResult:
+        """The case's result; measured again when it was contended or its windows disagreed,
+        keeping the attempt that waited less for a CPU, and then the one with less spread."""
+        first = case.result()
+        if not (self.remeasure and first.ok and unsteady(first)):
+            return first
+        again = Live(case.spec, case.kernel, dict(case.fields))
+        again.batch_size = case.batch_size
+        for index in range(self.windows):
+            self._round([again], index, [0, 0], probe=False)
+        second = again.result(remeasured=True)
+        if not second.ok:
+            return replace(first, remeasured=True)
+        return min(second, replace(first, remeasured=True), key=_unsteadiness)
+
+
+def unsteady(case: CaseResult) -> bool:
+    """Contended, or with windows that disagree."""
+    return bool(case.contention_reasons) or case.summary().spread > DISAGREE
+
+
+def _unsteadiness(case: CaseResult) -> tuple[float, float]:
+    waited = max((w or {}).get("run_delay_fraction", 0.0) for w in (case.contention or [{}]))
+    return (waited > CONTENDED, case.summary().spread)

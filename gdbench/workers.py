@@ -1,0 +1,81 @@
+"""A sweep in several fresh worker processes, one after another, as pyperf runs its workers.
+
+One process understates the spread between runs: its memory layout, its compiled code and its
+caches are set once. With ``processes`` P, each worker is a new ``python -m gdbench run``
+that measures every case in its share of the windows and writes a results file; the parent
+measures the roofline at every size before each worker and joins the workers' windows into
+one result per case, so that a case's precision covers the variation between processes too.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from gdbench.probe import roofline_at
+from gdbench.results import CaseResult, RunResult, format_size, read_json
+from gdbench.timing import Samples
+
+
+def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:
+    """The command line of one worker for the sweep described by ``run_args``."""
+    a = run_args
+    command = [sys.executable, "-m", "gdbench", "run", "--device", a["device"],
+               "--kernels", ",".join(a["kernels"]),
+               "--sizes", ",".join(format_size(n) for n in a["sizes"]),
+               "--features", str(a["n_features"]), "--dtype", a["dtype"],
+               "--budget", repr(a["budget"] * windows / a["windows"]),
+               "--precision", repr(a["precision"]), "--windows", str(windows),
+               "--no-probe", "--quiet", "--out", str(out)]
+    return command + [flag for flag, on in (("--cuda-graph", a["cuda_graph"]),
+                                            ("--cold", a["cold"]),
+                                            ("--no-remeasure", not a["remeasure"])) if on]
+
+
+def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
+    """One result per case from the workers' results: their windows joined, in worker order."""
+    merged = []
+    for index, first in enumerate(case_lists[0]):
+        cases = [cases[index] for cases in case_lists if index < len(cases)]
+        failed = next((c for c in cases if not c.ok), None)
+        if failed is not None:
+            merged.append(failed)
+            continue
+        contention = [w for c in cases for w in (c.contention or [None] * c.windows)]
+        telemetry = [w for c in cases for w in ((c.telemetry or {}).get("windows")
+                                                or [None] * c.windows)]
+        merged.append(replace(first, samples=Samples.join([c.samples for c in cases]),
+                              contention=contention if any(contention) else None,
+                              telemetry={"windows": telemetry} if any(telemetry) else None,
+                              remeasured=any(c.remeasured for c in cases)))
+    return merged
+
+
+def run_workers(result: RunResult, run_args: dict, processes: int, probe: bool, save) -> None:
+    """Fill ``result.cases`` from ``processes`` workers, saving after each."""
+    per_worker = max(1, math.ceil(run_args["windows"] / processes))
+    case_lists = []
+    with tempfile.TemporaryDirectory(prefix="gdbench-workers-") as folder:
+        for worker in range(processes):
+            if probe:
+                for n in run_args["sizes"]:
+                    nbytes = n * (run_args["n_features"] + 1) * (4 if run_args["dtype"] ==
+                                                                 "float32" else 8)
+                    result.rooflines.setdefault(nbytes, []).append(
+                        roofline_at(run_args["device"], nbytes))
+            out = Path(folder) / f"worker-{worker + 1}.json"
+            done = subprocess.run(worker_command(run_args, per_worker, out),
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                lines = (done.stderr.strip() or f"exit status {done.returncode}").splitlines()
+                raise RuntimeError(f"worker {worker + 1} failed: {lines[-1]}")
+            worker_run = read_json(out)
+            if not case_lists:
+                result.environment = worker_run.environment
+            case_lists.append(worker_run.cases)
+            result.cases = merge(case_lists)
+            save()

@@ -1,0 +1,190 @@
+"""Windows spread over the run, contention and stalls remeasured, cold caches, worker processes."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import gdbench
+from gdbench import cases
+from gdbench.contention import Watch, contention_reasons
+from gdbench.results import read_json
+from gdbench.timing import Samples
+
+
+def run(*args, **kwargs):
+    kwargs.setdefault("budget", 0.04)
+    kwargs.setdefault("probe", False)
+    return gdbench.run("cpu", *args, **kwargs)
+
+
+def test_windows_are_spread_over_the_whole_run():
+    result = run(["numpy-manual", "torch-manual"], [100, 10_000], windows=3)
+    starts = {c.spec.label: [w["started"] for w in c.contention] for c in result.cases}
+    for case in result.cases:
+        assert case.windows == 3 and case.summary().windows == 3
+        assert len(case.samples.batch_window) == len(case.samples.batch)
+    small, large = starts["numpy-manual-cpu-float32-N1e2-D1"], starts[
+        "numpy-manual-cpu-float32-N1e4-D1"]
+    # round by round: the small size's second window comes after the large size's first
+    assert small[0] < large[0] < small[1] < large[1] < small[2] < large[2]
+    # within a size each round starts with the next case
+    a, b = starts["numpy-manual-cpu-float32-N1e2-D1"], starts["torch-manual-cpu-float32-N1e2-D1"]
+    assert a[0] < b[0] and b[1] < a[1] and a[2] < b[2]
+
+
+def test_precision_comes_from_the_spread_between_windows():
+    from gdbench.stats import Summary
+    from tests.synthetic import window_samples
+
+    rng = np.random.default_rng(0)
+    tight, windows = window_samples(1e-3, rng, 0.005, 400, windows=4)
+    assert Summary.of(tight, windows).precision < 0.01
+    drifting, windows = window_samples(1e-3, rng, 0.005, 400, windows=4, drift=0.05)
+    medians = [np.median(drifting[windows == k]) for k in range(4)]
+    assert max(medians) / min(medians) > 1.05
+    # each window's median is known to well under 1%, the case's is not
+    assert Summary.of(drifting, windows).precision > 0.03
+
+
+class FakeWatch:
+    """Reports a busy machine for the first windows of one kernel, an idle one after."""
+
+    busy_windows = {}
+
+    def __init__(self):
+        self.started = time.time()
+
+    def stop(self):
+        return {"run_delay_fraction": 0.0, "cpu_per_wall": 1.0, "load_1min": [0, 0],
+                "wall_s": 0.01, "started": self.started}
+
+
+def test_a_contended_case_is_measured_again(monkeypatch):
+    calls = []
+
+    class Busy(FakeWatch):
+        def stop(self):
+            reading = super().stop()
+            calls.append(1)
+            if len(calls) <= 2:  # the first case's first two windows: another process ran
+                reading["run_delay_fraction"] = 0.6
+            return reading
+
+    monkeypatch.setattr(cases, "Watch", Busy)
+    [case] = run(["numpy-manual"], [100], windows=2).cases
+    assert case.remeasured and not case.contended  # the second, idle attempt was kept
+    assert len(calls) == 4
+    [kept] = run(["numpy-manual"], [100], windows=2, remeasure=False).cases
+    assert not kept.remeasured
+
+
+def test_contention_is_flagged_when_remeasuring_does_not_help(monkeypatch, tmp_path):
+    class AlwaysBusy(FakeWatch):
+        def stop(self):
+            return dict(super().stop(), run_delay_fraction=0.5)
+
+    monkeypatch.setattr(cases, "Watch", AlwaysBusy)
+    result = run(["numpy-manual"], [100], windows=2, out=tmp_path / "r.json")
+    [case] = result.cases
+    assert case.contended and case.remeasured
+    assert case.contention_reasons[0] == "window 1: waited for a CPU 50% of the time"
+    saved = read_json(tmp_path / "r.json").cases[0]
+    assert saved.contended and saved.to_dict()["contended"]
+    from gdbench import tables
+
+    assert "^" in tables.cell(saved).splitlines()[0]
+
+
+def test_a_stalled_window_is_measured_again(monkeypatch):
+    real = cases.sample_window
+    windows = []
+
+    def stalls_once(kernel, rule, budget, batches=False, batch_size=None, flush=None):
+        samples, size = real(kernel, rule, budget, batches, batch_size, flush)
+        windows.append(1)
+        if len(windows) == 2:  # the second window ran five times slower: a stall
+            samples = Samples(samples.phases, samples.device * 5, samples.host,
+                              None if samples.batch is None else samples.batch * 5,
+                              samples.batch_size, samples.batch_host)
+        return samples, size
+
+    monkeypatch.setattr(cases, "sample_window", stalls_once)
+    [case] = run(["numpy-manual"], [1000], windows=3).cases
+    assert case.remeasured and case.summary().spread < 0.5
+    assert len(windows) == 6
+
+
+def test_watch_sees_a_competitor_on_the_same_cpu():
+    if not os.path.exists("/proc/self/schedstat") or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("Linux's scheduler statistics are not available here")
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    before = os.sched_getaffinity(0)
+    competitor = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, "
+                                   f"{{{cpu}}}); exec('while True: pass')"])
+    try:
+        os.sched_setaffinity(0, {cpu})
+        time.sleep(0.2)
+        watch = Watch()
+        end = time.perf_counter() + 0.4
+        while time.perf_counter() < end:
+            pass
+        reading = watch.stop()
+    finally:
+        competitor.kill()
+        os.sched_setaffinity(0, before)
+    assert reading["run_delay_fraction"] > 0.25
+    assert contention_reasons([reading])
+    idle = Watch()
+    time.sleep(0.05)
+    assert not contention_reasons([idle.stop()])
+
+
+def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):
+    from gdbench import sweep
+
+    flushes = []
+
+    def slow_flush(device, nbytes):
+        assert nbytes >= 64 << 20  # more than any cache it should evict
+
+        def flush():
+            flushes.append(1)
+            time.sleep(0.002)
+
+        return flush
+
+    monkeypatch.setattr(sweep, "cache_flush", slow_flush)
+    result = run(["numpy-manual"], [100], cold=True, windows=2)
+    [case] = result.cases
+    assert result.settings["cache_state"] == "cold"
+    assert case.throughput is None  # no batches: back-to-back steps are warm
+    assert len(flushes) >= case.summary().n
+    assert case.summary().median < 0.001  # the 2 ms flush is not in the samples
+
+
+def test_worker_processes_join_their_windows(tmp_path):
+    result = run(["numpy-manual"], [100, 1000], windows=4, processes=2, probe=True,
+                 out=tmp_path / "r.json")
+    assert result.complete and result.settings["processes"] == 2
+    for case in result.cases:
+        assert case.ok and case.windows == 4
+    assert all(len(v) == 2 for v in result.rooflines.values())  # one probe per worker
+    assert read_json(tmp_path / "r.json").cases[0].windows == 4
+
+
+def test_a_case_faster_than_its_roofline_is_flagged():
+    from gdbench import tables
+    from tests.synthetic import synthetic_run
+
+    run_ = synthetic_run("cpu", {("k", 1000): 1e-6})  # 8000 bytes in 1 us: 8 GB/s
+    case = run_.cases[0]
+    run_.rooflines = {8000: [4e9, 4e9]}
+    assert run_.exceeds_roofline(case)
+    assert run_.case_dict(case)["roofline_exceeded"]
+    assert "?" in tables.cell(case, run_.roofline(case)).splitlines()[0]
+    run_.rooflines = {8000: [16e9]}
+    assert not run_.case_dict(case)["roofline_exceeded"]
