@@ -62,16 +62,16 @@ def _step_table(run: RunResult) -> list[str]:
             elif not c.ok:
                 cells.append(c.status.upper())
             else:
-                roofline = run.roofline(c)
                 cell = (f"{format_time(c.summary().median)} "
-                        f"{format_precision(c.summary().precision)}{marks(c, roofline)}")
+                        f"{format_precision(c.summary().precision)}"
+                        f"{marks(c, run.exceeds_roofline(c))}")
                 if c.throughput is not None:
                     cell += f" · {format_time(c.throughput.median)}"
                 cell += f" · {c.bandwidth / 1e9:.3g} GB/s"
-                if roofline:
-                    cell += f" · {100 * c.roofline_fraction(roofline):.0f}%"
+                if run.fraction(c) is not None:
+                    cell += f" · {100 * run.fraction(c):.0f}%"
                     if c.throughput is not None:
-                        cell += f" · {100 * c.throughput_bandwidth / roofline:.0f}%"
+                        cell += f" · {100 * run.fraction(c, throughput=True):.0f}%"
                 cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.stats import Summary
+from gdbench.stats import Summary, window_medians
 from gdbench.timing import Samples
 
 SCHEMA_VERSION = 1
@@ -140,10 +140,6 @@ class CaseResult:
     def fits_in_cache(self) -> bool:
         return 0 < self.spec.bytes_min <= self.cache_bytes
 
-    def roofline_fraction(self, roofline: float) -> float:
-        """Effective bandwidth as a fraction of the roofline (bytes/s) measured by the probe."""
-        return self.bandwidth / roofline
-
     def to_dict(self) -> dict:
         d = {**asdict(self.spec), "name": self.spec.name, "label": self.spec.label,
              "status": self.status,
@@ -240,22 +236,40 @@ class RunResult:
 
         return Probe.from_dict(self.probe).roofline(case.spec.bytes_min)
 
+    def fraction(self, case: CaseResult, throughput: bool = False) -> float | None:
+        """The case's effective bandwidth as a fraction of the roofline at its size.
+
+        Where the roofline was measured in every round of the case's windows, each window is
+        set against its own round's roofline and the median of those fractions is taken: the
+        case and the probe saw the machine in the same state. Otherwise the median time is set
+        against the roofline's median. None without samples or a roofline.
+        """
+        s = case.samples
+        if s is None:
+            return None
+        values, windows = (s.batch, s.batch_window) if throughput else (s.step(), s.window)
+        if values is None:
+            return None
+        rounds = self.rooflines.get(case.spec.bytes_min)
+        if rounds and windows is not None and len(np.unique(windows)) == len(rounds):
+            rates = case.spec.bytes_min / window_medians(values, windows)
+            return float(np.median(rates / np.asarray(rounds)))
+        roofline = self.roofline(case)
+        return None if roofline is None else case.spec.bytes_min / float(np.median(values)) / roofline
+
     def exceeds_roofline(self, case: CaseResult) -> bool:
         """The case streamed faster than the probe could: a measurement problem, not a result."""
-        roofline = self.roofline(case) if case.ok else None
-        if roofline is None:
-            return False
-        fastest = max(case.bandwidth, case.throughput_bandwidth or 0.0)
-        return fastest > roofline
+        fractions = [self.fraction(case), self.fraction(case, throughput=True)]
+        return any(f is not None and f > 1 for f in fractions)
 
     def case_dict(self, case: CaseResult) -> dict:
         d = case.to_dict()
         roofline = self.roofline(case) if case.samples is not None else None
         if roofline is not None:
             d["roofline_gbs"] = roofline / 1e9
-            d["roofline_fraction"] = case.roofline_fraction(roofline)
+            d["roofline_fraction"] = self.fraction(case)
             if case.throughput is not None:
-                d["throughput_roofline_fraction"] = case.throughput_bandwidth / roofline
+                d["throughput_roofline_fraction"] = self.fraction(case, throughput=True)
             d["roofline_exceeded"] = self.exceeds_roofline(case)
         return d
 
@@ -352,13 +366,13 @@ def write_csv(run: RunResult, path) -> None:
                        step_min_s=step.min, noisy=c.noisy, samples_per_s=c.samples_per_s,
                        bandwidth_gbs=c.bandwidth / 1e9)
             if run.roofline(c):
-                row["roofline_fraction"] = c.roofline_fraction(run.roofline(c))
+                row["roofline_fraction"] = run.fraction(c)
             if c.throughput is not None:
                 row.update(batch_size=c.samples.batch_size,
                            throughput_median_s=c.throughput.median,
                            throughput_bandwidth_gbs=c.throughput_bandwidth / 1e9)
                 if run.roofline(c):
-                    row["throughput_roofline_fraction"] = c.throughput_bandwidth / run.roofline(c)
+                    row["throughput_roofline_fraction"] = run.fraction(c, throughput=True)
             for p in c.samples.phases:
                 if p != "step":
                     row[f"{p}_median_s"] = c.summary(p).median

@@ -37,33 +37,35 @@ MARKS = {"~": "noisy: the median is not known to the target precision",
          "?": "faster than the roofline measured at its size: a measurement problem"}
 
 
-def marks(case, roofline: float | None = None) -> str:
-    """The MARKS that apply to a timed case."""
+def marks(case, exceeded: bool = False) -> str:
+    """The MARKS that apply to a timed case; ``exceeded``: it beat its roofline."""
     return (("~" if case.noisy else "") + ("^" if case.contended else "")
-            + ("!" if case.throttled else "")
-            + ("?" if roofline and max(case.bandwidth, case.throughput_bandwidth or 0) > roofline
-               else ""))
+            + ("!" if case.throttled else "") + ("?" if exceeded else ""))
 
 
 def format_precision(p: float) -> str:
     return "±?" if p == float("inf") else f"±{p:.1%}" if p < 0.1 else f"±{p:.0%}"
 
 
-def cell(case, roofline: float | None = None) -> str:
+def cell(case, run: RunResult | None = None) -> str:
+    """A case's cell; ``run`` gives its roofline fractions."""
     if not case.ok:
         return f"[red]{case.status.upper()}[/red]"
     step = case.summary()
+    fraction = run.fraction(case) if run else None
+    tput_fraction = run.fraction(case, throughput=True) if run else None
     bandwidth = f"{case.bandwidth / 1e9:.3g} GB/s{'*' if case.fits_in_cache else ''}"
-    if roofline:
-        bandwidth += f" {100 * case.roofline_fraction(roofline):.0f}%"
+    if fraction is not None:
+        bandwidth += f" {100 * fraction:.0f}%"
+    exceeded = bool(run) and run.exceeds_roofline(case)
     lines = [f"{format_time(step.median)} {format_precision(step.precision)}"
-             f"{marks(case, roofline)}"]
+             f"{marks(case, exceeded)}"]
     if case.samples.host is not None:
         lines.append(f"host {format_time(case.summary('step', 'host').median)}")
     if case.throughput is not None:
         tput = f"tput {format_time(case.throughput.median)}"
-        if roofline:
-            tput += f" {100 * case.throughput_bandwidth / roofline:.0f}%"
+        if tput_fraction is not None:
+            tput += f" {100 * tput_fraction:.0f}%"
         lines.append(tput)
     lines += [phase_split(case), bandwidth]
     return "\n".join(lines)
@@ -96,8 +98,7 @@ def step_table(run: RunResult) -> Table:
     for n in sizes:
         table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
     for k in kernels:
-        table.add_row(k, *(cell(by_key[(k, n)], run.roofline(by_key[(k, n)]))
-                           if (k, n) in by_key else "" for n in sizes))
+        table.add_row(k, *(cell(by_key[(k, n)], run) if (k, n) in by_key else "" for n in sizes))
     return table
 
 

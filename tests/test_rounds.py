@@ -185,6 +185,21 @@ def test_a_case_faster_than_its_roofline_is_flagged():
     run_.rooflines = {8000: [4e9, 4e9]}
     assert run_.exceeds_roofline(case)
     assert run_.case_dict(case)["roofline_exceeded"]
-    assert "?" in tables.cell(case, run_.roofline(case)).splitlines()[0]
+    assert "?" in tables.cell(case, run_).splitlines()[0]
     run_.rooflines = {8000: [16e9]}
     assert not run_.case_dict(case)["roofline_exceeded"]
+
+
+def test_each_window_is_set_against_its_own_rounds_roofline():
+    """The machine's bandwidth halves between rounds, and the case's time doubles with it:
+    every window reached 50% of the roofline measured beside it."""
+    from gdbench.results import CaseResult, CaseSpec, RunResult
+
+    times = np.repeat([1e-6, 2e-6, 1e-6, 2e-6], 10)  # 8000 bytes: 8 and 4 GB/s
+    samples = Samples(("step",), times[:, None], window=np.repeat(np.arange(4), 10))
+    case = CaseResult(CaseSpec("k", "cpu", "float32", 1000), "ok", samples=samples)
+    run_ = RunResult({}, {}, [case], rooflines={8000: [16e9, 8e9, 16e9, 8e9]})
+    assert run_.fraction(case) == pytest.approx(0.5)
+    assert not run_.exceeds_roofline(case)
+    unpaired = RunResult({}, {}, [case], rooflines={8000: [16e9, 8e9]})  # a worker's probes
+    assert unpaired.fraction(case) == pytest.approx(8000 / 1.5e-6 / 12e9)

@@ -77,8 +77,11 @@ def test_run_records_every_case(tmp_path):
     assert raw["probe"]["device"] == "cpu" and raw["probe"]["bandwidth"] > 0
     for case, saved_case in zip(result.cases, raw["cases"]):
         assert saved_case["bytes_model"] == case.passes * case.spec.bytes_min
-        roofline = saved_case["roofline_gbs"] * 1e9
-        assert saved_case["roofline_fraction"] == pytest.approx(case.bandwidth / roofline)
+        rounds = np.asarray(result.rooflines[case.spec.bytes_min])
+        assert saved_case["roofline_gbs"] * 1e9 == pytest.approx(np.median(rounds))
+        assert saved_case["roofline_fraction"] == pytest.approx(result.fraction(case))
+        windows = case.samples.summary().windows
+        assert windows == len(rounds) == 4
     assert raw["environment"]["cpu"]["logical_cores"] == os.cpu_count()
     assert "torch" in raw["environment"]["packages"]
     assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
@@ -251,12 +254,13 @@ def test_cuda_batches_graphs_telemetry_and_l2():
         assert case.samples.batch_size * case.throughput.median >= 0.4e-3
         assert case.throughput.median <= 1.2 * case.summary().median
         assert case.fits_in_cache and case.settle_steps > 0
-    probe = result.probe
-    assert probe["cache_bytes"] == result.environment["gpu"]["l2_cache_bytes"] > 0
-    assert probe["cache_nbytes"] == result.cases[0].spec.bytes_min
-    assert probe["cache_bandwidth"] > 0
+    l2 = result.environment["gpu"]["l2_cache_bytes"]
+    assert result.probe["levels"] == {"L2": l2} and l2 > 0
+    assert min(int(k) for k in result.probe["curve"]) == 64 << 10 and len(result.probe["curve"]) >= 5
+    assert len(result.rooflines[80_000]) == 4 and min(result.rooflines[80_000]) > 0
     if importlib.util.find_spec("pynvml"):
         for case in result.cases:
-            assert case.telemetry["start"]["sm_clock_mhz"] > 0
-            assert case.telemetry["end"]["max_sm_clock_mhz"] > 0
+            window = case.telemetry["windows"][0]
+            assert window["start"]["sm_clock_mhz"] > 0
+            assert window["end"]["max_sm_clock_mhz"] > 0
         assert result.environment["gpu"]["nvml"]["driver"]
