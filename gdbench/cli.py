@@ -6,7 +6,9 @@ Every error a user can cause becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 from gdbench import registry
 from gdbench.compare import parse_threshold
@@ -36,8 +38,12 @@ def cmd_train(args) -> int:
     w = args.w0
     for e in train(kernel, iters=args.iters, lr=args.lr, w0=args.w0):
         w = e.w
-        if (e.epoch - 1) % args.print_every == 0:
+        if (e.epoch - 1) % args.print_every == 0 or e.epoch == args.iters or not e.finite:
             print(f"epoch {e.epoch}: w = {e.w:.3f}, loss = {e.loss:.8f}")
+        if not e.finite:
+            print(f"gdbench train: diverged at epoch {e.epoch}: the loss is {e.loss} (the "
+                  f"learning rate {args.lr} is too large for this data)", file=sys.stderr)
+            return 1
     print(f"Prediction after training: f(5) = {predict(w):.3f}")
     return 0
 
@@ -51,18 +57,27 @@ def cmd_list(args) -> int:
     for info in registry.list_kernels():
         cells = []
         for device in ("cpu", "cuda"):
-            if device not in info.devices:
+            if "any" in info.unavailable:  # a plugin that failed to load: why, everywhere
+                cells.append(f"[red]{escape(info.unavailable['any'])}[/red]")
+            elif device not in info.devices:
                 cells.append("-")
             elif info.available_on(device):
                 cells.append("[green]available[/green]")
             else:
                 cells.append(f"[red]{escape(info.unavailable[device])}[/red]")
-        phases = "fused step" if tuple(info.phases) == ("step",) else "3 phases"
+        phases = {("step",): "fused step", (): "?"}.get(tuple(info.phases), "3 phases")
         features = "any" if info.max_features is None else f"≤ {info.max_features}"
         graph = "yes" if info.cuda_graph else "-" if "cuda" not in info.devices else "no"
         table.add_row(info.name, info.backend, phases, features, graph, *cells)
     stdout_console().print(table)
     return 0
+
+
+def _check_folder(folder) -> None:
+    """OSError (one line) unless ``folder`` exists or can be made, and files can go in it."""
+    from gdbench.results import _writable
+
+    _writable(Path(folder) / "probe.png")
 
 
 def _sweep(args, out, csv=None, probe=None, label=""):
@@ -105,17 +120,27 @@ def cmd_run(args) -> int:
 
     from gdbench import tables
 
+    from gdbench.results import Output, partial_path
+
     err = Console(stderr=True, soft_wrap=True)
+    output = Output(args.out, args.csv)  # every path is checked before anything is measured
+    if args.plot:
+        _check_folder(args.plot)
     try:
-        result = _sweep(args, args.out, args.csv)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: the cases finished so far are in {args.out}")
-        return 130
+        result = _sweep(args, output)
+    except KeyboardInterrupt as stop:
+        print(f"gdbench run: {stop.args[0] if stop.args else 'interrupted'}: the windows measured "
+              f"so far are in {partial_path(args.out)}" + (f"; {args.out} is as it was"
+                                                             if Path(args.out).exists() else ""),
+              file=sys.stderr)
+        return getattr(stop, "status", 130)
     if not args.quiet:
-        stdout_console().print(tables.step_table(result))
+        stdout_console().print(tables.step_table(result, stdout_console().width))
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
+    for kept in result.moved_aside:
+        err.print(f"kept the earlier results as {kept}", markup=False)
     if args.plot:
         from gdbench.plot import plot
 
@@ -180,8 +205,11 @@ def _read_runs(paths):
 def cmd_plot(args) -> int:
     from gdbench.plot import plot
 
+    from gdbench.findings import run_labels
+
     size = _parse_size(args.size)
-    paths = plot(_read_runs(args.results), args.output, size)
+    runs = _read_runs(args.results)
+    paths = plot(runs, args.output, size, run_labels(runs, args.results))
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -210,12 +238,13 @@ def cmd_compare(args) -> int:
     colors = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
     title = f"{args.new} against {args.base} (threshold {threshold:.0%})"
     table = Table("case", "base", "new", "new / base", "95% interval", "verdict", title=title)
-    reasons = sorted({r.why for r in rows if r.why})
+    reasons = sorted({text for r in rows for text in (r.why, r.note) if text})
     for r in rows:
         color = colors[r.verdict]
         verdict = f"[{color}]{r.verdict}[/{color}]" if color else r.verdict
-        if r.why:
-            verdict += f" ({reasons.index(r.why) + 1})"
+        for text in (r.why, r.note):
+            if text:
+                verdict += f" ({reasons.index(text) + 1})"
         table.add_row(escape(r.label) + r.flags, format_time(r.base_median),
                       format_time(r.new_median), f"{r.ratio:.3f}", f"{r.low:.3f} – {r.high:.3f}",
                       verdict)
@@ -345,13 +374,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what schedulers send: stops a run as Ctrl-C does, with exit status 143."""
+
+    status = 143
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (ValueError, OSError) as exc:  # bad input, or a file that cannot be read or written
         print(f"gdbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"gdbench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(f"gdbench {args.command}: {stop.args[0] if stop.args else 'interrupted'}",
+              file=sys.stderr)
+        return getattr(stop, "status", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

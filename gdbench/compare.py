@@ -28,6 +28,7 @@ from gdbench.results import RunResult, format_size, read_json
 from gdbench.stats import Summary, t975, window_medians
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
+FEW = 10  # rounds or samples below which a row says its interval is wide for that reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +194,7 @@ class Comparison:
     verdict: str
     why: str = ""  # why the verdict is AMBIGUOUS whatever the data, when it is
     flags: str = ""  # ~ noisy, ^ contended (either side)
+    note: str = ""  # why the interval is wide, when few samples or rounds make it so
 
     @property
     def label(self) -> str:
@@ -219,8 +221,12 @@ def compare_timings(base: dict[tuple, Timing], new: dict[tuple, Timing], thresho
         floor = noise.of(case_label(key)) if noise is not None else 0.0
         ratio, lo, hi, why = ratio_interval(b, n, floor)
         flags = ("~" if b.noisy or n.noisy else "") + ("^" if b.contended or n.contended else "")
+        fewest = min(b.n, n.n)
+        note = (f"only {fewest} rounds or samples on one side: the interval is wide"
+                if fewest < FEW and not _identical(b, n) else "")
         out.append(Comparison(key, b.median, n.median, ratio, lo, hi,
-                              "AMBIGUOUS" if why else verdict(lo, hi, threshold), why, flags))
+                              "AMBIGUOUS" if why else verdict(lo, hi, threshold), why, flags,
+                              note))
     return out
 
 

@@ -1,41 +1,74 @@
-"""What a set of runs says, computed from the data: winners, speedups, crossovers, floors."""
+"""What a set of runs says, computed from the data: winners, speedups, crossovers, floors.
+
+Every finding belongs to one run: two runs of the same device are not mixed. A run is named by
+its label (``run_labels``), empty where it is the only run of its device. Speedups and
+crossovers set a run against the first CPU run given.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from gdbench.results import CaseResult, RunResult
 
 BASELINE = "numpy-manual"
 
 
-def ok_cases(runs: list[RunResult]) -> list[CaseResult]:
-    return [c for run in runs for c in run.cases if c.ok]
+def run_labels(runs: list[RunResult], sources=None) -> list[str]:
+    """A name for each run where another run of the same device would be confused with it:
+    its file's stem (or ``run k``); "" for the only run of a device."""
+    devices = [r.settings.get("device", "?") for r in runs]
+    labels = []
+    for index, device in enumerate(devices):
+        if devices.count(device) == 1:
+            labels.append("")
+        elif sources is not None:
+            labels.append(Path(sources[index]).stem)
+        else:
+            labels.append(f"run {index + 1}")
+    return labels
 
 
 def median(case: CaseResult) -> float:
     return case.summary().median
 
 
-def fastest(runs) -> dict[tuple[str, int], CaseResult]:
-    """The fastest case at each (device, sample count)."""
-    best: dict[tuple[str, int], CaseResult] = {}
-    for c in ok_cases(runs):
-        key = (c.spec.device, c.spec.n_samples)
-        if key not in best or median(c) < median(best[key]):
-            best[key] = c
+def _ok(run: RunResult) -> list[CaseResult]:
+    return [c for c in run.cases if c.ok]
+
+
+def fastest(runs, labels=None) -> dict[tuple[str, str, int], CaseResult]:
+    """The fastest case of each run at each sample count: {(label, device, n): case}."""
+    labels = labels or run_labels(runs)
+    best: dict[tuple[str, str, int], CaseResult] = {}
+    for run, label in zip(runs, labels):
+        for c in _ok(run):
+            key = (label, c.spec.device, c.spec.n_samples)
+            if key not in best or median(c) < median(best[key]):
+                best[key] = c
     return dict(sorted(best.items()))
 
 
-def speedups(runs) -> dict[tuple[str, str], dict[int, float]]:
-    """Each kernel's speedup over the CPU ``numpy-manual`` baseline at each sample count."""
-    base = {c.spec.n_samples: median(c) for c in ok_cases(runs)
-            if c.spec.kernel == BASELINE and c.spec.device == "cpu"}
-    out: dict[tuple[str, str], dict[int, float]] = {}
-    for c in ok_cases(runs):
-        if c.spec.n_samples in base:
-            out.setdefault((c.spec.name, c.spec.device), {})[c.spec.n_samples] = \
-                base[c.spec.n_samples] / median(c)
+def _baseline_run(runs):
+    return next((r for r in runs if r.settings.get("device") == "cpu"
+                 and any(c.ok and c.spec.kernel == BASELINE for c in r.cases)), None)
+
+
+def speedups(runs, labels=None) -> dict[tuple[str, str, str], dict[int, float]]:
+    """Each kernel's speedup over ``numpy-manual`` of the first CPU run, at each sample count:
+    {(kernel, device, label): {n: speedup}}."""
+    labels = labels or run_labels(runs)
+    baseline = _baseline_run(runs)
+    if baseline is None:
+        return {}
+    base = {c.spec.n_samples: median(c) for c in _ok(baseline) if c.spec.kernel == BASELINE}
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for run, label in zip(runs, labels):
+        for c in _ok(run):
+            if c.spec.n_samples in base:
+                out.setdefault((c.spec.name, c.spec.device, label), {})[c.spec.n_samples] = \
+                    base[c.spec.n_samples] / median(c)
     return out
 
 
@@ -44,27 +77,34 @@ class Crossover:
     kernel: str
     n_samples: int | None  # the first size from which the GPU kernel stays ahead; None: never
     sizes: tuple[int, ...]  # the sizes both devices measured
+    label: str = ""  # the GPU run's
 
 
-def crossovers(runs) -> list[Crossover]:
-    """Where each GPU kernel overtakes the best CPU kernel, when both devices were measured."""
-    cpu_best = {n: median(c) for (device, n), c in fastest(runs).items() if device == "cpu"}
-    gpu: dict[str, dict[int, float]] = {}
-    for c in ok_cases(runs):
-        if c.spec.device == "cuda":
-            gpu.setdefault(c.spec.name, {})[c.spec.n_samples] = median(c)
+def crossovers(runs, labels=None) -> list[Crossover]:
+    """Where each GPU kernel of each CUDA run overtakes the best kernel of the first CPU run."""
+    labels = labels or run_labels(runs)
+    cpu = next((r for r in runs if r.settings.get("device") == "cpu"), None)
+    if cpu is None:
+        return []
+    cpu_best = {n: median(c) for (_, _, n), c in fastest([cpu], [""]).items()}
     out = []
-    for name, times in gpu.items():
-        sizes = tuple(sorted(set(times) & set(cpu_best)))
-        if not sizes:
+    for run, label in zip(runs, labels):
+        if run.settings.get("device") != "cuda":
             continue
-        ahead = None
-        for n in reversed(sizes):  # the smallest size from which the GPU is ahead at every size
-            if times[n] < cpu_best[n]:
-                ahead = n
-            else:
-                break
-        out.append(Crossover(name, ahead, sizes))
+        gpu: dict[str, dict[int, float]] = {}
+        for c in _ok(run):
+            gpu.setdefault(c.spec.name, {})[c.spec.n_samples] = median(c)
+        for name, times in gpu.items():
+            sizes = tuple(sorted(set(times) & set(cpu_best)))
+            if not sizes:
+                continue
+            ahead = None
+            for n in reversed(sizes):  # the smallest size from which it is ahead at every size
+                if times[n] < cpu_best[n]:
+                    ahead = n
+                else:
+                    break
+            out.append(Crossover(name, ahead, sizes, label))
     return out
 
 
@@ -75,17 +115,20 @@ class Floor:
     floor: float  # median step time at the smallest sample count, seconds
     smallest: int
     leaves_at: int | None  # the first size whose step takes over twice the floor; None: never
+    label: str = ""
 
 
-def launch_floors(runs) -> list[Floor]:
+def launch_floors(runs, labels=None) -> list[Floor]:
     """Each kernel's fixed cost per step, and the size where the data starts to dominate it."""
-    by_kernel: dict[tuple[str, str], list[CaseResult]] = {}
-    for c in ok_cases(runs):
-        by_kernel.setdefault((c.spec.name, c.spec.device), []).append(c)
+    labels = labels or run_labels(runs)
     out = []
-    for (name, device), cases in by_kernel.items():
-        cases.sort(key=lambda c: c.spec.n_samples)
-        floor = median(cases[0])
-        leaves = next((c.spec.n_samples for c in cases[1:] if median(c) > 2 * floor), None)
-        out.append(Floor(name, device, floor, cases[0].spec.n_samples, leaves))
+    for run, label in zip(runs, labels):
+        by_kernel: dict[tuple[str, str], list[CaseResult]] = {}
+        for c in _ok(run):
+            by_kernel.setdefault((c.spec.name, c.spec.device), []).append(c)
+        for (name, device), cases in by_kernel.items():
+            cases.sort(key=lambda c: c.spec.n_samples)
+            floor = median(cases[0])
+            leaves = next((c.spec.n_samples for c in cases[1:] if median(c) > 2 * floor), None)
+            out.append(Floor(name, device, floor, cases[0].spec.n_samples, leaves, label))
     return out

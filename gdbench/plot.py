@@ -25,14 +25,18 @@ def _pyplot():
     return plt
 
 
-def series(runs: list[RunResult]) -> dict[tuple[str, str], list]:
-    """The ok cases of every run, by (kernel as reported, device), sorted by sample count."""
-    lines: dict[tuple[str, str], list] = {}
-    for run in runs:
+def series(runs: list[RunResult], labels: list[str]) -> dict[tuple[str, str, str], list]:
+    """The ok cases of every run, by (kernel as reported, device, run label), by sample count."""
+    lines: dict[tuple[str, str, str], list] = {}
+    for run, label in zip(runs, labels):
         for c in run.cases:
             if c.ok:
-                lines.setdefault((c.spec.name, c.spec.device), []).append(c)
+                lines.setdefault((c.spec.name, c.spec.device, label), []).append(c)
     return {k: sorted(v, key=lambda c: c.spec.n_samples) for k, v in lines.items()}
+
+
+def _name(name: str, device: str, label: str) -> str:
+    return f"{name} ({device}{', ' + label if label else ''})"
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -46,9 +50,10 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 def plot_scaling(plt, lines, out_dir) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (name, device), cases in lines.items():
+    for (name, device, label), cases in lines.items():
         ax.loglog([c.spec.n_samples for c in cases], [c.summary().median for c in cases],
-                  marker="o", linestyle="-" if device == "cuda" else "--", label=f"{name} ({device})")
+                  marker="o", linestyle="-" if device == "cuda" else "--",
+                  label=_name(name, device, label))
     ax.set(xlabel="samples N", ylabel="median step time (s)", title="Step time against sample count")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -57,12 +62,13 @@ def plot_scaling(plt, lines, out_dir) -> list[Path]:
     return paths
 
 
-def plot_bandwidth(plt, runs, lines, out_dir) -> list[Path]:
+def plot_bandwidth(plt, runs, labels, lines, out_dir) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (name, device), cases in lines.items():
+    for (name, device, label), cases in lines.items():
         ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
-                  marker="o", linestyle="-" if device == "cuda" else "--", label=f"{name} ({device})")
-    for run in runs:
+                  marker="o", linestyle="-" if device == "cuda" else "--",
+                  label=_name(name, device, label))
+    for run, label in zip(runs, labels):
         if run.rooflines:  # measured at each case's size, in every round
             by_size = {}
             for c in run.cases:
@@ -70,7 +76,8 @@ def plot_bandwidth(plt, runs, lines, out_dir) -> list[Path]:
                     by_size[c.spec.n_samples] = run.roofline(c) / 1e9
             sizes = sorted(by_size)
             ax.plot(sizes, [by_size[n] for n in sizes], color="black", linewidth=1.5,
-                    drawstyle="steps-mid", label=f"roofline at each size ({run.settings['device']})")
+                    drawstyle="steps-mid",
+                    label=_name("roofline at each size", run.settings["device"], label))
         elif run.probe:
             device = run.probe["device"]
             ax.axhline(run.probe["bandwidth"] / 1e9, color="black", linewidth=1.5)
@@ -91,44 +98,56 @@ def plot_bandwidth(plt, runs, lines, out_dir) -> list[Path]:
     return paths
 
 
-def plot_phases(plt, lines, out_dir, size: int | None) -> list[Path]:
-    sizes = {c.spec.n_samples for cases in lines.values() for c in cases}
+def plot_phases(plt, runs, labels, out_dir, size: int | None) -> list[Path]:
+    """Each phase's median time at one size, one row per case, on a log axis so that a 2 µs
+    phase and a 2 ms one both read; a case that was not timed says why on its row."""
+    cases = [(label, c) for run, label in zip(runs, labels) for c in run.cases]
+    sizes = {c.spec.n_samples for _, c in cases if c.ok}
     if size is None:
         size = max(sizes)
     elif size not in sizes:
         raise ValueError(f"no case with {size} samples; sizes in the results: "
                          f"{', '.join(format_size(n) for n in sorted(sizes))}")
-    rows = [(f"{name} ({device})", c) for (name, device), cases in lines.items()
-            for c in cases if c.spec.n_samples == size]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-    colors = {"forward": "tab:blue", "backward": "tab:orange", "update": "tab:green",
-              "step": "tab:gray"}
-    for i, (label, case) in enumerate(rows):
-        left = 0.0
-        for phase in case.samples.phases:
-            width = case.summary(phase).median * 1e6
-            ax.barh(i, width, left=left, color=colors.get(phase, "tab:purple"),
-                    label=phase if phase not in ax.get_legend_handles_labels()[1] else None)
-            left += width
+    rows = [(_name(c.spec.name, c.spec.device, label), c) for label, c in cases
+            if c.spec.n_samples == size]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
+    styles = {"forward": ("tab:blue", "o"), "backward": ("tab:orange", "s"),
+              "update": ("tab:green", "^"), "step": ("black", "D")}
+    times = [c.summary(p).median for _, c in rows if c.ok for p in ("step", *c.samples.phases)]
+    for i, (_, case) in enumerate(rows):
+        if not case.ok:
+            ax.annotate(case.status.upper(), (0.02, i), xycoords=("axes fraction", "data"),
+                        va="center", fontsize=8, color="tab:red")
+            continue
+        for phase in dict.fromkeys(("step", *case.samples.phases)):
+            color, marker = styles.get(phase, ("tab:purple", "x"))
+            ax.scatter(case.summary(phase).median * 1e6, i, color=color, marker=marker,
+                       label=phase if phase not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xscale("log")
+    if times:
+        ax.set_xlim(min(times) * 1e6 / 2, max(times) * 1e6 * 2)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
-    ax.set(xlabel="median time (µs)", title=f"Phases of one step at N = {format_size(size)}")
+    ax.set_ylim(-0.5, len(rows) - 0.5)
+    ax.set(xlabel="median time (µs, log scale)",
+           title=f"Phases of one step at N = {format_size(size)}")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8)
     paths = _save(fig, out_dir, "phases")
     plt.close(fig)
     return paths
 
 
-def plot_probe(plt, runs, out_dir) -> list[Path]:
+def plot_probe(plt, runs, labels, out_dir) -> list[Path]:
     """The probe's bandwidth against working-set size, with the cache sizes reported."""
-    curves = [r for r in runs if r.probe and r.probe.get("curve")]
+    curves = [(r, label) for r, label in zip(runs, labels) if r.probe and r.probe.get("curve")]
     if not curves:
         return []
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for index, run in enumerate(curves):
+    for run, label in curves:
         curve = {int(k): v for k, v in run.probe["curve"].items()}
         sizes = sorted(curve)
         line, = ax.loglog(sizes, [curve[n] / 1e9 for n in sizes], marker="o",
-                          label=f"{run.probe['device']}, run {index + 1}")
+                          label=run.probe["device"] + (f", {label}" if label else ""))
         for name, size in run.probe.get("levels", {}).items():
             ax.axvline(size, color=line.get_color(), linestyle=":", linewidth=1)
             ax.annotate(name, (size, 0.98), xycoords=("data", "axes fraction"), fontsize=8,
@@ -142,16 +161,22 @@ def plot_probe(plt, runs, out_dir) -> list[Path]:
     return paths
 
 
-def plot(runs: list[RunResult], out_dir, size: int | None = None) -> list[Path]:
+def plot(runs: list[RunResult], out_dir, size: int | None = None,
+         labels: list[str] | None = None) -> list[Path]:
     """Write scaling, bandwidth, phases and probe plots (PNG and SVG) of ``runs`` to ``out_dir``.
 
-    The probe plot only for runs whose probe measured the bandwidth curve.
+    Runs of the same device are told apart by ``labels`` (``findings.run_labels``). The probe
+    plot only for runs whose probe measured the bandwidth curve.
     """
+    from gdbench.findings import run_labels
+
     plt = _pyplot()
-    lines = series(runs)
+    labels = labels or run_labels(runs)
+    lines = series(runs, labels)
     if not lines:
         raise ValueError("the results hold no successfully timed case to plot")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, lines, out_dir)
-            + plot_phases(plt, lines, out_dir, size) + plot_probe(plt, runs, out_dir))
+    return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, labels, lines, out_dir)
+            + plot_phases(plt, runs, labels, out_dir, size)
+            + plot_probe(plt, runs, labels, out_dir))

@@ -231,6 +231,12 @@ def probe(device: str = "auto", nbytes: int | None = None, curve: bool = True,
     (at least 1 GiB), or 2 GiB on CUDA.
     """
     device = resolve_device(device)
+    if device == "cuda":
+        from gdbench.devices import cuda_unavailable
+
+        reasons = [cuda_unavailable(b) for b in ("torch", "cupy")]
+        if all(reasons):
+            raise ValueError(f"cannot probe cuda: {reasons[0]}; {reasons[1]}")
     levels = cache_levels(device)
     if device == "cuda":
         nbytes = nbytes or 2 << 30

@@ -16,6 +16,11 @@ PHASES = ("forward", "backward", "update")
 FUSED = ("step",)
 
 
+class OrderError(AttributeError):
+    """A kernel's method or read-back used before the call it needs: prepare, forward, backward
+    or step. An AttributeError, since it is most often met reading an attribute not made yet."""
+
+
 @runtime_checkable
 class Kernel(Protocol):
     """A linear-regression gradient-descent step ``w -= lr * d/dw mean((x @ w - y)**2)``."""

@@ -63,6 +63,11 @@ class KernelInfo:
         return "; ".join(f"{d}: {r}" for d, r in self.unavailable.items())
 
 
+# What the harness reads from a kernel class before it makes one (KernelBase provides it all).
+CONTRACT = ("name", "backend", "devices", "dtypes", "phases", "passes", "unavailable_reason",
+            "prepare", "step", "synchronize", "weight", "loss", "grad")
+
+
 def _load(target: str):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -84,9 +89,14 @@ def kernel_class(name: str):
     plugins = _plugin_entry_points()
     if name in plugins:
         try:
-            return plugins[name].load()
+            cls = plugins[name].load()
         except Exception as exc:
             raise ValueError(f"kernel {name!r} failed to load from {plugins[name].value}: {exc}")
+        missing = [attr for attr in CONTRACT if not hasattr(cls, attr)]
+        if missing:
+            raise ValueError(f"kernel {name!r} from {plugins[name].value} lacks "
+                             f"{', '.join(missing)} (see gdbench.kernels.base.KernelBase)")
+        return cls
     raise ValueError(f"unknown kernel {name!r}; known kernels: {', '.join(kernel_names())}")
 
 
@@ -106,7 +116,14 @@ def list_kernels(device: str | None = None) -> list[KernelInfo]:
             continue
         devices = tuple(cls.devices)
         checked = [d for d in devices if device in (None, d)]
-        unavailable = {d: r for d in checked if (r := cls.unavailable_reason(d))}
+        unavailable = {}
+        for d in checked:
+            try:
+                reason = cls.unavailable_reason(d)
+            except Exception as exc:  # a plugin's own check that fails says so, and nothing else
+                reason = f"its availability check failed: {type(exc).__name__}: {exc}"
+            if reason:
+                unavailable[d] = reason
         if device is not None and device not in devices:
             unavailable[device] = f"does not run on {device}"
         source = "gdbench" if name in BUILTIN else "plugin"

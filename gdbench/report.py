@@ -77,35 +77,39 @@ def _step_table(run: RunResult) -> list[str]:
     return lines
 
 
-def _findings(runs: list[RunResult]) -> list[str]:
+def _named(name: str, device: str, label: str) -> str:
+    return f"{name} ({device}{', ' + label if label else ''})"
+
+
+def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
     lines = ["### Fastest kernel at each size", ""]
-    for (device, n), c in findings.fastest(runs).items():
-        lines.append(f"- {device}, N = {format_size(n)}: **{c.spec.name}**, "
-                     f"{format_time(c.summary().median)}")
-    speed = findings.speedups(runs)
+    for (label, device, n), c in findings.fastest(runs, labels).items():
+        lines.append(f"- {device}{' (' + label + ')' if label else ''}, N = {format_size(n)}: "
+                     f"**{c.spec.name}**, {format_time(c.summary().median)}")
+    speed = findings.speedups(runs, labels)
     if speed:
         sizes = sorted({n for by_size in speed.values() for n in by_size})
         lines += ["", f"### Speedup over the `{findings.BASELINE}` baseline (cpu)", "",
                   "| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
                   "|---|" + "---:|" * len(sizes)]
-        for (name, device), by_size in speed.items():
-            lines.append(f"| {name} ({device}) | "
+        for (name, device, label), by_size in speed.items():
+            lines.append(f"| {_named(name, device, label)} | "
                          + " | ".join(f"{by_size[n]:.3g}×" if n in by_size else "" for n in sizes)
                          + " |")
-    crossings = findings.crossovers(runs)
+    crossings = findings.crossovers(runs, labels)
     if crossings:
         lines += ["", "### Where each GPU kernel overtakes the best CPU kernel", ""]
         for x in crossings:
             where = (f"from N = {format_size(x.n_samples)} on" if x.n_samples is not None
                      else "at none of the sizes measured on both")
-            lines.append(f"- {x.kernel}: {where}")
+            lines.append(f"- {x.kernel}{' (' + x.label + ')' if x.label else ''}: {where}")
     lines += ["", "### Launch-overhead floor", "",
               "The step time at the smallest size is each kernel's fixed cost; a kernel leaves "
               "that floor at the first size whose step takes more than twice as long.", ""]
-    for f in findings.launch_floors(runs):
+    for f in findings.launch_floors(runs, labels):
         leaves = (f"leaves it at N = {format_size(f.leaves_at)}" if f.leaves_at
                   else "stays on it at every size measured")
-        lines.append(f"- {f.kernel} ({f.device}): {format_time(f.floor)} at "
+        lines.append(f"- {_named(f.kernel, f.device, f.label)}: {format_time(f.floor)} at "
                      f"N = {format_size(f.smallest)}, {leaves}")
     return lines
 
@@ -116,7 +120,8 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
 
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
-    plot(runs, plots_dir, size)
+    labels = findings.run_labels(runs, sources)
+    plot(runs, plots_dir, size, labels)
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
     for run, source in zip(runs, sources):
@@ -145,6 +150,6 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
               f"![phases of one step]({rel / 'phases.png'})", "", "## Findings", "",
-              *_findings(runs), ""]
+              *_findings(runs, labels), ""]
     write_atomic(out, "\n".join(lines))
     return out

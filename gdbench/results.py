@@ -220,6 +220,7 @@ class RunResult:
     probe: dict | None = None  # gdbench.probe.Probe.to_dict() of the run's device
     complete: bool = False  # False while running, and for a run that was interrupted
     rooflines: dict = field(default_factory=dict)  # bytes -> bytes/s measured in each round
+    moved_aside: list = field(default_factory=list, repr=False)  # earlier files kept, not saved
 
     def roofline(self, case: CaseResult) -> float | None:
         """The roofline in bytes/s for ``case``, measured in this run; None if not probed.
@@ -310,6 +311,73 @@ def write_atomic(path, text: str) -> None:
 
 def write_json(run: RunResult, path) -> None:
     write_atomic(path, json.dumps(run.to_dict(), indent=1, default=_jsonable) + "\n")
+
+
+def partial_path(path) -> Path:
+    """Where a run writes until it ends: ``results.json`` -> ``results.partial.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def numbered_path(path) -> Path:
+    """The first free ``results.1.json``, ``results.2.json``, ... beside ``path``."""
+    path = Path(path)
+    k = 1
+    while (candidate := path.with_name(f"{path.stem}.{k}{path.suffix}")).exists():
+        k += 1
+    return candidate
+
+
+def _writable(path: Path) -> None:
+    """OSError (one line) unless a file can be created beside ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+class Output:
+    """Where a run's results go, so that nothing measured is ever destroyed.
+
+    While the run lasts, every save goes to its own partial file (``results.partial.json``,
+    and ``.partial.csv``); a run that ends writes them to the files asked for, moving a file
+    already there aside to the first free numbered name (``results.1.json``). A run that is
+    interrupted leaves its partial files and every earlier file as they were. Every path is
+    checked before anything is measured, and JSON and CSV may not be the same file.
+    """
+
+    def __init__(self, out=None, csv=None):
+        self.out = Path(out) if out is not None else None
+        self.csv = Path(csv) if csv is not None else None
+        if self.out and self.csv and self.out.resolve() == self.csv.resolve():
+            raise ValueError(f"--out and --csv are the same file ({self.out}): the CSV would "
+                             "replace the JSON")
+        self.moved: list[Path] = []
+        for path in filter(None, (self.out, self.csv)):
+            _writable(path)
+            if partial_path(path).exists():  # an earlier interrupted run's windows: keep them
+                kept = numbered_path(partial_path(path))
+                os.replace(partial_path(path), kept)
+                self.moved.append(kept)
+
+    def save(self, run: RunResult) -> None:
+        if self.out:
+            write_json(run, partial_path(self.out))
+        if self.csv:
+            write_csv(run, partial_path(self.csv))
+
+    def finish(self, run: RunResult) -> None:
+        """Write the final files; earlier ones of the same names move aside first."""
+        self.save(run)
+        for path in filter(None, (self.out, self.csv)):
+            if path.exists():
+                kept = numbered_path(path)
+                os.replace(path, kept)
+                self.moved.append(kept)
+            os.replace(partial_path(path), path)
 
 
 def _jsonable(o):

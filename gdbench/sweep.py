@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import math
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ from gdbench.kernels.cuda_graph import capturable
 from gdbench.probe import probe as measure_roofline
 from gdbench.probe import roofline_at
 from gdbench.reference import loss_and_grad, make_problem
-from gdbench.results import CaseResult, CaseSpec, RunResult, write_csv, write_json
+from gdbench.results import CaseResult, CaseSpec, Output, RunResult
 from gdbench.telemetry import open_telemetry
 from gdbench.timing import StopRule, cache_flush
 
@@ -34,10 +35,10 @@ def parse_sizes(text: str) -> list[int]:
     """``"1e2,1e4,1e6"`` (a list) or ``"1e2:1e8"`` (every power of ten between, inclusive)."""
     def one(token: str) -> int:
         try:
-            value = float(token)
-        except ValueError:
+            value = Decimal(token.strip())  # exact: 1e30 is 10**30, not the float nearest it
+        except InvalidOperation:
             raise ValueError(f"size {token!r} is not a number") from None
-        if not math.isfinite(value) or value < 1 or value != int(value):
+        if not value.is_finite() or value < 1 or value != value.to_integral_value():
             raise ValueError(f"size {token!r} is not a positive whole number")
         return int(value)
 
@@ -79,6 +80,7 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
                    and n_features <= (k.max_features or n_features)]
         if not kernels:
             raise ValueError(f"no kernel runs on {device} in {dtype} here (see gdbench list)")
+    kernels = list(dict.fromkeys(kernels))  # a kernel named twice is measured once
     graphable = set()
     for name in kernels:
         kernel = registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
@@ -150,20 +152,22 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 "min_samples_per_window": rule.min_samples, "max_samples": rule.max_samples,
                 "batch_seconds": rule.batch_seconds, "warmup_max_s": rule.warmup,
                 "cache_state": "cold" if cold else "warm"}
+    output = out if isinstance(out, Output) else Output(out, csv)  # checks the paths now
     result = RunResult(capture(device), settings)
     cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
         "gpu", {}).get("l2_cache_bytes", 0)
 
     def save():
-        if out is not None:
-            write_json(result, out)
-        if csv is not None:
-            write_csv(result, csv)
+        output.save(result)
 
-    save()  # an unwritable output file fails now, before anything is measured
+    save()
     try:
         if probe:
-            result.probe = measure_roofline(device, probe_bytes).to_dict()
+            try:
+                result.probe = measure_roofline(device, probe_bytes).to_dict()
+            except Exception as exc:  # out of memory, say: the run goes on without a roofline
+                settings["probe_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                probe = False
         if processes > 1:
             from gdbench.workers import run_workers
 
@@ -184,7 +188,10 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
         def probe_size(n):
             nbytes = next(s.bytes_min for s in specs if s.n_samples == n)
-            result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
+            try:
+                result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
+            except Exception:  # a size too large to stream twice: no roofline for its cases
+                pass
 
         recaptured = []
 
@@ -204,7 +211,11 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 on_result(case)
         result.complete = True
     finally:
-        save()
+        if result.complete:
+            output.finish(result)
+        else:
+            save()
+        result.moved_aside = output.moved
     return result
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from gdbench.results import RunResult, format_size
 
@@ -71,35 +73,51 @@ def cell(case, run: RunResult | None = None) -> str:
     return "\n".join(lines)
 
 
-def step_table(run: RunResult) -> Table:
+def legend(run: RunResult) -> str:
+    """What the cells of ``step_table`` say."""
+    s = run.settings
+    roof = ", and as % of the roofline measured at the case's size" if run.probe else ""
+    cache = "L2" if s.get("device") == "cuda" else "the last-level cache"
+    marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
+    return ("First line: median latency of one step (it starts on an idle device) and the "
+            "half-width of its 95% interval, from the spread between windows; host: its launch "
+            "time on the CPU; tput: time per step in batches of back-to-back steps (steady "
+            "state), and its % of the roofline; f·b·u%: forward, backward, update share of the "
+            f"step; GB/s: x and y read once per step time{roof}; * data fits in {cache}; "
+            f"{marks_}.")
+
+
+def step_table(run: RunResult, width: int | None = None) -> Group:
+    """The run's cells, kernels as rows and sizes as columns, with the legend below.
+
+    Where the table would be wider than ``width`` characters, the sizes are split over
+    several tables, so that no kernel's name or cell is cut.
+    """
     s = run.settings
     sizes = sorted({c.spec.n_samples for c in run.cases})
     kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
     by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
+    cells = {key: cell(case, run) for key, case in by_key.items()}
     title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
     if s.get("cache_state") == "cold":
         title += ", cold caches"
-    roof = ""
     if run.probe:
         title += f"; roofline {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
-        roof = ", and as % of the roofline measured at the case's size"
-    cache = "L2" if s["device"] == "cuda" else "the last-level cache"
-    legend = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
-    table = Table(title=title,
-                  caption="first line: median latency of one step (it starts on an idle "
-                          "device) and the half-width of its 95% interval, from the spread "
-                          "between windows; host: its launch time on the CPU; tput: time per "
-                          "step in batches of back-to-back steps (steady state), and its % of "
-                          "the roofline; f·b·u%: forward, backward, update share of the step; "
-                          f"GB/s: x and y read once per step time{roof}; * data fits in "
-                          f"{cache}; {legend}",
-                  show_lines=True)
-    table.add_column("kernel", no_wrap=True)
-    for n in sizes:
-        table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
-    for k in kernels:
-        table.add_row(k, *(cell(by_key[(k, n)], run) if (k, n) in by_key else "" for n in sizes))
-    return table
+    name_width = max(map(len, kernels), default=6) + 4
+    cell_width = max((len(line) for text in cells.values() for line in
+                      Text.from_markup(text).plain.splitlines()), default=8) + 3
+    per_table = len(sizes) if width is None else max(1, (width - name_width) // cell_width)
+    tables = []
+    for start in range(0, max(len(sizes), 1), per_table):
+        chunk = sizes[start:start + per_table]
+        table = Table(title=title if start == 0 else None, show_lines=True)
+        table.add_column("kernel", no_wrap=True)
+        for n in chunk:
+            table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
+        for k in kernels:
+            table.add_row(k, *(cells.get((k, n), "") for n in chunk))
+        tables.append(table)
+    return Group(*tables, Text(legend(run)))
 
 
 def failures(run: RunResult) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,16 +21,28 @@ class Epoch:
     w: float
     loss: float
 
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.loss) and math.isfinite(self.w)
+
 
 def train(kernel, iters: int = 20, lr: float = 0.01, w0: float = 0.0,
           x=TUTORIAL_X, y=TUTORIAL_Y) -> Iterator[Epoch]:
-    """Prepare ``kernel`` on the tutorial's data and yield each of ``iters`` steps."""
+    """Prepare ``kernel`` on the tutorial's data and yield each of ``iters`` steps.
+
+    A step whose loss or weight is no longer finite is yielded and ends the training: nothing
+    after it would mean anything. Overflow on the way there is expected, and not warned of.
+    """
     if iters < 0:
         raise ValueError(f"iters must be at least 0, got {iters}")
     kernel.prepare(x, y, w0=w0, lr=lr)
     for epoch in range(1, iters + 1):
-        kernel.step()
-        yield Epoch(epoch, float(kernel.weight[0]), kernel.loss)
+        with np.errstate(over="ignore", invalid="ignore"):
+            kernel.step()
+            e = Epoch(epoch, float(kernel.weight[0]), kernel.loss)
+        yield e
+        if not e.finite:
+            return
 
 
 def predict(w: float, at: float = PREDICT_AT) -> float:

@@ -53,5 +53,28 @@ class Interrupts(NumpyManual):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+class Terminates(NumpyManual):
+    """Sends itself SIGTERM, as a scheduler would, a few steps after its first."""
+
+    name = "terminates"
+
+    def step(self):
+        super().step()
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class TorchAllocatorFails(NumpyManual):
+    """Fails as PyTorch's CPU allocator does when memory runs out."""
+
+    name = "torch-allocator-fails"
+
+    def _setup(self, x, y, w0):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 8000000000000 bytes.")
+
+
 FAKES = {cls.name: f"tests.fake_kernels:{cls.__name__}"
-         for cls in (Raises, OutOfMemory, Wrong, Diverges, Interrupts)}
+         for cls in (Raises, OutOfMemory, Wrong, Diverges, Interrupts, Terminates,
+                     TorchAllocatorFails)}

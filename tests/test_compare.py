@@ -210,3 +210,18 @@ def test_parse_threshold(text, value):
 def test_parse_threshold_rejects(text):
     with pytest.raises(ValueError, match="threshold"):
         parse_threshold(text)
+
+
+def test_pytest_benchmark_names_keep_their_brackets_and_few_rounds_are_said(tmp_path):
+    base = pytest_benchmark_json(tmp_path / "a.json", 1e-5)
+    data = json.loads(base.read_text())
+    data["benchmarks"][0]["stats"]["rounds"] = 4
+    data["benchmarks"][0]["extra_info"] = {}
+    base.write_text(json.dumps(data))
+    new = tmp_path / "b.json"
+    data["benchmarks"][0]["stats"]["median"] = 1.2e-5
+    new.write_text(json.dumps(data))
+    result = cli(base, new, "--noise", "2%")
+    assert result.returncode == 0, result.stderr
+    assert "[...]" in result.stdout  # the fullname, not taken as markup
+    assert "only 4 rounds or samples on one side: the interval is wide" in result.stdout

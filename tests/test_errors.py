@@ -59,6 +59,11 @@ def test_prepare_rejects(x, y, kwargs, match):
     (["train", "--lr", "-1"], "lr must be a positive finite number"),
     (["train", "--print-every", "0"], "--print-every must be at least 1"),
     (["bogus"], "invalid choice"),
+    (["probe", "--device", "tpu"], "unknown device 'tpu'"),
+    (["plot", "missing.json", "-o", "plots"], "missing.json: no such file"),
+    (["report", "missing.json", "-o", "r.md"], "missing.json: no such file"),
+    (["compare", "a.json", "b.json", "--noise", "lots"], "noise 'lots' is not a number"),
+    (["noise", "--runs", "1"], "--runs must be at least 2"),
 ])
 def test_cli_one_line_error(args, message):
     result = subprocess.run([sys.executable, "-m", "gdbench", *args],
@@ -67,3 +72,15 @@ def test_cli_one_line_error(args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_probe_cuda_without_cuda_is_one_line():
+    from gdbench.devices import resolve_device
+
+    if resolve_device("auto") == "cuda":
+        pytest.skip("a CUDA device is present here")
+    result = subprocess.run([sys.executable, "-m", "gdbench", "probe", "--device", "cuda"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("gdbench probe: error: cannot probe cuda: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -73,7 +73,7 @@ class _Doubled:
 @pytest.mark.parametrize("name", CPU_KERNELS)
 def test_metadata(name):
     kernel = gdbench.make_kernel(name, "cpu", "float64")
-    with pytest.raises(AttributeError, match="no loss yet"):
+    with pytest.raises(AttributeError, match=r"call prepare\(\) first"):
         kernel.loss
     kernel.prepare([1.0, 2.0], [2.0, 4.0])
     kernel.step()
@@ -137,3 +137,40 @@ def test_cuda_matches_float64_reference(name, n, d, dtype):
         pytest.skip(f"{name} supports at most {kernel.max_features} feature(s)")
     x, y, w0 = random_problem(n, d, dtype, seed=n + d)
     assert_agrees(kernel, x, y, w0, lr=0.01, steps=100)
+
+
+@pytest.mark.parametrize("name", CPU_KERNELS)
+def test_calls_out_of_order_say_which_call_is_missing(name):
+    """One rule for every kernel: OrderError naming the call that has to come first."""
+    from gdbench.protocol import OrderError
+
+    kernel = gdbench.make_kernel(name, "cpu", "float64")
+    fused = kernel.phases == gdbench.FUSED
+    for call in ("step",) if fused else ("forward", "backward", "update", "step"):
+        with pytest.raises(OrderError, match=r"call prepare\(\) first"):
+            getattr(kernel, call)()
+    for read in ("weight", "loss", "grad"):
+        with pytest.raises(OrderError, match=r"call prepare\(\) first"):
+            getattr(kernel, read)
+    kernel.prepare(*gdbench.make_problem(50, 2, "float64"))
+    assert kernel.weight.shape == (2,)
+    for read in ("loss", "grad"):
+        with pytest.raises(OrderError, match=r"call (forward\(\) or )?step\(\)|call backward"):
+            getattr(kernel, read)
+    if fused:
+        with pytest.raises(TypeError, match="fused"):
+            kernel.forward()
+    else:
+        with pytest.raises(OrderError, match=r"call forward\(\)"):
+            kernel.backward()
+        with pytest.raises(OrderError, match=r"call backward\(\)"):
+            kernel.update()
+        kernel.forward()
+        kernel.loss  # noqa: B018  the forward made it
+        with pytest.raises(OrderError, match=r"call backward\(\)"):
+            kernel.update()
+    kernel.step()
+    assert np.isfinite(kernel.loss) and kernel.grad.shape == (2,)
+    kernel.prepare(*gdbench.make_problem(50, 2, "float64"))  # a new problem: nothing stale
+    with pytest.raises(OrderError):
+        kernel.loss  # noqa: B018

@@ -53,3 +53,35 @@ def test_every_builtin_is_listed():
     assert names[:10] == ["numpy-manual", "cupy-manual", "torch-manual", "torch-autograd",
                           "torch-optim", "torch-module", "torch-compile", "triton-fused",
                           "cupy-fused", "numba-fused"]
+
+
+INCOMPLETE = """
+class NoReason:
+    name = "no-reason"
+    backend = "numpy"
+    devices = ("cpu",)
+    dtypes = ("float32",)
+    phases = ("step",)
+    passes = 1.0
+"""
+
+
+def test_a_plugin_that_lacks_part_of_the_contract_is_listed_as_unavailable(tmp_path):
+    from tests.plugins import plugin_env
+
+    env = plugin_env(tmp_path, "incomplete_kernels", {"no-reason": "NoReason"}, INCOMPLETE)
+    listed = subprocess.run([sys.executable, "-m", "gdbench", "list"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "no-reason" in listed.stdout and "lacks" in listed.stdout
+    ran = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
+                          "all", "--sizes", "1e2", "--budget", "0.02", "--no-probe", "--quiet",
+                          "--out", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert ran.returncode == 0, ran.stderr
+    named = subprocess.run([sys.executable, "-m", "gdbench", "run", "--kernels", "no-reason",
+                            "--out", str(tmp_path / "s.json")],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert named.returncode == 2
+    assert "lacks unavailable_reason, prepare, step" in named.stderr
+    assert len(named.stderr.strip().splitlines()) == 1

@@ -1,5 +1,6 @@
 """Plots rendered headless, the Markdown report, and the findings it computes."""
 
+import os
 import subprocess
 import sys
 
@@ -48,17 +49,45 @@ def test_without_matplotlib_says_how_to_install(monkeypatch, tmp_path, capsys):
 def test_findings_on_known_data():
     runs = [synthetic_run("cpu", CPU, spread=0), synthetic_run("cuda", GPU, spread=0)]
     best = findings.fastest(runs)
-    assert best[("cpu", 100)].spec.kernel == "numba-fused"
-    assert best[("cuda", 1_000_000)].spec.kernel == "torch-manual"
+    assert best[("", "cpu", 100)].spec.kernel == "numba-fused"
+    assert best[("", "cuda", 1_000_000)].spec.kernel == "torch-manual"
     speed = findings.speedups(runs)
-    assert speed[("numba-fused", "cpu")][1_000_000] == pytest.approx(10.0)
-    assert speed[("torch-manual", "cuda")][1_000_000] == pytest.approx(50.0)
+    assert speed[("numba-fused", "cpu", "")][1_000_000] == pytest.approx(10.0)
+    assert speed[("torch-manual", "cuda", "")][1_000_000] == pytest.approx(50.0)
     [cross] = findings.crossovers(runs)
     assert (cross.kernel, cross.n_samples) == ("torch-manual", 1_000_000)
     floors = {(f.kernel, f.device): f for f in findings.launch_floors(runs)}
     assert floors[("numpy-manual", "cpu")].leaves_at == 1_000_000
     assert floors[("torch-manual", "cuda")].leaves_at is None
     assert floors[("torch-manual", "cuda")].floor == pytest.approx(30e-6)
+
+
+def test_two_runs_of_one_device_stay_apart(tmp_path):
+    """Findings and plot lines per run: a slower second run is not mixed into the first."""
+    first = synthetic_run("cpu", CPU, spread=0)
+    second = synthetic_run("cpu", {k: 2 * v for k, v in CPU.items()}, spread=0)
+    labels = findings.run_labels([first, second], ["a/base.json", "b/new.json"])
+    assert labels == ["base", "new"]
+    best = findings.fastest([first, second], labels)
+    assert best[("base", "cpu", 100)].summary().median == pytest.approx(3e-6)
+    assert best[("new", "cpu", 100)].summary().median == pytest.approx(6e-6)
+    floors = {(f.kernel, f.label): f.floor for f in findings.launch_floors([first, second],
+                                                                           labels)}
+    assert floors[("numba-fused", "new")] == pytest.approx(2 * floors[("numba-fused", "base")])
+    plot.plot([first, second], tmp_path, labels=labels)
+    svg = (tmp_path / "scaling.svg").read_text()
+    assert "numba-fused (cpu, base)" in svg and "numba-fused (cpu, new)" in svg
+
+
+def test_phases_plot_shows_cases_that_were_not_timed(tmp_path):
+    from gdbench.results import CaseResult, CaseSpec
+
+    run = synthetic_run("cpu", CPU, phased=True)
+    run.cases.append(CaseResult(CaseSpec("torch-module", "cpu", "float32", 1_000_000), "wrong",
+                                "gradient off"))
+    plot.plot([run], tmp_path)
+    svg = (tmp_path / "phases.svg").read_text()
+    assert "WRONG" in svg and "torch-module (cpu)" in svg
 
 
 def test_report_cli(tmp_path):
@@ -109,3 +138,28 @@ def test_probe_curve_is_plotted(tmp_path):
     paths = plot.plot([run], tmp_path)
     assert {p.name for p in paths} >= {"probe.png", "probe.svg"}
     assert b"L3" in (tmp_path / "probe.svg").read_bytes()
+
+
+def test_narrow_terminals_get_fewer_sizes_per_table():
+    from rich.console import Console
+
+    from gdbench.tables import step_table
+
+    sizes = (100, 1000, 10_000, 100_000, 1_000_000, 10_000_000)
+    run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in ("torch-manual",
+                                                                         "torch-module")
+                                for n in sizes})
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(step_table(run, 80))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert text.count("torch-manual") >= 2 and text.count("torch-module") >= 2  # never cut
+    assert "…" not in text
+    assert all(f"N = {s}" in text for s in ("1e2", "1e3", "1e4", "1e5", "1e6", "1e7"))
+
+
+def test_report_keeps_the_marks(tmp_path):
+    noisy = write_run(tmp_path / "n.json", "cpu", CPU, spread=0.5, drift=0.3)
+    out = tmp_path / "report.md"
+    assert main(["report", str(noisy), "-o", str(out)]) == 0
+    assert "~" in out.read_text().split("## Plots")[0].split("| kernel |")[1]

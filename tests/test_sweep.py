@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import timeit
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 import gdbench
 from gdbench import registry, sweep
-from gdbench.results import read_json
+from gdbench.results import partial_path, read_json
 from tests.fake_kernels import FAKES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,22 +125,102 @@ def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, probe=False,
                     out=out)
-    saved = read_json(out)
-    assert not saved.complete
+    saved = read_json(partial_path(out))
+    assert not saved.complete and not out.exists()
     assert [c.spec.kernel for c in saved.cases] == ["numpy-manual"] and saved.cases[0].ok
 
 
-def test_cli_ctrl_c_writes_results_and_exits_130(tmp_path):
+def cli_with_fakes(*args, cwd=REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     code = ("import sys; from gdbench import registry, cli; from tests.fake_kernels import FAKES;"
             "registry.BUILTIN.update(FAKES); sys.exit(cli.main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("kernel,status,word", [("interrupts", 130, "interrupted"),
+                                                ("terminates", 143, "terminated")])
+def test_cli_ctrl_c_and_sigterm_keep_the_windows_and_the_earlier_file(tmp_path, kernel, status,
+                                                                       word):
     out = tmp_path / "r.json"
-    result = subprocess.run([sys.executable, "-c", code, "run", "--device", "cpu", "--kernels",
-                             "numpy-manual,interrupts", "--sizes", "100", "--no-probe", "--out", str(out)],
-                            capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
-    assert result.returncode == 130, result.stderr
-    assert "interrupted" in result.stderr and "Traceback" not in result.stderr
-    assert [c.spec.kernel for c in read_json(out).cases] == ["numpy-manual"]
+    out.write_text("earlier results\n")
+    result = cli_with_fakes("run", "--device", "cpu", "--kernels", f"numpy-manual,{kernel}",
+                            "--sizes", "100", "--no-probe", "--out", out)
+    assert result.returncode == status, result.stderr
+    assert result.stderr.strip() == (f"gdbench run: {word}: the windows measured so far are in "
+                                     f"{partial_path(out)}; {out} is as it was")
+    assert out.read_text() == "earlier results\n"
+    assert [c.spec.kernel for c in read_json(partial_path(out)).cases] == ["numpy-manual"]
+
+
+def test_a_finished_run_moves_the_earlier_file_aside(tmp_path):
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    out.write_text("first\n")
+    (tmp_path / "r.1.json").write_text("an even earlier one\n")
+    csv.write_text("first csv\n")
+    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False, out=out, csv=csv)
+    assert read_json(out).complete
+    assert (tmp_path / "r.2.json").read_text() == "first\n"
+    assert (tmp_path / "r.1.json").read_text() == "an even earlier one\n"
+    assert (tmp_path / "r.1.csv").read_text() == "first csv\n"
+    assert csv.read_text().startswith("kernel,")
+    assert not partial_path(out).exists() and not partial_path(csv).exists()
+
+
+def test_an_interrupted_runs_partial_file_is_kept_by_the_next_run(fakes, tmp_path):
+    out = tmp_path / "r.json"
+    with pytest.raises(KeyboardInterrupt):
+        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, probe=False,
+                    out=out)
+    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False, out=out)
+    kept = tmp_path / "r.partial.1.json"
+    assert not read_json(kept).complete and read_json(out).complete
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--out", "same.json", "--csv", "same.json"], "--out and --csv are the same file"),
+    (["--csv", "/proc/nope/r.csv"], "cannot write /proc/nope/r.csv"),
+    (["--plot", "/proc/nope"], "cannot write /proc/nope/probe.png"),
+])
+def test_output_paths_are_checked_before_measuring(tmp_path, args, message):
+    out = [] if "--out" in args else ["--out", tmp_path / "r.json"]
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--kernels", "numpy-manual",
+                             *map(str, args), *map(str, out)], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.json")) and time.perf_counter() - start < 20
+
+
+def test_a_size_too_large_to_make_is_recorded_and_the_sweep_goes_on(fakes):
+    result = gdbench.run("cpu", ["numpy-manual", "torch-allocator-fails"], [100, 10**30],
+                         budget=0.02, windows=2)
+    status = {(c.spec.kernel, c.spec.n_samples): c.status for c in result.cases}
+    assert status == {("numpy-manual", 100): "ok", ("torch-allocator-fails", 100): "oom",
+                      ("numpy-manual", 10**30): "error", ("torch-allocator-fails", 10**30): "error"}
+    assert "generating the data" in result.cases[-1].message
+    assert result.complete and 10**30 * 8 not in result.rooflines
+
+
+@pytest.mark.parametrize("exc,oom", [
+    (MemoryError("x"), True),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"),
+     True),
+    (type("OutOfMemoryError", (Exception,), {})("cupy"), True),
+    (RuntimeError("backward exploded"), False),
+])
+def test_allocation_failures_are_oom(exc, oom):
+    from gdbench.cases import is_oom
+
+    assert is_oom(exc) == oom
+
+
+def test_a_kernel_named_twice_is_measured_once():
+    result = gdbench.run("cpu", ["numpy-manual", "numpy-manual"], [100], budget=0.02,
+                         probe=False)
+    assert len(result.cases) == 1
 
 
 def test_median_agrees_with_timeit():
@@ -171,6 +252,9 @@ def test_median_agrees_with_timeit():
     (["--device", "cpu", "--cuda-graph"], "CUDA graphs need --device cuda"),
     (["--kernels", "numpy-manual", "--out", "/proc/gdbench.json"], "/proc"),
     (["--kernels", "numpy-manual", "--precision", "2"], "precision must be between 0 and 1"),
+    (["--sizes", ""], "no sizes given"),
+    (["--kernels", "numpy-manual", "--windows", "0"], "windows must be a whole number"),
+    (["--kernels", "numpy-manual", "--processes", "0"], "processes must be a whole number"),
 ])
 def test_cli_run_bad_arguments(args, message, tmp_path):
     out = [] if "--out" in args else ["--out", str(tmp_path / "r.json")]

@@ -39,5 +39,23 @@ def test_cli_hundred_iterations_every_tenth():
     result = run_cli("train", "--kernel", kernels_on("cpu")[-1], "--iters", "100",
                      "--print-every", "10")
     lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[1:-1]] == [f"epoch {e}" for e in range(1, 101, 10)]
+    assert [line.split(":")[0] for line in lines[1:-1]] == [
+        f"epoch {e}" for e in (*range(1, 101, 10), 100)]  # the last epoch is always shown
     assert lines[-1] == "Prediction after training: f(5) = 10.000"
+
+
+@pytest.mark.parametrize("name", kernels_on("cpu"))
+def test_divergence_stops_training_at_the_epoch_it_happened(name):
+    epochs = list(train(gdbench.make_kernel(name, "cpu", "float32"), iters=1000, lr=10))
+    assert not epochs[-1].finite and all(e.finite for e in epochs[:-1])
+    assert len(epochs) < 1000
+
+
+def test_cli_says_where_training_diverged():
+    result = run_cli("train", "--lr", "10", "--iters", "100", "--print-every", "50")
+    assert result.returncode == 1
+    last = result.stdout.splitlines()[-1]
+    epoch = int(last.split(":")[0].split()[1])
+    assert result.stderr.strip() == (f"gdbench train: diverged at epoch {epoch}: the loss is "
+                                     "inf (the learning rate 10.0 is too large for this data)")
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from gdbench.devices import DEVICES, cuda_unavailable, missing_module
-from gdbench.protocol import FUSED, PHASES
+from gdbench.protocol import FUSED, PHASES, OrderError
 
 DTYPES = ("float32", "float64")
 
@@ -99,7 +99,7 @@ class KernelBase(ABC):
                              f"feature(s), got {x.shape[1]}")
         self.n_samples, self.n_features = x.shape
         self.lr = lr
-        for stale in ("_loss", "_grad"):
+        for stale in ("_loss", "_grad", "r"):  # of the problem before, if any
             self.__dict__.pop(stale, None)
         self._setup(np.ascontiguousarray(x, self.dtype), np.ascontiguousarray(y, self.dtype), w0)
 
@@ -112,19 +112,58 @@ class KernelBase(ABC):
         self.backward()
         self.update()
 
+    # What a phase leaves behind for the next one (or shows through a read-back), and the
+    # phase that makes it.
+    MADE_BY = {"_loss": "forward", "loss": "forward", "r": "forward", "_grad": "backward",
+               "grad": "backward"}
+
     def __getattr__(self, attr):
-        # Reached only when normal lookup fails: explain the read-backs of an unprepared kernel.
-        when = {"_loss": "forward", "_grad": "backward"}.get(attr, "prepare")
-        raise AttributeError(f"kernel {self.name} has no {attr.lstrip('_')} yet: call {when}() first")
+        # Reached when normal lookup fails, and when a property raises AttributeError: say
+        # which call is missing.
+        if "n_samples" not in self.__dict__ and not attr.startswith("__"):
+            raise OrderError(f"kernel {self.name}: call prepare() first")
+        if attr in self.MADE_BY:
+            phase = self.MADE_BY[attr]
+            call = ("step()" if self.phases == FUSED else
+                    f"{phase}()" if attr == "r" else f"{phase}() or step()")
+            raise OrderError(f"kernel {self.name} has no {attr.lstrip('_')} yet: call {call} "
+                             "first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    def _needs_grad(self, grad) -> None:
+        """OrderError unless a backward has left a gradient for ``update``."""
+        if grad is None:
+            raise OrderError(f"kernel {self.name} has no gradient to apply: call backward() "
+                             "first")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.device}, {self.dtype}>"
 
 
 class FusedKernelBase(KernelBase):
-    """Base of kernels whose step is one fused pass with no separate phases."""
+    """Base of kernels whose step is one fused pass with no separate phases.
+
+    Until the first step after ``prepare``, ``step`` is an instance attribute that runs the
+    step and marks the kernel as stepped, then removes itself: the read-backs can tell that no
+    step has run without costing the steps after the first anything.
+    """
 
     phases: ClassVar[tuple[str, ...]] = FUSED
+
+    def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
+        super().prepare(x, y, w0=w0, lr=lr)
+        self.__dict__.pop("_stepped", None)
+        self.step = self._first_step
+
+    def _first_step(self) -> None:
+        del self.step
+        self.step()
+        self._stepped = True
+
+    def _needs_step(self) -> None:
+        """OrderError unless a step has run since ``prepare``."""
+        if "_stepped" not in self.__dict__:
+            raise OrderError(f"kernel {self.name} has no loss or gradient yet: call step() first")
 
     def _no_phase(self) -> None:
         raise TypeError(f"kernel {self.name} is fused: it has step() but no separate phases")

@@ -138,8 +138,10 @@ class CupyFused(FusedKernelBase):
 
     @property
     def loss(self):
+        self._needs_step()
         return float(self.out[0].get())
 
     @property
     def grad(self):
+        self._needs_step()
         return np.array(self.out[1:].get())

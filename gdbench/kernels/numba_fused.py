@@ -42,8 +42,10 @@ class NumbaFused(FusedKernelBase):
 
     @property
     def loss(self):
+        self._needs_step()
         return float(self.out[0])
 
     @property
     def grad(self):
+        self._needs_step()
         return self.out[1:].copy()

@@ -27,6 +27,7 @@ class TorchAutograd(TorchKernel):
         self._grad = self.w.grad
 
     def update(self):
+        self._needs_grad(self.w.grad)
         with self.torch.no_grad():
             self.w -= self.lr * self.w.grad
         # Clearing by setting None (as optimizer.zero_grad does by default) rather than zero_()

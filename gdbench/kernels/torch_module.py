@@ -37,5 +37,6 @@ class TorchModule(TorchKernel):
         self._grad = self.w.grad
 
     def update(self):
+        self._needs_grad(self.w.grad)  # the optimizer would skip a weight without one
         self.optimizer.step()
         self.optimizer.zero_grad()

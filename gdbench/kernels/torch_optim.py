@@ -27,5 +27,6 @@ class TorchOptim(TorchKernel):
         self._grad = self.w.grad
 
     def update(self):
+        self._needs_grad(self.w.grad)  # the optimizer would skip a weight without one
         self.optimizer.step()
         self.optimizer.zero_grad()

@@ -68,7 +68,6 @@ class TritonFused(FusedKernelBase, TorchKernel):
         self.out = torch.zeros(1 + d, dtype=dtype, device=self.device)
         # lr travels as a tensor of the data's dtype: Triton would pass a Python float as fp32.
         self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
-        self._loss, self._grad = self.out[0], self.out[1:]
 
     def step(self):
         args = (self.x, self.y, self.w, self.acc, self.count, self.out, self.lr_tensor,
@@ -78,3 +77,13 @@ class TritonFused(FusedKernelBase, TorchKernel):
         else:
             self.loops.fused_step_nd[self.grid](*args, D=self.n_features, D_PAD=self.d_pad,
                                                 BLOCK=self.block, num_warps=NUM_WARPS)
+
+    @property
+    def loss(self):
+        self._needs_step()
+        return float(self.out[0])
+
+    @property
+    def grad(self):
+        self._needs_step()
+        return self._host(self.out[1:])
