@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from gdbench import registry
-from gdbench.compare import parse_threshold
+from gdbench.analysis.compare import parse_threshold
 from gdbench.devices import resolve_device
 
 
@@ -52,7 +52,7 @@ def cmd_list(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("kernel", "backend", "phases", "features", "CUDA graph",
+    table = Table("kernel", "backend", "phases", "features", "CUDA graph", "data-parallel",
                   *(f"{d}" for d in ("cpu", "cuda")))
     for info in registry.list_kernels():
         cells = []
@@ -68,7 +68,8 @@ def cmd_list(args) -> int:
         phases = {("step",): "fused step", (): "?"}.get(tuple(info.phases), "3 phases")
         features = "any" if info.max_features is None else f"≤ {info.max_features}"
         graph = "yes" if info.cuda_graph else "-" if "cuda" not in info.devices else "no"
-        table.add_row(info.name, info.backend, phases, features, graph, *cells)
+        parallel = "yes" if info.data_parallel else "no"
+        table.add_row(info.name, info.backend, phases, features, graph, parallel, *cells)
     stdout_console().print(table)
     return 0
 
@@ -92,7 +93,7 @@ def _sweep(args, out, csv=None, probe=None, label=""):
         TimeRemainingColumn,
     )
 
-    from gdbench import sweep
+    from gdbench.measure import sweep
 
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     sizes = sweep.parse_sizes(args.sizes) if args.sizes is not None else None
@@ -118,22 +119,39 @@ def _sweep(args, out, csv=None, probe=None, label=""):
 def cmd_run(args) -> int:
     from rich.console import Console
 
-    from gdbench import tables
-
+    from gdbench.distributed import worker
+    from gdbench.distributed.launch import RankFailure
     from gdbench.results import Output, partial_path
 
     err = Console(stderr=True, soft_wrap=True)
+    if worker.launched() or args.nproc:
+        _check_data_parallel_options(args)
+    if worker.launched():  # one rank of torchrun or of the agent behind --nproc
+        result = _rank(args)
+        if result is None or args.quiet:  # ranks other than 0 show nothing
+            return 0
+        return _show(args, result, err)
     output = Output(args.out, args.csv)  # every path is checked before anything is measured
     if args.plot:
         _check_folder(args.plot)
     try:
-        result = _sweep(args, output)
+        result = _launch(args, output) if args.nproc else _sweep(args, output)
     except KeyboardInterrupt as stop:
         print(f"gdbench run: {stop.args[0] if stop.args else 'interrupted'}: the windows measured "
               f"so far are in {partial_path(args.out)}" + (f"; {args.out} is as it was"
                                                              if Path(args.out).exists() else ""),
               file=sys.stderr)
         return getattr(stop, "status", 130)
+    except RankFailure as exc:  # one line, and the cases so far are kept
+        print(f"gdbench run: {exc}; the cases finished so far are in {partial_path(args.out)}",
+              file=sys.stderr)
+        return 1
+    return _show(args, result, err)
+
+
+def _show(args, result, err) -> int:
+    from gdbench.analysis import tables
+
     if not args.quiet:
         stdout_console().print(tables.step_table(result, stdout_console().width))
         for line in tables.failures(result):
@@ -142,11 +160,66 @@ def cmd_run(args) -> int:
     for kept in result.moved_aside:
         err.print(f"kept the earlier results as {kept}", markup=False)
     if args.plot:
-        from gdbench.plot import plot
+        from gdbench.analysis.plot import plot
 
         paths = plot([result], args.plot)
         err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
     return 0
+
+
+def _check_data_parallel_options(args) -> None:
+    for flag, used in (("--cuda-graph", args.cuda_graph), ("--cold", args.cold),
+                       ("--processes", args.processes != 1)):
+        if used:
+            raise ValueError(f"{flag} does not go with a data-parallel run (--nproc, torchrun)")
+    if not args.dist_timeout > 0:
+        raise ValueError(f"--dist-timeout must be a positive number of seconds, got "
+                         f"{args.dist_timeout}")
+
+
+def _sizes(args, device):
+    from gdbench.measure import sweep
+
+    return sweep.parse_sizes(args.sizes) if args.sizes is not None else \
+        sweep.default_sizes(device)
+
+
+def _rank(args):
+    """This process's rank of a data-parallel run; the result on rank 0, else None."""
+    from gdbench.distributed.worker import measure
+
+    device = resolve_device(args.device)
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    return measure(device, kernels, _sizes(args, device), args.features, args.dtype,
+                   args.budget, args.precision, windows=args.windows,
+                   backend=args.dist_backend, timeout_s=args.dist_timeout, out=args.out,
+                   csv=args.csv)
+
+
+def _launch(args, output):
+    """``--nproc``: the agent starts the ranks, once per world size."""
+    from rich.console import Console
+
+    from gdbench.distributed.launch import launch, parse_world_sizes
+    from gdbench.distributed.worker import data_parallel_kernels
+
+    device = resolve_device(args.device)
+    world_sizes = parse_world_sizes(args.nproc)
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    names = data_parallel_kernels(device, args.dtype, kernels)
+    if not names:
+        raise ValueError(f"no kernel runs data-parallel on {device} in {args.dtype} here")
+    options = {"device": device, "kernels": names, "sizes": _sizes(args, device),
+               "n_features": args.features, "dtype": args.dtype, "budget": args.budget,
+               "precision": args.precision, "windows": args.windows,
+               "timeout_s": args.dist_timeout, "backend": args.dist_backend}
+    err = Console(stderr=True)
+
+    def on_launch(world):
+        if not args.quiet:
+            err.print(f"starting {world} rank{'s' if world > 1 else ''} ...", markup=False)
+
+    return launch(options, world_sizes, output, device, args.dist_port, on_launch)
 
 
 def cmd_noise(args) -> int:
@@ -154,7 +227,7 @@ def cmd_noise(args) -> int:
 
     from rich.table import Table
 
-    from gdbench.noise import assess, read_floor, write_floor
+    from gdbench.analysis.noise import assess, read_floor, write_floor
 
     if args.runs < 2:
         raise ValueError(f"--runs must be at least 2, got {args.runs}")
@@ -188,7 +261,7 @@ def cmd_noise(args) -> int:
 def _parse_size(text: str | None) -> int | None:
     if text is None:
         return None
-    from gdbench.sweep import parse_sizes
+    from gdbench.measure.sweep import parse_sizes
 
     sizes = parse_sizes(text)
     if len(sizes) != 1:
@@ -203,9 +276,8 @@ def _read_runs(paths):
 
 
 def cmd_plot(args) -> int:
-    from gdbench.plot import plot
-
-    from gdbench.findings import run_labels
+    from gdbench.analysis.findings import run_labels
+    from gdbench.analysis.plot import plot
 
     size = _parse_size(args.size)
     runs = _read_runs(args.results)
@@ -215,7 +287,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from gdbench.report import write_report
+    from gdbench.analysis.report import write_report
 
     size = _parse_size(args.size)
     out = write_report(_read_runs(args.results), args.results, args.output, size)
@@ -224,13 +296,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
-    from rich.markup import escape
-
-    from gdbench.compare import VERDICTS, compare
-    from gdbench.noise import read_floor
-    from gdbench.tables import format_time
+    from gdbench.analysis.compare import VERDICTS, compare
+    from gdbench.analysis.noise import read_floor
+    from gdbench.analysis.tables import format_time
 
     threshold = parse_threshold(args.threshold)
     noise = read_floor(args.noise) if args.noise else None
@@ -263,8 +334,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from gdbench.probe import probe
-    from gdbench.tables import format_bytes
+    from gdbench.analysis.tables import format_bytes
+    from gdbench.measure.probe import probe
 
     result = probe(args.device)
     print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s from memory "
@@ -300,6 +371,13 @@ def add_run_options(p) -> None:
                    help="do not measure a contended case a second time")
     p.add_argument("--processes", type=int, default=1,
                    help="measure the windows in this many fresh processes, one after another")
+    p.add_argument("--nproc", help="data-parallel over this many local ranks, or a list of "
+                                   "world sizes such as 1,2 (torch.distributed's elastic agent)")
+    p.add_argument("--dist-backend", choices=("gloo", "nccl"),
+                   help="torch.distributed backend (default: gloo on cpu, nccl on cuda)")
+    p.add_argument("--dist-timeout", type=float, default=120.0,
+                   help="seconds a collective or a rendezvous may wait before the run ends")
+    p.add_argument("--dist-port", type=int, help="rendezvous port on 127.0.0.1 (default: free)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also replay each kernel's step from a CUDA graph where it can be captured")

@@ -132,7 +132,7 @@ def capture(device: str) -> dict:
     }
     if device == "cuda":
         env["gpu"] = gpu_info()
-        from gdbench.telemetry import open_telemetry
+        from gdbench.measure.telemetry import open_telemetry
 
         nvml = open_telemetry()
         env["gpu"]["nvml"] = nvml.describe() if nvml else "not recorded (pip install nvidia-ml-py)"

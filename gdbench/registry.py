@@ -46,6 +46,7 @@ class KernelInfo:
     source: str = "gdbench"
     max_features: int | None = None  # None: any number of features
     cuda_graph: bool = False  # whether its step on cuda can be captured in a CUDA graph
+    data_parallel: bool = False  # whether gdbench.distributed can split its samples
 
     def available_on(self, device: str) -> bool:
         return device in self.devices and device not in self.unavailable
@@ -130,6 +131,7 @@ def list_kernels(device: str | None = None) -> list[KernelInfo]:
         infos.append(
             KernelInfo(name, cls.backend, devices, tuple(cls.dtypes), tuple(cls.phases),
                        unavailable, source, getattr(cls, "max_features", None),
-                       bool(getattr(cls, "cuda_graph", False)))
+                       bool(getattr(cls, "cuda_graph", False)),
+                       bool(getattr(cls, "data_parallel", False)))
         )
     return infos

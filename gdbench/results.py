@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.stats import Summary, window_medians
-from gdbench.timing import Samples
+from gdbench.measure.stats import Summary, window_medians
+from gdbench.measure.timing import Samples
 
 SCHEMA_VERSION = 1
 
@@ -35,16 +35,20 @@ class CaseSpec:
     n_samples: int
     n_features: int = 1
     cuda_graph: bool = False  # the kernel's step captured in a CUDA graph and replayed
+    ranks: int = 0  # data-parallel over this many ranks (gdbench.distributed); 0: one process
 
     @property
     def name(self) -> str:
-        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph."""
-        return self.kernel + ("+graph" if self.cuda_graph else "")
+        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph
+        and ``P=k`` when data-parallel over k ranks."""
+        return (self.kernel + ("+graph" if self.cuda_graph else "")
+                + (f" P={self.ranks}" if self.ranks else ""))
 
     @property
     def label(self) -> str:
-        return (f"{self.name}-{self.device}-{self.dtype}-N{format_size(self.n_samples)}"
-                f"-D{self.n_features}")
+        return (f"{self.kernel}{'+graph' if self.cuda_graph else ''}-{self.device}-{self.dtype}"
+                f"-N{format_size(self.n_samples)}-D{self.n_features}"
+                + (f"-P{self.ranks}" if self.ranks else ""))
 
     @property
     def bytes_min(self) -> int:
@@ -72,7 +76,7 @@ class CaseResult:
     settle_steps: int = 0  # untimed steps run until the step time settled
     settled: bool = False  # whether it settled before the warm-up's time limit
     telemetry: dict | None = None  # NVML readings at the start and end of each CUDA window
-    contention: list | None = None  # gdbench.contention readings of each window
+    contention: list | None = None  # gdbench.measure.contention readings of each window
     remeasured: bool = False  # contended at first, and measured once more
 
     @property
@@ -109,7 +113,7 @@ class CaseResult:
     @property
     def throttle_reasons(self) -> list[str]:
         """Why the GPU ran below full speed during the case (empty: it did not, or unknown)."""
-        from gdbench.telemetry import throttle_reasons
+        from gdbench.measure.telemetry import throttle_reasons
 
         return throttle_reasons(self.telemetry)
 
@@ -120,7 +124,7 @@ class CaseResult:
     @property
     def contention_reasons(self) -> list[str]:
         """Why the case counts as measured on a busy machine (empty: it does not, or unknown)."""
-        from gdbench.contention import contention_reasons
+        from gdbench.measure.contention import contention_reasons
 
         return contention_reasons(self.contention)
 
@@ -188,7 +192,8 @@ class CaseResult:
     @classmethod
     def from_dict(cls, d: dict) -> CaseResult:
         spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
-                        int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)))
+                        int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)),
+                        int(d.get("ranks", 0)))
         samples = None
         if d.get("samples"):
             phases = tuple(d["phases"])
@@ -217,10 +222,11 @@ class RunResult:
     environment: dict
     settings: dict
     cases: list[CaseResult] = field(default_factory=list)
-    probe: dict | None = None  # gdbench.probe.Probe.to_dict() of the run's device
+    probe: dict | None = None  # gdbench.measure.probe.Probe.to_dict() of the run's device
     complete: bool = False  # False while running, and for a run that was interrupted
     rooflines: dict = field(default_factory=dict)  # bytes -> bytes/s measured in each round
     moved_aside: list = field(default_factory=list, repr=False)  # earlier files kept, not saved
+    allreduce_floors: dict = field(default_factory=dict)  # ranks -> seconds, one per round
 
     def roofline(self, case: CaseResult) -> float | None:
         """The roofline in bytes/s for ``case``, measured in this run; None if not probed.
@@ -233,7 +239,7 @@ class RunResult:
             return float(np.median(values))
         if not self.probe:
             return None
-        from gdbench.probe import Probe
+        from gdbench.measure.probe import Probe
 
         return Probe.from_dict(self.probe).roofline(case.spec.bytes_min)
 
@@ -278,13 +284,16 @@ class RunResult:
         return {"schema_version": SCHEMA_VERSION, "tool": "gdbench", "complete": self.complete,
                 "environment": self.environment, "settings": self.settings, "probe": self.probe,
                 "rooflines": {str(k): v for k, v in self.rooflines.items()},
+                "allreduce_floors": {str(k): v for k, v in self.allreduce_floors.items()},
                 "cases": [self.case_dict(c) for c in self.cases]}
 
     @classmethod
     def from_dict(cls, d: dict) -> RunResult:
         return cls(d["environment"], d["settings"], [CaseResult.from_dict(c) for c in d["cases"]],
                    d.get("probe"), bool(d.get("complete", False)),
-                   {int(k): list(v) for k, v in d.get("rooflines", {}).items()})
+                   {int(k): list(v) for k, v in d.get("rooflines", {}).items()},
+                   allreduce_floors={int(k): list(v) for k, v in
+                                     d.get("allreduce_floors", {}).items()})
 
 
 def write_atomic(path, text: str) -> None:
@@ -406,9 +415,10 @@ def read_json(path) -> RunResult:
         raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
 
 
-CSV_FIELDS = ["kernel", "cuda_graph", "backend", "device", "dtype", "n_samples", "n_features", "status",
-              "message", "samples", "step_median_s", "step_iqr_s", "step_min_s", "forward_median_s",
-              "backward_median_s", "update_median_s", "host_step_median_s", "noisy",
+CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "backend", "device", "dtype", "n_samples",
+              "n_features", "status", "message", "samples", "step_median_s", "step_iqr_s",
+              "step_min_s", "forward_median_s", "backward_median_s", "allreduce_median_s",
+              "sums_median_s", "update_median_s", "host_step_median_s", "noisy",
               "samples_per_s", "bandwidth_gbs", "roofline_fraction", "batch_size",
               "throughput_median_s", "throughput_bandwidth_gbs", "throughput_roofline_fraction",
               "throttled", "bytes_min", "bytes_model", "passes", "fits_in_cache",

@@ -3,8 +3,8 @@
 import numpy as np
 
 from gdbench.environment import capture
+from gdbench.measure.timing import Samples
 from gdbench.results import CaseResult, CaseSpec, RunResult, write_json
-from gdbench.timing import Samples
 
 
 def window_samples(median: float, rng, spread: float = 0.01, n: int = 60, windows: int = 4,

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from gdbench.compare import Timing, compare, parse_threshold, ratio_interval, verdict
-from gdbench.noise import NoiseFloor
+from gdbench.analysis.compare import Timing, compare, parse_threshold, ratio_interval, verdict
+from gdbench.analysis.noise import NoiseFloor
 from tests.synthetic import write_run
 
 SIZES = (1000, 100_000)
@@ -57,7 +57,7 @@ def test_serially_correlated_samples_get_an_interval_that_covers():
     Over many walks around a true median of 1, the block-bootstrap interval covers it most of
     the time; the interval that takes the samples as independent mostly does not.
     """
-    from gdbench.stats import Summary, median_ci
+    from gdbench.measure.stats import Summary, median_ci
     from tests.synthetic import window_samples
 
     covered = naive = 0

@@ -39,10 +39,13 @@ def ptx(fn, dtype, constexprs):
 
 out = {}
 for name, fn, dtype, constexprs in [
-        ("1d-fp32", triton_loops.fused_step_1d, "fp32", {"BLOCK": 4096}),
-        ("1d-fp64", triton_loops.fused_step_1d, "fp64", {"BLOCK": 4096}),
-        ("nd8-fp32", triton_loops.fused_step_nd, "fp32", {"D": 8, "D_PAD": 8, "BLOCK": 512}),
-        ("nd3-fp32", triton_loops.fused_step_nd, "fp32", {"D": 3, "D_PAD": 4, "BLOCK": 1024})]:
+        ("1d-fp32", triton_loops.fused_step_1d, "fp32", {"BLOCK": 4096, "FINISH": True}),
+        ("1d-fp64", triton_loops.fused_step_1d, "fp64", {"BLOCK": 4096, "FINISH": True}),
+        ("1d-sums", triton_loops.fused_step_1d, "fp32", {"BLOCK": 4096, "FINISH": False}),
+        ("nd8-fp32", triton_loops.fused_step_nd, "fp32",
+         {"D": 8, "D_PAD": 8, "BLOCK": 512, "FINISH": True}),
+        ("nd3-fp32", triton_loops.fused_step_nd, "fp32",
+         {"D": 3, "D_PAD": 4, "BLOCK": 1024, "FINISH": True})]:
     text = ptx(fn, dtype, constexprs)
     out[name] = {"v4": len(re.findall(r"ld\.global[\w.]*\.v4", text)),
                  "v2": len(re.findall(r"ld\.global[\w.]*\.v2", text)),
@@ -67,6 +70,7 @@ def test_triton_main_loop_loads_16_bytes(triton_ptx):
     # float32: 16-element vectors per thread are four 16-byte loads of x and four of y
     assert triton_ptx["1d-fp32"]["v4"] >= 8
     assert triton_ptx["1d-fp64"]["v2"] >= 8  # float64: two elements per 16 bytes
+    assert triton_ptx["1d-sums"]["v4"] >= 8  # the data-parallel step's sums alike
     assert triton_ptx["nd8-fp32"]["v4"] >= 4  # rows of 8 features, unmasked
     assert all(k["local"] == 0 for k in triton_ptx.values())
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from gdbench.compare import load_timings
+from gdbench.analysis.compare import load_timings
 from gdbench.results import read_json
 from tests.plugins import REPO
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gdbench.noise import NoiseFloor, assess, read_floor
+from gdbench.analysis.noise import NoiseFloor, assess, read_floor
 from tests.synthetic import synthetic_run, write_run
 
 CASES = {("k", n): 1e-4 * n / 1000 for n in (1000, 10_000, 100_000, 1_000_000)}

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gdbench import findings, plot
+from gdbench.analysis import findings, plot
 from gdbench.cli import main
 from tests.synthetic import synthetic_run, write_run
 
@@ -143,7 +143,7 @@ def test_probe_curve_is_plotted(tmp_path):
 def test_narrow_terminals_get_fewer_sizes_per_table():
     from rich.console import Console
 
-    from gdbench.tables import step_table
+    from gdbench.analysis.tables import step_table
 
     sizes = (100, 1000, 10_000, 100_000, 1_000_000, 10_000_000)
     run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in ("torch-manual",

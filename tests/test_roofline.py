@@ -8,7 +8,7 @@ import pytest
 
 import gdbench
 from gdbench.kernels.cuda_graph import CudaGraphStep
-from gdbench.probe import Probe, probe
+from gdbench.measure.probe import Probe, probe
 from tests.conftest import kernels_on
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench import cases
-from gdbench.contention import Watch, contention_reasons
+from gdbench.measure import cases
+from gdbench.measure.contention import Watch, contention_reasons
+from gdbench.measure.timing import Samples
 from gdbench.results import read_json
-from gdbench.timing import Samples
 
 
 def run(*args, **kwargs):
@@ -37,7 +37,7 @@ def test_windows_are_spread_over_the_whole_run():
 
 
 def test_precision_comes_from_the_spread_between_windows():
-    from gdbench.stats import Summary
+    from gdbench.measure.stats import Summary
     from tests.synthetic import window_samples
 
     rng = np.random.default_rng(0)
@@ -94,7 +94,7 @@ def test_contention_is_flagged_when_remeasuring_does_not_help(monkeypatch, tmp_p
     assert case.contention_reasons[0] == "window 1: waited for a CPU 50% of the time"
     saved = read_json(tmp_path / "r.json").cases[0]
     assert saved.contended and saved.to_dict()["contended"]
-    from gdbench import tables
+    from gdbench.analysis import tables
 
     assert "^" in tables.cell(saved).splitlines()[0]
 
@@ -144,7 +144,7 @@ def test_watch_sees_a_competitor_on_the_same_cpu():
 
 
 def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):
-    from gdbench import sweep
+    from gdbench.measure import sweep
 
     flushes = []
 
@@ -177,7 +177,7 @@ def test_worker_processes_join_their_windows(tmp_path):
 
 
 def test_a_case_faster_than_its_roofline_is_flagged():
-    from gdbench import tables
+    from gdbench.analysis import tables
     from tests.synthetic import synthetic_run
 
     run_ = synthetic_run("cpu", {("k", 1000): 1e-6})  # 8000 bytes in 1 us: 8 GB/s

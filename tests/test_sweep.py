@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench import registry, sweep
+from gdbench import registry
+from gdbench.measure import sweep
 from gdbench.results import partial_path, read_json
 from tests.fake_kernels import FAKES
 
@@ -87,7 +88,7 @@ def test_run_records_every_case(tmp_path):
     assert "torch" in raw["environment"]["packages"]
     assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
     lines = csv.read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,backend,device")
+    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,ranks,backend,device")
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
@@ -212,7 +213,7 @@ def test_a_size_too_large_to_make_is_recorded_and_the_sweep_goes_on(fakes):
     (RuntimeError("backward exploded"), False),
 ])
 def test_allocation_failures_are_oom(exc, oom):
-    from gdbench.cases import is_oom
+    from gdbench.measure.cases import is_oom
 
     assert is_oom(exc) == oom
 
@@ -288,7 +289,7 @@ def test_cli_list():
 
 def bandwidth_floor(case, probe) -> float:
     """The least time a step can take: its modelled bytes at the measured bandwidth."""
-    return case.bytes_model / gdbench.probe.Probe.from_dict(probe).bandwidth
+    return case.bytes_model / gdbench.measure.probe.Probe.from_dict(probe).bandwidth
 
 
 @pytest.mark.cuda

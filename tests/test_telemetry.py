@@ -5,10 +5,11 @@ import importlib
 import numpy as np
 import pytest
 
-from gdbench import sweep, tables, telemetry
+from gdbench.analysis import tables
+from gdbench.measure import sweep, telemetry
+from gdbench.measure.telemetry import Telemetry, open_telemetry, throttle_reasons
+from gdbench.measure.timing import StopRule
 from gdbench.results import CaseResult, CaseSpec, RunResult, read_json, write_json
-from gdbench.telemetry import Telemetry, open_telemetry, throttle_reasons
-from gdbench.timing import StopRule
 
 
 class FakeNvml:

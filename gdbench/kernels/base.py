@@ -62,6 +62,7 @@ class KernelBase(ABC):
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
     max_features: ClassVar[int | None] = None  # None: any number of features
     cuda_graph: ClassVar[bool] = False  # whether a step on cuda can be captured in a CUDA graph
+    data_parallel: ClassVar[bool] = False  # whether gdbench.distributed can split its samples
 
     def __init__(self, device: str = "cpu", dtype: str = "float32"):
         if device not in self.devices:

@@ -18,6 +18,7 @@ class TorchKernel(KernelBase):
     devices = ("cpu", "cuda")
     requires = ("torch",)
     cuda_graph = True
+    data_parallel = True
 
     def _setup(self, x, y, w0):
         import torch
@@ -29,6 +30,11 @@ class TorchKernel(KernelBase):
 
     def _setup_weights(self, w0) -> None:
         self.w = w0
+
+    def dp_tensors(self):
+        """The loss and gradient tensors a data-parallel step all-reduces in place, so that
+        ``update`` then applies the gradient of all the samples."""
+        return self._loss, self._grad
 
     def predict(self):
         return self.x * self.w if self.x.ndim == 1 else self.x @ self.w

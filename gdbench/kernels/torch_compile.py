@@ -44,6 +44,24 @@ def compiled_step(n_samples: int, n_features: int, dtype: str, device: str):
     return torch.compile(step, fullgraph=True, dynamic=False)
 
 
+def fused_sums(x, y, w):
+    """The sums of r**2 and r * x_j over the samples (not their means): what ranks add up."""
+    columns = [x] if x.ndim == 1 else [x[:, j] for j in range(x.shape[1])]
+    r = sum(c * w[j] for j, c in enumerate(columns)) - y
+    return torch.stack([(r * r).sum(), *[(r * c).sum() for c in columns]])  # noqa: F821
+
+
+@functools.cache
+def compiled_sums(n_samples: int, n_features: int, dtype: str, device: str):
+    """``fused_sums`` compiled for one shard's shape, dtype and device, as ``compiled_step``."""
+    import torch
+
+    name = f"fused_sums_{device}_{dtype}_n{n_samples}_d{n_features}"
+    code = fused_sums.__code__.replace(co_name=name, co_qualname=name)
+    sums = types.FunctionType(code, {**fused_sums.__globals__, "torch": torch}, name)
+    return torch.compile(sums, fullgraph=True, dynamic=False)
+
+
 class TorchCompile(FusedKernelBase, TorchKernel):
     name = "torch-compile"
     passes = 1.0
@@ -54,3 +72,16 @@ class TorchCompile(FusedKernelBase, TorchKernel):
 
     def step(self):
         self._loss, self._grad = self.compiled(self.x, self.y, self.w, self.lr)
+
+    def local_sums(self):
+        """A data-parallel step's first part: this shard's sums, compiled."""
+        if "sums_fn" not in self.__dict__:
+            self.sums_fn = compiled_sums(self.n_samples, self.n_features, self.dtype, self.device)
+        return self.sums_fn(self.x, self.y, self.w)
+
+    def apply_sums(self, sums, n_total: int):
+        """The update from the sums of all the samples."""
+        self._loss = sums[0] / n_total
+        self._grad = sums[1:] * (2.0 / n_total)
+        self.w.sub_(self._grad, alpha=self.lr)
+        self._stepped = True

@@ -18,6 +18,11 @@ class TorchModule(TorchKernel):
     name = "torch-module"
     passes = 7.5
 
+    # Set by gdbench.distributed.DataParallel before prepare: DDP averages the ranks' gradients,
+    # so each rank's loss is scaled by (its samples / all samples) * world size for backward,
+    # which makes the average the gradient of all the samples when shards differ in size.
+    dp_scale = None
+
     def _setup_weights(self, w0):
         nn = self.torch.nn
         self.x = self.x.reshape(self.n_samples, -1)
@@ -28,13 +33,21 @@ class TorchModule(TorchKernel):
         self.w = self.model.weight
         self.loss_fn = nn.MSELoss()
         self.optimizer = self.torch.optim.SGD(self.model.parameters(), lr=self.lr)
+        if self.dp_scale is not None:  # the way users write data parallelism in PyTorch
+            parallel = self.torch.nn.parallel.DistributedDataParallel
+            self.model = parallel(self.model, device_ids=[self.x.device.index]
+                                  if self.device == "cuda" else None)
 
     def forward(self):
         self._loss = self.loss_fn(self.model(self.x), self.y)
 
     def backward(self):
-        self._loss.backward()
+        loss = self._loss if self.dp_scale is None else self._loss * self.dp_scale
+        loss.backward()  # under DDP, the gradient's all-reduce runs here, bucket by bucket
         self._grad = self.w.grad
+
+    def dp_tensors(self):
+        return self._loss, None  # DDP has all-reduced the gradient in backward
 
     def update(self):
         self._needs_grad(self.w.grad)  # the optimizer would skip a weight without one

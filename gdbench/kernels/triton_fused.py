@@ -34,6 +34,7 @@ class TritonFused(FusedKernelBase, TorchKernel):
     devices = ("cuda", "cpu")
     requires = ("torch", "triton")
     passes = 1.0
+    data_parallel = True
 
     @classmethod
     def unavailable_reason(cls, device):
@@ -70,13 +71,29 @@ class TritonFused(FusedKernelBase, TorchKernel):
         self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
 
     def step(self):
+        self._launch(finish=True)
+
+    def _launch(self, finish: bool):
         args = (self.x, self.y, self.w, self.acc, self.count, self.out, self.lr_tensor,
                 self.n_samples)
         if self.n_features == 1:
-            self.loops.fused_step_1d[self.grid](*args, BLOCK=self.block, num_warps=NUM_WARPS)
+            self.loops.fused_step_1d[self.grid](*args, BLOCK=self.block, FINISH=finish,
+                                                num_warps=NUM_WARPS)
         else:
             self.loops.fused_step_nd[self.grid](*args, D=self.n_features, D_PAD=self.d_pad,
-                                                BLOCK=self.block, num_warps=NUM_WARPS)
+                                                BLOCK=self.block, FINISH=finish,
+                                                num_warps=NUM_WARPS)
+
+    def local_sums(self):
+        """A data-parallel step's first part: this shard's sums, added into ``acc``."""
+        self._launch(finish=False)
+        return self.acc
+
+    def apply_sums(self, sums, n_total: int):
+        """The update from the sums of all the samples (``acc``, all-reduced in place)."""
+        self.loops.apply_sums[(1,)](sums, self.out, self.w, self.lr_tensor, n_total,
+                                    D=self.n_features, D_PAD=max(2, self.d_pad))
+        self._stepped = True
 
     @property
     def loss(self):

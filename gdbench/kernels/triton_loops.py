@@ -31,9 +31,27 @@ def finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
         tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
 
 
+@triton.jit
+def apply_sums(acc_ptr, out_ptr, w_ptr, lr_ptr, n, D: tl.constexpr, D_PAD: tl.constexpr):
+    """One program: the loss, gradient and update from sums of all ranks' samples, as
+    ``finish`` does for one; clears the sums for the next step."""
+    cols = tl.arange(0, D_PAD)
+    col_ok = cols < D
+    lr = tl.load(lr_ptr)
+    zero = lr * 0
+    loss = tl.load(acc_ptr) / n
+    grad = 2.0 * tl.load(acc_ptr + 1 + cols, mask=col_ok, other=0.0) / n
+    tl.store(acc_ptr, zero)
+    tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
+    tl.store(w_ptr + cols, w - lr * grad, mask=col_ok)
+    tl.store(out_ptr, loss)
+    tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
+
+
 @triton.jit(do_not_specialize=["n"])
 def fused_step_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
-                  BLOCK: tl.constexpr):
+                  BLOCK: tl.constexpr, FINISH: tl.constexpr = True):
     w = tl.load(w_ptr)
     sq = tl.zeros([BLOCK], dtype=w.dtype)
     g = tl.zeros([BLOCK], dtype=w.dtype)
@@ -54,13 +72,15 @@ def fused_step_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
     # Scalar atomics run once per program, whatever the layout of the tensors they came from.
     tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))
     tl.atomic_add(acc_ptr + 1, tl.sum(g, axis=0))
-    cols = tl.arange(0, 2)
-    finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, cols < 1, n)
+    if FINISH:  # else a data-parallel step: the ranks add up acc before apply_sums
+        cols = tl.arange(0, 2)
+        finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, cols < 1, n)
 
 
 @triton.jit(do_not_specialize=["n"])
 def fused_step_nd(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
-                  D: tl.constexpr, D_PAD: tl.constexpr, BLOCK: tl.constexpr):
+                  D: tl.constexpr, D_PAD: tl.constexpr, BLOCK: tl.constexpr,
+                  FINISH: tl.constexpr = True):
     cols = tl.arange(0, D_PAD)
     col_ok = cols < D
     w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
@@ -89,7 +109,8 @@ def fused_step_nd(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
     g = tl.sum(g, axis=0)
     for j in tl.static_range(D):
         tl.atomic_add(acc_ptr + 1 + j, tl.sum(tl.where(cols == j, g, 0.0), axis=0))
-    finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
+    if FINISH:
+        finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
 
 
 @triton.jit

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench import findings
+from gdbench.analysis import findings
+from gdbench.analysis.tables import MARKS, format_bytes, format_precision, format_time, marks
 from gdbench.results import RunResult, format_size, write_atomic
-from gdbench.tables import MARKS, format_bytes, format_precision, format_time, marks
 
 
 def _environment(run: RunResult) -> list[str]:
     env, s = run.environment, run.settings
     lines = [f"- device **{s['device']}**, {s['dtype']}, D = {s['n_features']}, "
-             f"budget {s['budget_s']} s per case, precision {s['precision']:.0%}"
+             f"budget {s.get('budget_s')} s per case, precision {s.get('precision', 0):.0%}"
+             + (f", data-parallel over {', '.join(map(str, s['world_sizes']))} ranks "
+                f"({s.get('dist_backend')})" if s.get("world_sizes") else "")
              + ("" if run.complete else " (**interrupted run**)"),
              f"- CPU: {env['cpu']['model']}, {env['cpu']['usable_cores']} usable cores; "
              f"Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())]
@@ -81,6 +83,34 @@ def _named(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
 
+def _scaling(run: RunResult, label: str) -> list[str]:
+    """Strong and weak scaling across ranks, the crossover, and the all-reduce floor."""
+    rows = findings.scaling(run)
+    if not rows:
+        return []
+    lines = ["", "### Scaling across ranks" + (f" ({label})" if label else ""), "",
+             "Median step time on P ranks against one rank; parallel efficiency: strong scaling "
+             "(the same total N) T1 / (P · TP), weak scaling (the same N per rank) T1 / TP.", "",
+             "| kernel | P | scaling | N (per rank for weak) | one rank | P ranks | efficiency |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for s in rows:
+        lines.append(f"| {s.kernel} | {s.ranks} | {s.kind} | {format_size(s.n_samples)} | "
+                     f"{format_time(s.single)} | {format_time(s.time)} | {s.efficiency:.0%} |")
+    lines += ["", "Splitting pays (faster on P ranks than on one, at this N and every larger one "
+              "measured):", ""]
+    for (kernel, ranks), n in findings.rank_crossovers(run).items():
+        where = f"from N = {format_size(n)} on" if n else "at none of the sizes measured"
+        lines.append(f"- {kernel} on {ranks} ranks: {where}")
+    if run.allreduce_floors:
+        lines += ["", "All-reduce floor (one all-reduce of the gradient's size, median of "
+                  f"{run.settings.get('dist_backend', 'the backend')}'s, slowest rank), per "
+                  "round: " + "; ".join(
+                      f"{p} rank{'s' if p > 1 else ''} "
+                      + ", ".join(format_time(t) for t in floors)
+                      for p, floors in sorted(run.allreduce_floors.items()))]
+    return lines
+
+
 def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
     lines = ["### Fastest kernel at each size", ""]
     for (label, device, n), c in findings.fastest(runs, labels).items():
@@ -103,6 +133,8 @@ def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
             where = (f"from N = {format_size(x.n_samples)} on" if x.n_samples is not None
                      else "at none of the sizes measured on both")
             lines.append(f"- {x.kernel}{' (' + x.label + ')' if x.label else ''}: {where}")
+    for run, label in zip(runs, labels):
+        lines += _scaling(run, label)
     lines += ["", "### Launch-overhead floor", "",
               "The step time at the smallest size is each kernel's fixed cost; a kernel leaves "
               "that floor at the first size whose step takes more than twice as long.", ""]
@@ -116,7 +148,7 @@ def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
 
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None) -> Path:
     """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/``."""
-    from gdbench.plot import plot
+    from gdbench.analysis.plot import plot
 
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
@@ -149,7 +181,10 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                 for c in contended] + [""]
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
-              f"![phases of one step]({rel / 'phases.png'})", "", "## Findings", "",
+              f"![phases of one step]({rel / 'phases.png'})", "",
+              *([f"![parallel efficiency]({rel / 'ranks.png'})", ""]
+                if any(findings.scaling(r) for r in runs) else []),
+              "## Findings", "",
               *_findings(runs, labels), ""]
     write_atomic(out, "\n".join(lines))
     return out

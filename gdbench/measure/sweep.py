@@ -1,6 +1,6 @@
 """The sweep: every chosen kernel at every sample count, verified, then timed.
 
-All cases are measured together in rounds of windows (``gdbench.cases``). A case that fails
+All cases are measured together in rounds of windows (``gdbench.measure.cases``). A case that fails
 (wrong result, out of memory, an exception, divergence) is recorded with its status and the
 sweep goes on; so is a size whose data cannot be made.
 With ``out``, the results so far are rewritten atomically after every round, so an interrupted
@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import gc
 import math
-from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
 from gdbench import registry
-from gdbench.cases import Rounds
 from gdbench.devices import resolve_device
 from gdbench.environment import capture, cpu_cache_bytes
 from gdbench.kernels.cuda_graph import capturable
-from gdbench.probe import probe as measure_roofline
-from gdbench.probe import roofline_at
+from gdbench.measure.cases import Rounds
+from gdbench.measure.probe import probe as measure_roofline
+from gdbench.measure.probe import roofline_at
+from gdbench.measure.telemetry import open_telemetry
+from gdbench.measure.timing import StopRule, cache_flush
 from gdbench.reference import loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, Output, RunResult
-from gdbench.telemetry import open_telemetry
-from gdbench.timing import StopRule, cache_flush
 
 DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
 
@@ -100,7 +100,7 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
              cache_bytes: int = 0, reference=None, telemetry=None) -> CaseResult:
     """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
 
-    One window, with the whole budget; ``telemetry`` (a ``gdbench.telemetry.Telemetry``) is
+    One window, with the whole budget; ``telemetry`` (a ``gdbench.measure.telemetry.Telemetry``) is
     read at the window's start and end.
     """
     reference = reference or loss_and_grad(x, y, np.zeros(np.asarray(x).reshape(len(y), -1)
@@ -123,12 +123,12 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     ``budget`` is the latency-sampling time of one case in seconds, shared by its ``windows``;
     a window stops earlier once its median is known to ``precision`` (relative half-width of
     its 95% interval). The cases of one size are measured in rounds, one window each per round
-    (``gdbench.cases``). With ``probe``, the device's bandwidth is measured first (memory level
+    (``gdbench.measure.cases``). With ``probe``, the device's bandwidth is measured first (memory level
     and the curve against size), then at each size's working set once per round, and every
     case reports its fraction of that roofline. ``cold`` flushes the caches before every
     latency sample and takes no batches. ``remeasure`` measures a contended case once more.
     With ``processes`` over 1 the windows are measured in that many fresh worker processes,
-    one after the other (``gdbench.workers``).
+    one after the other (``gdbench.measure.workers``).
     """
     device = resolve_device(device)
     if not (budget > 0 and math.isfinite(budget)):
@@ -169,7 +169,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 settings["probe_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 probe = False
         if processes > 1:
-            from gdbench.workers import run_workers
+            from gdbench.measure.workers import run_workers
 
             run_args = dict(settings, kernels=list(dict.fromkeys(s.kernel for s in specs)),
                             budget=budget, cold=cold)

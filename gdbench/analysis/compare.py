@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gdbench.measure.stats import Summary, t975, window_medians
 from gdbench.results import RunResult, format_size, read_json
-from gdbench.stats import Summary, t975, window_medians
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
 FEW = 10  # rounds or samples below which a row says its interval is wide for that reason
@@ -213,7 +213,7 @@ def compare_timings(base: dict[tuple, Timing], new: dict[tuple, Timing], thresho
                     noise=None) -> list[Comparison]:
     """Every case common to both, with its ratio, interval and verdict.
 
-    ``noise`` is a ``gdbench.noise.NoiseFloor`` (each case's variation between runs), or None.
+    ``noise`` is a ``gdbench.analysis.noise.NoiseFloor`` (each case's variation between runs), or None.
     """
     out = []
     for key in [k for k in base if k in new]:
@@ -233,7 +233,7 @@ def compare_timings(base: dict[tuple, Timing], new: dict[tuple, Timing], thresho
 def compare(base_path, new_path, threshold: float = 0.05, noise=None) -> list[Comparison]:
     """Every case common to both files, with its ratio, interval and verdict.
 
-    ``noise``: a ``gdbench.noise.NoiseFloor``, or None to judge by the runs' own windows only.
+    ``noise``: a ``gdbench.analysis.noise.NoiseFloor``, or None to judge by the runs' own windows only.
     """
     if not 0 <= threshold < 10:
         raise ValueError(f"threshold must be a fraction such as 0.05, got {threshold}")

@@ -15,7 +15,7 @@ The roofline at a size is the best method's median. ``probe`` measures the memor
 times the last-level cache, at least 1 GiB on the CPU; 2 GiB on CUDA) and the curve of
 bandwidth against size, with the cache sizes the OS reports beside it: a VM may report its
 host's caches, and the curve says where the levels really are. A sweep measures the roofline at
-each case's own size in every window, interleaved with the cases (``gdbench.sweep``).
+each case's own size in every window, interleaved with the cases (``gdbench.measure.sweep``).
 """
 
 from __future__ import annotations

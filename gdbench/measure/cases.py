@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 from gdbench import registry
-from gdbench.contention import CONTENDED, Watch
 from gdbench.devices import release_device_memory
 from gdbench.kernels.cuda_graph import CudaGraphStep
+from gdbench.measure.contention import CONTENDED, Watch
+from gdbench.measure.timing import Samples, StopRule, rewarm, sample_window, warm_up
 from gdbench.reference import compare_step
 from gdbench.results import CaseResult, CaseSpec
-from gdbench.timing import Samples, StopRule, rewarm, sample_window, warm_up
 
 # Windows whose medians differ by more than this (slowest over fastest) disagree: something
 # else was running in some of them, and the case is measured once more.
@@ -121,7 +121,7 @@ class Rounds:
     fields: dict = field(default_factory=dict)  # recorded with every case
     cold: bool = False
     flush: object = None  # cache flush before each latency sample, in cold mode
-    telemetry: object = None  # gdbench.telemetry.Telemetry on CUDA
+    telemetry: object = None  # gdbench.measure.telemetry.Telemetry on CUDA
     remeasure: bool = True
     on_window: object = None  # on_window(spec, done, total) before each window
     on_round: object = None  # on_round(results so far) after each round, to save them

@@ -161,14 +161,44 @@ def plot_probe(plt, runs, labels, out_dir) -> list[Path]:
     return paths
 
 
+def plot_ranks(plt, runs, labels, out_dir) -> list[Path]:
+    """Parallel efficiency against N for each data-parallel kernel and world size."""
+    from gdbench.analysis.findings import scaling
+
+    rows = [(label, s) for run, label in zip(runs, labels) for s in scaling(run)]
+    if not rows:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, kind in zip(axes, ("strong", "weak")):
+        lines: dict[tuple, list] = {}
+        for label, s in rows:
+            if s.kind == kind:
+                lines.setdefault((s.kernel, s.ranks, label), []).append(s)
+        for (kernel, ranks, label), points in lines.items():
+            points.sort(key=lambda s: s.n_samples)
+            ax.semilogx([p.n_samples for p in points], [100 * p.efficiency for p in points],
+                        marker="o", label=f"{kernel}, {ranks} ranks" + (f", {label}" if label
+                                                                         else ""))
+        ax.axhline(100, color="black", linewidth=1)
+        ax.set(xlabel="samples N" + (" per rank" if kind == "weak" else " in all"),
+               title=f"{kind.capitalize()} scaling")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("parallel efficiency (%)")
+    paths = _save(fig, out_dir, "ranks")
+    plt.close(fig)
+    return paths
+
+
 def plot(runs: list[RunResult], out_dir, size: int | None = None,
          labels: list[str] | None = None) -> list[Path]:
     """Write scaling, bandwidth, phases and probe plots (PNG and SVG) of ``runs`` to ``out_dir``.
 
     Runs of the same device are told apart by ``labels`` (``findings.run_labels``). The probe
-    plot only for runs whose probe measured the bandwidth curve.
+    plot only for runs whose probe measured the bandwidth curve, and ``ranks`` (parallel
+    efficiency) only for data-parallel runs over several world sizes.
     """
-    from gdbench.findings import run_labels
+    from gdbench.analysis.findings import run_labels
 
     plt = _pyplot()
     labels = labels or run_labels(runs)
@@ -179,4 +209,4 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, labels, lines, out_dir)
             + plot_phases(plt, runs, labels, out_dir, size)
-            + plot_probe(plt, runs, labels, out_dir))
+            + plot_probe(plt, runs, labels, out_dir) + plot_ranks(plt, runs, labels, out_dir))

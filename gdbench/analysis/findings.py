@@ -132,3 +132,52 @@ def launch_floors(runs, labels=None) -> list[Floor]:
             leaves = next((c.spec.n_samples for c in cases[1:] if median(c) > 2 * floor), None)
             out.append(Floor(name, device, floor, cases[0].spec.n_samples, leaves, label))
     return out
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A data-parallel case against the same kernel on one rank."""
+
+    kernel: str
+    ranks: int
+    n_samples: int  # strong: the total N; weak: N per rank
+    kind: str  # "strong" (total N fixed) or "weak" (N per rank fixed)
+    single: float  # median step time on one rank, seconds
+    time: float  # on ``ranks`` ranks
+    efficiency: float  # strong: single / (ranks * time); weak: single / time
+
+
+def scaling(run: RunResult) -> list[Scaling]:
+    """Strong and weak scaling of every data-parallel kernel against its one-rank cases."""
+    times = {(c.spec.kernel, c.spec.ranks, c.spec.n_samples): median(c) for c in _ok(run)
+             if c.spec.ranks}
+    out = []
+    for (kernel, ranks, n), t in sorted(times.items()):
+        if ranks == 1:
+            continue
+        single = times.get((kernel, 1, n))
+        if single is not None:
+            out.append(Scaling(kernel, ranks, n, "strong", single, t, single / (ranks * t)))
+        if n % ranks == 0 and (kernel, 1, n // ranks) in times:
+            single = times[(kernel, 1, n // ranks)]
+            out.append(Scaling(kernel, ranks, n // ranks, "weak", single, t, single / t))
+    return out
+
+
+def rank_crossovers(run: RunResult) -> dict[tuple[str, int], int | None]:
+    """For each kernel and world size, the smallest total N from which splitting it across the
+    ranks is faster than one rank at every larger N measured; None where it never is."""
+    strong: dict[tuple[str, int], list[Scaling]] = {}
+    for s in scaling(run):
+        if s.kind == "strong":
+            strong.setdefault((s.kernel, s.ranks), []).append(s)
+    out = {}
+    for key, rows in strong.items():
+        ahead = None
+        for s in sorted(rows, key=lambda s: -s.n_samples):
+            if s.time < s.single:
+                ahead = s.n_samples
+            else:
+                break
+        out[key] = ahead
+    return out

@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from gdbench.probe import roofline_at
+from gdbench.measure.probe import roofline_at
+from gdbench.measure.timing import Samples
 from gdbench.results import CaseResult, RunResult, format_size, read_json
-from gdbench.timing import Samples
 
 
 def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:

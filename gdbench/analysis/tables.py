@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -69,6 +70,11 @@ def cell(case, run: RunResult | None = None) -> str:
         if tput_fraction is not None:
             tput += f" {100 * tput_fraction:.0f}%"
         lines.append(tput)
+    floors = run.allreduce_floors.get(case.spec.ranks) if run else None
+    if floors and "allreduce" in case.samples.phases:
+        allreduce = case.summary("allreduce").median
+        lines.append(f"allreduce {format_time(allreduce)} "
+                     f"{allreduce / float(np.median(floors)):.1f}× floor")
     lines += [phase_split(case), bandwidth]
     return "\n".join(lines)
 
@@ -82,8 +88,10 @@ def legend(run: RunResult) -> str:
     return ("First line: median latency of one step (it starts on an idle device) and the "
             "half-width of its 95% interval, from the spread between windows; host: its launch "
             "time on the CPU; tput: time per step in batches of back-to-back steps (steady "
-            "state), and its % of the roofline; f·b·u%: forward, backward, update share of the "
-            f"step; GB/s: x and y read once per step time{roof}; * data fits in {cache}; "
+            "state), and its % of the roofline; allreduce: its median time and its multiple of "
+            "the all-reduce floor (data-parallel cases); f·b·u%: the phases' shares of the step "
+            f"(forward, backward, allreduce, update); GB/s: x and y read once per step "
+            f"time{roof}; * data fits in {cache}; "
             f"{marks_}.")
 
 

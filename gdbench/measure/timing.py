@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdbench.stats import Summary, relative_precision
+from gdbench.measure.stats import Summary, relative_precision
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,184 @@
+"""``gdbench run --nproc P``: local workers through torch.distributed's elastic agent.
+
+The agent behind ``torchrun`` starts P processes of ``python -m gdbench run`` with the
+launcher's environment set, so that they run ``gdbench.distributed.worker`` exactly as under
+``torchrun``; the rendezvous is c10d on 127.0.0.1 at a free port (or ``port``), nothing is
+restarted, and joining is bounded by the timeout. With several world sizes (``--nproc 1,2``)
+each is one launch, and the parent joins their cases into one result: strong scaling at the
+sizes asked for, and weak scaling at P times each of them for P ranks. Each rank gets
+1/P of this machine's cores (OMP_NUM_THREADS), so that every world size uses all of them.
+
+A rank that dies, fails or hangs past the collectives' timeout ends its launch with one line
+naming the first rank to fail and the last error in its output (the ranks' output goes to log
+files, not the terminal); the cases of the world sizes finished before, and the windows rank 0
+saved of the one that failed, are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from gdbench.results import Output, RunResult, format_size, partial_path, read_json
+
+
+class RankFailure(RuntimeError):
+    """A rank of a launch died, failed or hung: what the first one to fail said."""
+
+
+@contextlib.contextmanager
+def _quiet_agent():
+    """The agent logs every worker it starts and stops; the run says what matters itself."""
+    loggers = [logging.getLogger(name) for name in ("torch.distributed.elastic",
+                                                    "torch.distributed.launcher")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def parse_world_sizes(text: str) -> list[int]:
+    """``2`` or ``1,2,4``: positive whole numbers; ValueError otherwise."""
+    try:
+        sizes = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--nproc {text!r} is not a list of whole numbers such as 1,2") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--nproc must be at least 1, got {text!r}")
+    return sorted(set(sizes))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_port(port: int) -> None:
+    """ValueError when ``port`` on 127.0.0.1 is taken."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise ValueError(f"port {port} on 127.0.0.1 is in use; choose another with "
+                             "--dist-port, or leave it out for a free one") from None
+
+
+def worker_command(options: dict, sizes: list[int], out: Path) -> list[str]:
+    """``-m gdbench run ...`` for the workers of one launch."""
+    o = options
+    command = ["-m", "gdbench", "run", "--device", o["device"], "--kernels",
+               ",".join(o["kernels"]) if o["kernels"] != "all" else "all",
+               "--sizes", ",".join(format_size(n) for n in sizes),
+               "--features", str(o["n_features"]), "--dtype", o["dtype"],
+               "--budget", repr(o["budget"]), "--precision", repr(o["precision"]),
+               "--windows", str(o["windows"]), "--dist-timeout", repr(o["timeout_s"]),
+               "--quiet", "--no-probe", "--out", str(out)]
+    if o.get("backend"):
+        command += ["--dist-backend", o["backend"]]
+    return command
+
+
+def last_error(log: Path) -> str:
+    """The last line of a rank's stderr that reads as an error, or ""."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return errors[-1] if errors else ""
+
+
+def failure_line(exc: BaseException, world: int, logs: Path) -> str:
+    """One line for a launch that failed: the first rank to fail, how, and its last error."""
+    get_first = getattr(exc, "get_first_failure", None)
+    if get_first is None:  # the rendezvous or the agent itself
+        return f"{world} ranks: {type(exc).__name__}: {exc}".splitlines()[0]
+    rank, failure = get_first()
+    how = (f"killed by signal {-failure.exitcode}" if failure.exitcode < 0 else
+           f"exit code {failure.exitcode}")
+    detail = next((last_error(log) for log in sorted(logs.glob(f"*/attempt_*/{rank}/stderr.log"))),
+                  "")
+    return f"rank {rank} of {world} failed ({how})" + (f": {detail}" if detail else "")
+
+
+def launch(options: dict, world_sizes: list[int], output: Output, device: str,
+           port: int | None = None, on_launch=None) -> RunResult:
+    """Run the sweep once per world size; the joined result, written through ``output``."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from gdbench.environment import capture
+
+    if device == "cpu" and options.get("backend") == "nccl":
+        raise ValueError("NCCL all-reduces CUDA tensors: use --device cuda, or --dist-backend "
+                         "gloo on the CPU")
+    if device == "cuda" and (options.get("backend") or "nccl") == "nccl":
+        import torch
+
+        if max(world_sizes) > torch.cuda.device_count():
+            raise ValueError(f"NCCL needs one GPU per rank: --nproc {max(world_sizes)} on "
+                             f"{torch.cuda.device_count()} GPU(s)")
+    if port is not None:
+        check_port(port)
+    o = options
+    result = RunResult(capture(device), {
+        "device": device, "kernels": o["kernels"], "sizes": o["sizes"],
+        "n_features": o["n_features"], "dtype": o["dtype"], "budget_s": o["budget"],
+        "precision": o["precision"], "windows": o["windows"], "cache_state": "warm",
+        "world_sizes": world_sizes, "dist_timeout_s": o["timeout_s"],
+        "dist_backend": o.get("backend") or ("nccl" if device == "cuda" else "gloo")})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads_before = os.environ.get("OMP_NUM_THREADS")
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdbench-ranks-") as folder:
+            for world in world_sizes:
+                if on_launch:
+                    on_launch(world)
+                strong = options["sizes"]
+                sizes = sorted(set(strong) | ({n * world for n in strong} if world > 1 else set()))
+                out = Path(folder) / f"ranks-{world}.json"
+                os.environ["OMP_NUM_THREADS"] = str(max(1, cores // world))
+                logs = Path(folder) / f"logs-{world}"
+                config = LaunchConfig(
+                    min_nodes=1, max_nodes=1, nproc_per_node=world,
+                    run_id=f"gdbench-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d",
+                    rdzv_endpoint=f"127.0.0.1:{port or free_port()}",
+                    rdzv_configs={"join_timeout": options["timeout_s"]}, max_restarts=0,
+                    monitor_interval=0.2, start_method="spawn",
+                    logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL))
+                try:
+                    with _quiet_agent():
+                        elastic_launch(config, sys.executable)(
+                            *worker_command(options, sizes, out))
+                except Exception as exc:
+                    partial = partial_path(out)
+                    if partial.exists():  # the windows rank 0 saved before the failure
+                        result.cases += read_json(partial).cases
+                        output.save(result)
+                    raise RankFailure(failure_line(exc, world, logs)) from None
+                ranks_run = read_json(out)
+                result.cases += ranks_run.cases
+                result.allreduce_floors.update(ranks_run.allreduce_floors)
+                result.settings.setdefault("ranks_environment", {})[str(world)] = \
+                    ranks_run.environment.get("threads", {})
+                output.save(result)
+        result.complete = True
+        output.finish(result)
+        result.moved_aside = output.moved
+        return result
+    finally:
+        if threads_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads_before

@@ -1,0 +1,106 @@
+"""The data-parallel step: one rank's shard of the samples, the gradient and loss all-reduced.
+
+Each of P ranks holds N/P samples, the last rank also the remainder. A kernel with separate
+phases runs its forward and backward on the shard; ``allreduce`` then weights the local loss
+and gradient by the shard's share of the samples and sums them over the ranks in one
+all-reduce, in place, so that every rank's ``update`` applies exactly the gradient of all N
+samples. torch-module is PyTorch's own ``DistributedDataParallel``, which all-reduces the
+gradient during backward; its allreduce phase carries the loss alone. A fused kernel computes
+its shard's sums of r**2 and r * x (``local_sums``), the sums are all-reduced (they add up
+exactly), and ``apply_sums`` turns them into the loss, gradient and update.
+"""
+
+from __future__ import annotations
+
+from gdbench.protocol import FUSED, PHASES
+
+DP_PHASES = ("forward", "backward", "allreduce", "update")
+DP_FUSED = ("sums", "allreduce", "update")
+
+
+def shard(n: int, rank: int, world: int) -> tuple[int, int]:
+    """[start, stop) of ``rank``'s samples: N // P each, the last rank the remainder too."""
+    per = n // world
+    return rank * per, (n if rank == world - 1 else (rank + 1) * per)
+
+
+class DataParallel:
+    """``inner`` (a kernel with ``data_parallel``) on this rank's shard of every problem."""
+
+    def __init__(self, inner, rank: int, world: int):
+        import torch.distributed as dist
+
+        if not getattr(inner, "data_parallel", False):
+            raise ValueError(f"kernel {inner.name} cannot run data-parallel (see gdbench list)")
+        self.inner, self.rank, self.world, self.dist = inner, rank, world, dist
+        self.name, self.backend = inner.name, inner.backend
+        self.device, self.dtype, self.passes = inner.device, inner.dtype, inner.passes
+        self.fused = inner.phases == FUSED
+        self.phases = DP_FUSED if self.fused else DP_PHASES
+        assert inner.phases in (FUSED, PHASES)
+
+    def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
+        import numpy as np
+
+        x = np.asarray(x).reshape(len(y), -1)
+        n = len(y)
+        if n < self.world:
+            raise ValueError(f"{n} samples cannot be split over {self.world} ranks")
+        start, stop = shard(n, self.rank, self.world)
+        self.n_total, self.share = n, (stop - start) / n
+        if self.inner.name == "torch-module":
+            self.inner.dp_scale = self.share * self.world  # see TorchModule.dp_scale
+        self.inner.prepare(x[start:stop], np.asarray(y)[start:stop], w0=w0, lr=lr)
+        torch = self.inner.torch
+        self.buffer = torch.empty(1 + self.inner.n_features, dtype=getattr(torch, self.dtype),
+                                  device=self.device)
+
+    def forward(self):
+        self.inner.forward()
+
+    def backward(self):
+        self.inner.backward()
+
+    def sums(self):
+        self.local = self.inner.local_sums()
+
+    def allreduce(self):
+        if self.fused:
+            self.dist.all_reduce(self.local)  # sums add up exactly across ranks
+            return
+        loss, grad = self.inner.dp_tensors()
+        buffer = self.buffer
+        with self.inner.torch.no_grad():
+            buffer[0].copy_(loss.detach())
+            if grad is not None:
+                buffer[1:].copy_(grad.reshape(-1))  # a 0-d tensor for one feature
+            buffer.mul_(self.share)
+            self.dist.all_reduce(buffer)
+            loss.detach().copy_(buffer[0])
+            if grad is not None:
+                grad.copy_(buffer[1:].reshape(grad.shape))
+
+    def update(self):
+        if self.fused:
+            self.inner.apply_sums(self.local, self.n_total)
+        else:
+            self.inner.update()
+
+    def step(self):
+        for phase in self.phases:
+            getattr(self, phase)()
+
+    def synchronize(self):
+        self.inner.synchronize()
+
+    @property
+    def weight(self):
+        return self.inner.weight
+
+    @property
+    def loss(self):
+        return self.inner.loss
+
+    @property
+    def grad(self):
+        return self.inner.grad

@@ -1,0 +1,297 @@
+"""One rank of a data-parallel run, started by ``torchrun`` or by ``gdbench run --nproc``.
+
+The launcher's environment says who this process is (RANK, WORLD_SIZE, LOCAL_RANK and the
+rendezvous); the process group is gloo on the CPU and NCCL on CUDA (one GPU per rank), with a
+timeout on every collective so that a rank that dies or hangs ends the run in bounded time.
+
+Every rank plans the same cases, makes the same seeded problems and takes its shard. A case is
+verified on the full data before it is timed, as in one process. The ranks stay in lockstep:
+rank 0 decides how many steps each warm-up, sample run and batch run takes and broadcasts it,
+and the all-reduce inside every step holds the ranks together. Windows go round the cases as in
+``gdbench.measure.cases``, and each round first measures the all-reduce floor: the latency of an
+all-reduce of the gradient's size on this backend and world size. At the end rank 0 gathers
+every rank's samples; a sample's time is the slowest rank's, and rank 0 writes the results.
+Contention is not read here: the ranks share the machine's CPUs by design.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+
+import numpy as np
+
+from gdbench import registry
+from gdbench.distributed.step import DataParallel
+from gdbench.measure.timing import Samples, StopRule, make_timer
+from gdbench.reference import compare_step, loss_and_grad, make_problem
+from gdbench.results import CaseResult, CaseSpec, Output, RunResult
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+FLOOR_REPEATS = 50
+PILOT_STEPS = 5
+MIN_SAMPLES = 8  # per window: a window's count is fixed in advance, so it has to be robust
+
+
+def launched() -> bool:
+    """Whether this process is a worker of torchrun or of the elastic agent."""
+    return all(v in os.environ for v in LAUNCHER_VARIABLES)
+
+
+def data_parallel_kernels(device: str, dtype: str, names="all") -> list[str]:
+    """The kernels that can run data-parallel on ``device``; ValueError for a named one that
+    cannot."""
+    infos = {k.name: k for k in registry.list_kernels(device)}
+    if names == "all":
+        return [n for n, k in infos.items() if k.data_parallel and k.available_on(device)
+                and dtype in k.dtypes]
+    for name in names:
+        registry.make_kernel(name, device, dtype)  # unknown or unavailable: its reason
+        if not infos[name].data_parallel:
+            raise ValueError(f"kernel {name} cannot run data-parallel; those that can: "
+                             f"{', '.join(n for n, k in infos.items() if k.data_parallel)}")
+    return list(dict.fromkeys(names))
+
+
+class Ranks:
+    """This process's place in the group, and the collectives the measurement needs."""
+
+    def __init__(self, device: str, backend: str | None, timeout_s: float):
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        self.rank, self.world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        self.local_rank = int(os.environ["LOCAL_RANK"])
+        self.backend = backend or ("nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            if self.local_rank >= torch.cuda.device_count():
+                raise ValueError(f"rank {self.rank} needs GPU {self.local_rank}, but this "
+                                 f"machine has {torch.cuda.device_count()}")
+            torch.cuda.set_device(self.local_rank)
+        dist.init_process_group(self.backend, timeout=timedelta(seconds=timeout_s))
+
+    def decide(self, value):
+        """Rank 0's ``value``, on every rank."""
+        box = [value]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def everyone(self, value) -> list:
+        """Every rank's ``value``, on every rank, in rank order."""
+        values = [None] * self.world
+        self.dist.all_gather_object(values, value)
+        return values
+
+    def close(self, finished: bool = False) -> None:
+        """Leave the group; after a finished run, only once every rank is done with it."""
+        if self.dist.is_initialized():
+            if finished:
+                self.dist.barrier()
+            self.dist.destroy_process_group()
+
+
+def allreduce_floor(ranks: Ranks, size: int, dtype: str, device: str) -> float:
+    """Median seconds of one all-reduce of ``size`` elements, the slowest rank's."""
+    torch = ranks.torch
+    buffer = torch.zeros(size, dtype=getattr(torch, dtype), device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    ranks.dist.all_reduce(buffer)
+    sync()
+    times = []
+    for _ in range(FLOOR_REPEATS):
+        ranks.dist.barrier()
+        start = time.perf_counter()
+        ranks.dist.all_reduce(buffer)
+        sync()
+        times.append(time.perf_counter() - start)
+    return max(ranks.everyone(float(np.median(times))))
+
+
+class Case:
+    """One case on this rank: its data-parallel kernel and the windows measured so far."""
+
+    def __init__(self, spec: CaseSpec, kernel: DataParallel, fields: dict):
+        self.spec, self.kernel, self.fields = spec, kernel, fields
+        self.parts = []
+        self.batch_size = None
+
+    def window(self, ranks: Ranks, rule: StopRule, budget: float) -> None:
+        """Warm-up, latency samples and batches, as many as rank 0 says, in lockstep."""
+        kernel, dist = self.kernel, ranks.dist
+        timer = make_timer(kernel)
+        calls = [getattr(kernel, phase) for phase in kernel.phases]
+        dist.barrier()
+        pilot = []
+        for _ in range(PILOT_STEPS):  # the median, so that one stalled step sets no count
+            start = time.perf_counter()
+            kernel.step()
+            kernel.synchronize()
+            pilot.append(time.perf_counter() - start)
+        estimate = ranks.decide(float(np.median(pilot)))
+        warm = ranks.decide(max(1, int(min(rule.warmup, 0.05) / estimate)) if not self.parts
+                            else max(1, int(1e-3 / estimate)))
+        for _ in range(warm):
+            kernel.step()
+        kernel.synchronize()
+        count = ranks.decide(int(np.clip(budget / estimate, MIN_SAMPLES, rule.max_samples)))
+        size = self.batch_size or ranks.decide(
+            int(np.clip(rule.batch_seconds / estimate, 1, rule.max_batch_size)))
+        batches = ranks.decide(int(np.clip(budget / 2 / (size * estimate), rule.min_samples,
+                                           1000)))
+        device, host = [], []
+        for _ in range(count):
+            d, h = timer.sample(calls)
+            device.append(d)
+            host.append(h)
+        per_step, per_step_host = [], []
+        kernel.synchronize()
+        for _ in range(batches):
+            d, h = timer.batch(kernel.step, size)
+            per_step.append(d / size)
+            per_step_host.append(None if h is None else h / size)
+        self.batch_size = size
+        self.parts.append(Samples(tuple(kernel.phases), np.array(device),
+                                  None if host[0] is None else np.array(host),
+                                  np.array(per_step), size,
+                                  None if per_step_host[0] is None else np.array(per_step_host)))
+
+
+def slowest(per_rank: list[Samples]) -> Samples:
+    """Each sample from the rank whose step took longest, each batch likewise."""
+    steps = np.stack([s.step() for s in per_rank])  # (ranks, samples)
+    pick = steps.argmax(axis=0)
+    rows = np.arange(steps.shape[1])
+    device = np.stack([s.device for s in per_rank])[pick, rows]
+    host = None
+    if per_rank[0].host is not None:
+        host = np.stack([s.host for s in per_rank])[pick, rows]
+    batch = np.max(np.stack([s.batch for s in per_rank]), axis=0)
+    batch_host = None
+    if per_rank[0].batch_host is not None:
+        batch_host = np.max(np.stack([s.batch_host for s in per_rank]), axis=0)
+    first = per_rank[0]
+    return Samples(first.phases, device, host, batch, first.batch_size, batch_host, first.window,
+                   first.batch_window)
+
+
+def measure(device: str = "cpu", kernels="all", sizes=(10**3, 10**5), n_features: int = 1,
+            dtype: str = "float32", budget: float = 0.5, precision: float = 0.02,
+            lr: float = 0.01, seed: int = 0, windows: int = 4, backend: str | None = None,
+            timeout_s: float = 120.0, out=None, csv=None, settings: dict | None = None,
+            on_start=None) -> RunResult | None:
+    """Measure this rank's part of a data-parallel sweep; rank 0 returns (and writes) the run."""
+    from gdbench.environment import capture
+
+    names = data_parallel_kernels(device, dtype, kernels)
+    if not names:
+        raise ValueError(f"no kernel runs data-parallel on {device} in {dtype} here")
+    ranks = Ranks(device, backend, timeout_s)
+    try:
+        rule = StopRule(precision=precision, budget=budget)
+        output = Output(out, csv) if ranks.rank == 0 else None
+        specs = [CaseSpec(k, device, dtype, int(n), n_features, ranks=ranks.world)
+                 for n in sorted(set(sizes)) for k in names]
+        all_settings = {"device": device, "dtype": dtype, "n_features": n_features,
+                        "sizes": sorted(set(sizes)), "kernels": names, "budget_s": budget,
+                        "precision": precision, "lr": lr, "seed": seed, "windows": windows,
+                        "cache_state": "warm", "dist_backend": ranks.backend,
+                        "world_size": ranks.world, "dist_timeout_s": timeout_s,
+                        "hosts": ranks.everyone(socket.gethostname()), **(settings or {})}
+        result = RunResult(capture(device), all_settings)
+        cases = _prepare(ranks, specs, n_features, dtype, seed, lr, rule, result)
+        live = [c for c in cases if isinstance(c, Case)]
+        for index in range(windows):
+            floor = allreduce_floor(ranks, n_features + 1, dtype, device)
+            result.allreduce_floors.setdefault(ranks.world, []).append(floor)
+            group_sizes = sorted({c.spec.n_samples for c in live})
+            for n in group_sizes:
+                group = [c for c in live if c.spec.n_samples == n]
+                shift = index % len(group)
+                for case in group[shift:] + group[:shift]:
+                    if on_start and ranks.rank == 0:
+                        on_start(case.spec, index * len(live), windows * len(live))
+                    case.window(ranks, rule, budget / windows)
+            if output is not None:
+                result.cases = _results(ranks, cases, gather=False)
+                output.save(result)
+        result.cases = _results(ranks, cases, gather=True)
+        result.complete = True
+        if output is not None:
+            output.finish(result)
+            result.moved_aside = output.moved
+        ranks.close(finished=True)
+        return result if output is not None else None
+    finally:
+        ranks.close()
+
+
+def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> list:
+    """A Case or a CaseResult per spec; every rank agrees on which cases will be timed."""
+    problems, out = {}, []
+    fields = {"precision_target": rule.precision}
+    for spec in specs:
+        n = spec.n_samples
+        if n not in problems:
+            try:
+                x, y = make_problem(n, n_features, dtype, seed)
+                problems = {n: (x, y, loss_and_grad(x, y, np.zeros(n_features)))}
+            except Exception as exc:  # too large: every rank fails alike
+                problems = {n: f"{type(exc).__name__}: generating the data: {exc}"}
+        problem = problems[n]
+        status = None
+        kernel = None
+        if isinstance(problem, str):
+            status = ("error", problem.splitlines()[0])
+        else:
+            try:
+                kernel = DataParallel(registry.make_kernel(spec.kernel, spec.device, dtype),
+                                      ranks.rank, ranks.world)
+                start = time.perf_counter()
+                kernel.prepare(problem[0], problem[1], w0=0.0, lr=lr)
+                kernel.synchronize()
+                prepared = time.perf_counter()
+                kernel.step()
+                kernel.synchronize()
+                fields_here = {"prepare_s": prepared - start,
+                               "warmup_s": time.perf_counter() - prepared}
+                wrong = compare_step(kernel, problem[0], problem[1], 0.0, lr, problem[2])
+                status = ("wrong", wrong) if wrong else None
+            except Exception as exc:
+                from gdbench.measure.cases import is_oom
+
+                status = ("oom" if is_oom(exc) else "error",
+                          f"{type(exc).__name__}: {exc}".splitlines()[0])
+                fields_here = {}
+        statuses = ranks.everyone(status)  # the first rank that failed speaks for the case
+        failed = next(((r, s) for r, s in enumerate(statuses) if s), None)
+        backend_fields = {"backend": kernel.backend, "passes": kernel.passes} if kernel else {}
+        if failed:
+            rank, (kind, message) = failed
+            out.append(CaseResult(spec, kind, f"rank {rank}: {message}",
+                                  **fields, **backend_fields))
+        else:
+            out.append(Case(spec, kernel, {**fields, **backend_fields, **fields_here}))
+    return out
+
+
+def _results(ranks: Ranks, cases: list, gather: bool) -> list[CaseResult] | None:
+    """The cases' results on rank 0: every rank's samples gathered when ``gather`` (all ranks
+    must call it then), else rank 0's own so far."""
+    mine = [Samples.concat(c.parts) if isinstance(c, Case) and c.parts else None for c in cases]
+    if gather:
+        everyone = ranks.everyone(mine)
+    elif ranks.rank != 0:
+        return None
+    results = []
+    for index, case in enumerate(cases):
+        if not isinstance(case, Case):
+            results.append(case)
+            continue
+        if mine[index] is None:
+            continue
+        samples = slowest([per_rank[index] for per_rank in everyone]) if gather else mine[index]
+        results.append(CaseResult(case.spec, "ok", samples=samples, **case.fields))
+    return results if ranks.rank == 0 else None

@@ -1,0 +1,166 @@
+"""Data-parallel runs on real processes: gloo ranks on loopback, through the elastic agent of
+``--nproc`` and through two ``torchrun`` node agents; and the failures that must end a run."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gdbench.distributed.step import shard
+from gdbench.results import partial_path, read_json
+from tests.plugins import REPO, plugin_env
+
+pytest.importorskip("torch.distributed", reason="torch is not installed")
+
+FAILING = """
+import os, time
+from gdbench.kernels.torch_manual import TorchManual
+
+class DiesOnRank1(TorchManual):
+    name = "dies-on-rank-1"
+    def update(self):
+        super().update()
+        self.steps = getattr(self, "steps", 0) + 1
+        if os.environ.get("RANK") == "1" and self.steps == 40:
+            os._exit(3)
+
+class HangsOnRank1(TorchManual):
+    name = "hangs-on-rank-1"
+    def update(self):
+        super().update()
+        self.steps = getattr(self, "steps", 0) + 1
+        if os.environ.get("RANK") == "1" and self.steps == 40:
+            time.sleep(3600)
+"""
+
+
+def gdbench(*args, env=None, cwd=None, timeout=240):
+    env = env or dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "gdbench", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def test_shards_cover_the_samples_once():
+    for n, world in [(10, 3), (1001, 2), (4, 4), (7, 1)]:
+        bounds = [shard(n, r, world) for r in range(world)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(stop - start == n // world for start, stop in bounds[:-1])
+
+
+def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path):
+    """1 and 2 gloo ranks: every case verified on the full data, one results file, scaling."""
+    out = tmp_path / "ranks.json"
+    result = gdbench("run", "--device", "cpu", "--kernels", "torch-manual,torch-module,torch-compile",
+                     "--sizes", "1001", "--nproc", "1,2", "--budget", "0.04", "--windows", "2",
+                     "--out", out, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = read_json(out)
+    assert run.complete and run.settings["world_sizes"] == [1, 2]
+    assert run.settings["dist_backend"] == "gloo"
+    labels = {c.spec.label: c for c in run.cases}
+    for kernel in ("torch-manual", "torch-module", "torch-compile"):
+        for ranks, n in ((1, 1001), (2, 1001), (2, 2002)):  # strong at 1001, weak at 2 x 1001
+            case = labels[f"{kernel}-cpu-float32-N{n}-D1-P{ranks}"]
+            assert case.ok, case.message  # ok: it agreed with the float64 reference first
+            assert "allreduce" in case.samples.phases and case.windows == 2
+    assert labels["torch-compile-cpu-float32-N1001-D1-P2"].samples.phases == (
+        "sums", "allreduce", "update")
+    assert len(run.allreduce_floors[2]) == 2 and min(run.allreduce_floors[2]) > 0
+    report = tmp_path / "report.md"
+    assert gdbench("report", out, "-o", report).returncode == 0
+    text = report.read_text()
+    assert "### Scaling across ranks" in text and "| torch-manual | 2 | weak | 1001 |" in text
+    assert (tmp_path / "report-plots" / "ranks.png").exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_torchrun_node_agents_on_loopback(tmp_path):
+    """--nnodes 2 with a c10d rendezvous on 127.0.0.1: the multi-node path, on one machine."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    port, out = free_port(), tmp_path / "r.json"
+    command = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "gdbench-test",
+               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-manual,torch-optim",
+               "--sizes", "1e3", "--budget", "0.04", "--windows", "2", "--quiet", "--out",
+               str(out)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, cwd=tmp_path) for _ in range(2)]
+    logs = [a.communicate(timeout=240)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], logs
+    run = read_json(out)
+    assert run.settings["world_size"] == 2 and len(run.settings["hosts"]) == 2
+    assert [(c.spec.kernel, c.spec.ranks, c.status) for c in run.cases] == [
+        ("torch-manual", 2, "ok"), ("torch-optim", 2, "ok")]
+
+
+@pytest.mark.parametrize("kernel", ["dies-on-rank-1", "hangs-on-rank-1"])
+def test_a_rank_that_dies_or_hangs_ends_the_run_in_bounded_time(tmp_path, kernel):
+    env = plugin_env(tmp_path, "failing_kernels", {"dies-on-rank-1": "DiesOnRank1",
+                                                   "hangs-on-rank-1": "HangsOnRank1"}, FAILING)
+    out = tmp_path / "r.json"
+    start = time.perf_counter()
+    result = gdbench("run", "--device", "cpu", "--kernels", f"torch-manual,{kernel}",
+                     "--sizes", "1e3", "--nproc", "1,2", "--budget", "0.2", "--windows", "2",
+                     "--dist-timeout", "5", "--out", out, "--quiet", env=env, cwd=tmp_path)
+    assert time.perf_counter() - start < 120
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("gdbench run: rank ") and " of 2 failed (" in line
+    if kernel == "dies-on-rank-1":
+        assert line.startswith("gdbench run: rank 1 of 2 failed (exit code 3)")
+    kept = read_json(partial_path(out))  # the one-rank cases finished before are kept
+    assert {(c.spec.kernel, c.spec.ranks) for c in kept.cases} >= {("torch-manual", 1),
+                                                                   (kernel, 1)}
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--nproc", "0"], "--nproc must be at least 1"),
+    (["--nproc", "two"], "is not a list of whole numbers"),
+    (["--nproc", "2", "--dist-backend", "nccl"], "NCCL all-reduces CUDA tensors"),
+    (["--nproc", "2", "--kernels", "numpy-manual"], "cannot run data-parallel"),
+    (["--nproc", "2", "--cold"], "--cold does not go with a data-parallel run"),
+    (["--nproc", "2", "--dist-port", "PORT"], "is in use"),
+])
+def test_bad_distributed_arguments_are_one_line(tmp_path, args, message):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = [str(port) if a == "PORT" else a for a in args]
+        result = gdbench("run", "--device", "cpu", "--sizes", "1e3", "--out",
+                         tmp_path / "r.json", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_list_says_which_kernels_run_data_parallel():
+    result = gdbench("list")
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
+            if line.startswith("│")}
+    assert "yes" in rows["torch-module"].split("│")[6] and "no" in rows["numpy-manual"].split("│")[6]
+
+
+def test_results_json_names_the_ranks(tmp_path):
+    out = tmp_path / "r.json"
+    assert gdbench("run", "--device", "cpu", "--kernels", "torch-autograd", "--sizes", "1e3",
+                   "--nproc", "2", "--budget", "0.04", "--windows", "2", "--out", out,
+                   "--quiet", cwd=tmp_path).returncode == 0
+    case = json.loads(out.read_text())["cases"][0]
+    assert case["ranks"] == 2 and case["label"].endswith("-P2")
+    assert set(case["samples"]) == {"forward", "backward", "allreduce", "update"}
