@@ -12,6 +12,7 @@ exactly), and ``apply_sums`` turns them into the loss, gradient and update.
 
 from __future__ import annotations
 
+from gdbench.kernels.base import Wrapper
 from gdbench.protocol import FUSED, PHASES
 
 DP_PHASES = ("forward", "backward", "allreduce", "update")
@@ -24,7 +25,7 @@ def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     return rank * per, (n if rank == world - 1 else (rank + 1) * per)
 
 
-class DataParallel:
+class DataParallel(Wrapper):
     """``inner`` (a kernel with ``data_parallel``) on this rank's shard of every problem."""
 
     def __init__(self, inner, rank: int, world: int):
@@ -89,18 +90,3 @@ class DataParallel:
     def step(self):
         for phase in self.phases:
             getattr(self, phase)()
-
-    def synchronize(self):
-        self.inner.synchronize()
-
-    @property
-    def weight(self):
-        return self.inner.weight
-
-    @property
-    def loss(self):
-        return self.inner.loss
-
-    @property
-    def grad(self):
-        return self.inner.grad

@@ -170,3 +170,25 @@ class FusedKernelBase(KernelBase):
         raise TypeError(f"kernel {self.name} is fused: it has step() but no separate phases")
 
     forward = backward = update = _no_phase
+
+
+class Wrapper:
+    """Base of what wraps a kernel (a CUDA graph of its step, its data-parallel step): waiting
+    and the read-backs go to the wrapped kernel, ``inner``."""
+
+    inner: KernelBase
+
+    def synchronize(self) -> None:
+        self.inner.synchronize()
+
+    @property
+    def weight(self):
+        return self.inner.weight
+
+    @property
+    def loss(self):
+        return self.inner.loss
+
+    @property
+    def grad(self):
+        return self.inner.grad

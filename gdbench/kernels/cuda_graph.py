@@ -10,6 +10,7 @@ its step can be captured with the class attribute ``cuda_graph``: cupy-manual ca
 CuPy's memory pool is not made for allocations during a capture.
 """
 
+from gdbench.kernels.base import Wrapper
 from gdbench.protocol import FUSED
 
 
@@ -17,7 +18,7 @@ def capturable(kernel) -> bool:
     return kernel.device == "cuda" and bool(getattr(kernel, "cuda_graph", False))
 
 
-class CudaGraphStep:
+class CudaGraphStep(Wrapper):
     """Wraps a kernel; ``prepare`` captures its step, ``step`` replays it."""
 
     phases = FUSED
@@ -73,22 +74,7 @@ class CudaGraphStep:
     def step(self) -> None:
         self.replay()
 
-    def synchronize(self) -> None:
-        self.inner.synchronize()
-
     def forward(self) -> None:
         raise TypeError(f"{self.name} replays whole steps: it has no separate phases")
 
     backward = update = forward
-
-    @property
-    def weight(self):
-        return self.inner.weight
-
-    @property
-    def loss(self):
-        return self.inner.loss
-
-    @property
-    def grad(self):
-        return self.inner.grad
