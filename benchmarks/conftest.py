@@ -15,6 +15,7 @@ if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
 
 import gdbench  # noqa: E402
 from gdbench.devices import resolve_device  # noqa: E402
+from gdbench.dtypes import DTYPES, problem_dtype  # noqa: E402
 from gdbench.measure.sweep import parse_sizes  # noqa: E402
 from gdbench.measure.timing import SynchronizedClock  # noqa: E402
 from gdbench.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
@@ -37,7 +38,8 @@ def pytest_addoption(parser):
                          f"{TIMED_SIZES['cpu']} on cpu, {TIMED_SIZES['cuda']} on cuda; "
                          f"{UNTIMED_SIZES} when benchmarks are not timed)")
     group.addoption("--gdbench-kernels", default="all", help="comma-separated kernel names")
-    group.addoption("--gdbench-dtype", default="float32", choices=("float32", "float64"))
+    group.addoption("--gdbench-dtype", default="float32", choices=DTYPES,
+                    help="storage format of x, y and w (default float32)")
 
 
 def timed(config) -> bool:
@@ -103,7 +105,7 @@ def kernel(spec, request):
     The benchmark fixture is taken only once the check has passed, so a wrong kernel is an
     error at set-up and never timed.
     """
-    x, y, reference = problem(spec.n_samples, spec.dtype)
+    x, y, reference = problem(spec.n_samples, problem_dtype(spec.dtype))
     k = gdbench.make_kernel(spec.kernel, spec.device, spec.dtype)
     k.prepare(x, y)
     k.step()

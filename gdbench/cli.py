@@ -52,8 +52,10 @@ def cmd_list(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("kernel", "backend", "phases", "features", "CUDA graph", "data-parallel",
-                  *(f"{d}" for d in ("cpu", "cuda")))
+    from gdbench.dtypes import SHORT
+
+    table = Table("kernel", "backend", "phases", "features", "dtypes", "CUDA graph",
+                  "data-parallel", *(f"{d}" for d in ("cpu", "cuda")))
     for info in registry.list_kernels():
         cells = []
         for device in ("cpu", "cuda"):
@@ -69,7 +71,8 @@ def cmd_list(args) -> int:
         features = "any" if info.max_features is None else f"≤ {info.max_features}"
         graph = "yes" if info.cuda_graph else "-" if "cuda" not in info.devices else "no"
         parallel = "yes" if info.data_parallel else "no"
-        table.add_row(info.name, info.backend, phases, features, graph, parallel, *cells)
+        dtypes = " ".join(SHORT.get(d, d) for d in info.dtypes)
+        table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, *cells)
     stdout_console().print(table)
     return 0
 
@@ -94,9 +97,11 @@ def _sweep(args, out, csv=None, probe=None, label=""):
     )
 
     from gdbench.measure import sweep
+    from gdbench.measure.threads import parse_threads
 
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     sizes = sweep.parse_sizes(args.sizes) if args.sizes is not None else None
+    threads = parse_threads(args.threads) if args.threads is not None else None
     err = Console(stderr=True, soft_wrap=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
@@ -108,7 +113,8 @@ def _sweep(args, out, csv=None, probe=None, label=""):
 
     with progress:
         return sweep.run(args.device, kernels, sizes, n_features=args.features,
-                         dtype=args.dtype, budget=args.budget, precision=args.precision,
+                         dtype=args.dtype, threads=threads, budget=args.budget,
+                         precision=args.precision,
                          cuda_graph=args.cuda_graph,
                          probe=not args.no_probe if probe is None else probe,
                          windows=args.windows, cold=args.cold, remeasure=not args.no_remeasure,
@@ -168,10 +174,14 @@ def _show(args, result, err) -> int:
 
 
 def _check_data_parallel_options(args) -> None:
+    from gdbench.dtypes import parse_dtypes
+
     for flag, used in (("--cuda-graph", args.cuda_graph), ("--cold", args.cold),
-                       ("--processes", args.processes != 1)):
+                       ("--processes", args.processes != 1), ("--threads", args.threads)):
         if used:
             raise ValueError(f"{flag} does not go with a data-parallel run (--nproc, torchrun)")
+    if len(parse_dtypes(args.dtype)) > 1:
+        raise ValueError("a data-parallel run (--nproc, torchrun) takes one --dtype")
     if not args.dist_timeout > 0:
         raise ValueError(f"--dist-timeout must be a positive number of seconds, got "
                          f"{args.dist_timeout}")
@@ -357,7 +367,11 @@ def add_run_options(p) -> None:
     p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
     p.add_argument("--sizes", help="1e2,1e4,1e6 or 1e2:1e8 (default 1e2:1e7 on cpu, to 1e8 on cuda)")
     p.add_argument("--features", type=int, default=1, help="features D (default 1)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32",
+                   help="float32 (default), float64, bfloat16 or float16, or several: "
+                        "float32,bfloat16")
+    p.add_argument("--threads", help="CPU thread counts of torch, Numba and BLAS, such as 1,2: "
+                                     "every case at each (default: as the libraries are set)")
     p.add_argument("--budget", type=float, default=0.5,
                    help="seconds of latency sampling per case, shared by its windows")
     p.add_argument("--precision", type=float, default=0.02,

@@ -116,9 +116,12 @@ def git_commit() -> str:
 
 def capture(device: str) -> dict:
     """The environment of a run on ``device``; ask after the kernels have imported their backends."""
+    from gdbench.measure.threads import thread_counts
+
     threads = {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ}
-    if "torch" in sys.modules:
-        threads["torch.get_num_threads"] = sys.modules["torch"].get_num_threads()
+    # torch's, Numba's and each BLAS and OpenMP pool's threads (a case run with --threads
+    # records its own in the case)
+    threads["pools"] = thread_counts()
     env = {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),

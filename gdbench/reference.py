@@ -6,13 +6,18 @@ import math
 
 import numpy as np
 
+from gdbench.dtypes import UNIT_ROUNDOFF, accumulator, host_dtype
+
 CHUNK_ROWS = 1 << 20  # the reference works in float64 chunks so that 10^8 samples fit in memory
 
 
 def make_problem(n_samples: int, n_features: int = 1, dtype="float32", seed: int = 0):
-    """Random well-conditioned problem: ``x`` (N, D) standard normal, ``y = x @ w_true + noise``."""
+    """Random well-conditioned problem: ``x`` (N, D) standard normal, ``y = x @ w_true + noise``.
+
+    ``bfloat16`` data are made in float32, which carries them on the host.
+    """
     rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(host_dtype(dtype) if isinstance(dtype, str) else dtype)
     x = rng.standard_normal((n_samples, n_features), dtype=dtype)
     w_true = rng.uniform(1.0, 3.0, n_features).astype(dtype)
     y = x @ w_true
@@ -52,12 +57,15 @@ def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
 def tolerance(dtype, n_samples: int) -> float:
     """Relative tolerance for a step computed in ``dtype`` over ``n_samples`` samples.
 
-    Unit roundoff ``u`` of the dtype, times ``sqrt(N)`` for the growth of rounding errors in a
-    sum of N terms (they add up like a random walk in pairwise or blocked BLAS summation), times
-    a safety factor of 8 for the few operations each term goes through.
+    Unit roundoff ``u`` of the format the sums are kept in, times ``sqrt(N)`` for the growth of
+    rounding errors in a sum of N terms (they add up like a random walk in pairwise or blocked
+    BLAS summation); in half precision, plus three roundings to the storage format in each term
+    (x, y and the residual, each stored in 16 bits), which no summation order can undo; all
+    times a safety factor of 8 for the few operations each term goes through.
     """
-    u = np.finfo(np.dtype(dtype)).eps / 2
-    return float(8 * u * (math.sqrt(n_samples) + 4))
+    u_sum = UNIT_ROUNDOFF[accumulator(dtype)]
+    u_storage = UNIT_ROUNDOFF[dtype]
+    return float(8 * (u_sum * (math.sqrt(n_samples) + 4) + 3 * (u_storage - u_sum)))
 
 
 def check_step(kernel, x, y, w0=0.0, lr: float = 0.01) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gdbench.dtypes import ITEMSIZE, SHORT
 from gdbench.measure.stats import Summary, window_medians
 from gdbench.measure.timing import Samples
 
@@ -36,24 +37,29 @@ class CaseSpec:
     n_features: int = 1
     cuda_graph: bool = False  # the kernel's step captured in a CUDA graph and replayed
     ranks: int = 0  # data-parallel over this many ranks (gdbench.distributed); 0: one process
+    threads: int = 0  # CPU threads of torch, Numba and BLAS; 0: as the libraries were set
 
     @property
     def name(self) -> str:
-        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph
-        and ``P=k`` when data-parallel over k ranks."""
+        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph,
+        the dtype's short name unless float32 (``bf16``), ``T=k`` at k threads and ``P=k``
+        when data-parallel over k ranks."""
         return (self.kernel + ("+graph" if self.cuda_graph else "")
+                + ("" if self.dtype == "float32" else f" {SHORT.get(self.dtype, self.dtype)}")
+                + (f" T={self.threads}" if self.threads else "")
                 + (f" P={self.ranks}" if self.ranks else ""))
 
     @property
     def label(self) -> str:
         return (f"{self.kernel}{'+graph' if self.cuda_graph else ''}-{self.device}-{self.dtype}"
                 f"-N{format_size(self.n_samples)}-D{self.n_features}"
+                + (f"-T{self.threads}" if self.threads else "")
                 + (f"-P{self.ranks}" if self.ranks else ""))
 
     @property
     def bytes_min(self) -> int:
-        """Bytes a step must read at least: ``x`` and ``y`` once."""
-        return self.n_samples * (self.n_features + 1) * np.dtype(self.dtype).itemsize
+        """Bytes a step must read at least: ``x`` and ``y`` once, in the storage format."""
+        return self.n_samples * (self.n_features + 1) * ITEMSIZE[self.dtype]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +84,7 @@ class CaseResult:
     telemetry: dict | None = None  # NVML readings at the start and end of each CUDA window
     contention: list | None = None  # gdbench.measure.contention readings of each window
     remeasured: bool = False  # contended at first, and measured once more
+    thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
 
     @property
     def ok(self) -> bool:
@@ -158,6 +165,8 @@ class CaseResult:
             d["telemetry"] = self.telemetry
             d["throttled"] = self.throttled
             d["throttle_reasons"] = self.throttle_reasons
+        if self.thread_counts is not None:
+            d["thread_counts"] = self.thread_counts
         if self.contention is not None:
             d["contention"] = self.contention
             d["contended"] = self.contended
@@ -193,7 +202,7 @@ class CaseResult:
     def from_dict(cls, d: dict) -> CaseResult:
         spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
                         int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)),
-                        int(d.get("ranks", 0)))
+                        int(d.get("ranks", 0)), int(d.get("threads", 0)))
         samples = None
         if d.get("samples"):
             phases = tuple(d["phases"])
@@ -212,7 +221,7 @@ class CaseResult:
                    float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
                    bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
-                   bool(d.get("remeasured", False)))
+                   bool(d.get("remeasured", False)), d.get("thread_counts"))
 
 
 @dataclass
@@ -415,7 +424,7 @@ def read_json(path) -> RunResult:
         raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
 
 
-CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "backend", "device", "dtype", "n_samples",
+CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "backend", "device", "dtype", "n_samples",
               "n_features", "status", "message", "samples", "step_median_s", "step_iqr_s",
               "step_min_s", "forward_median_s", "backward_median_s", "allreduce_median_s",
               "sums_median_s", "update_median_s", "host_step_median_s", "noisy",

@@ -15,7 +15,10 @@ GOOD_X, GOOD_Y = np.arange(1.0, 5.0), 2 * np.arange(1.0, 5.0)
     ("no-such-kernel", "cpu", "float32", "unknown kernel 'no-such-kernel'; known kernels: numpy-manual"),
     ("numpy-manual", "cuda", "float32", "does not run on 'cuda'"),
     ("numpy-manual", "tpu", "float32", "known devices: cpu, cuda"),
-    ("numpy-manual", "cpu", "float16", "does not support dtype 'float16'"),
+    ("numpy-manual", "cpu", "bfloat16", "does not support dtype 'bfloat16'; it supports: "
+                                        "float32, float64, float16"),
+    ("numba-fused", "cpu", "float16", "does not support dtype 'float16'"),
+    ("numpy-manual", "cpu", "int8", r"known dtypes: float32, float64, bfloat16, float16\)"),
 ])
 def test_make_kernel_rejects(name, device, dtype, match):
     with pytest.raises(ValueError, match=match):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import gdbench
+from gdbench.dtypes import HALF, host_dtype
 from gdbench.reference import descend, loss_and_grad, tolerance
 from tests.conftest import kernels_on
 
@@ -44,6 +45,56 @@ def assert_agrees(kernel, x, y, w0, lr, steps):
 def test_matches_float64_reference(name, n, d, dtype):
     x, y, w0 = random_problem(n, d, dtype, seed=n + d)
     assert_agrees(gdbench.make_kernel(name, "cpu", dtype), x, y, w0, lr=0.01, steps=100)
+
+
+# Every kernel that runs in half precision here, in each half format it supports.
+HALF_CASES = [(k.name, dtype) for k in gdbench.list_kernels("cpu") if k.available_on("cpu")
+              for dtype in HALF if dtype in k.dtypes]
+
+
+@pytest.mark.parametrize("n,d", [(4, 1), (1001, 3), (100_003, 1), (20_001, 8)])
+@pytest.mark.parametrize("name,dtype", HALF_CASES)
+def test_half_precision_matches_float64_reference(name, dtype, n, d):
+    """Data rounded from float32 to 16 bits, sums in float32, judged by the float64 reference of
+    the float32 data. At 100_003 samples the gradient's sums pass float16's largest number,
+    65504: a kernel that kept them in float16 would return inf."""
+    x, y, w0 = random_problem(n, d, "float32", seed=n + d)
+    kernel = gdbench.make_kernel(name, "cpu", dtype)
+    assert gdbench.check_step(kernel, x, y, w0=w0, lr=0.01) is None
+    # NumPy has no bfloat16: its read-backs come as float32, which holds bfloat16 exactly
+    # (the low 16 bits of each float32 are zero).
+    w = kernel.weight
+    assert w.dtype == np.dtype(host_dtype(dtype))
+    if dtype == "bfloat16":
+        assert np.all(w.view(np.uint32) & 0xFFFF == 0)
+
+
+def test_half_precision_tolerance_catches_sums_kept_in_16_bits():
+    """A bfloat16 kernel that adds its gradient up in bfloat16 (each partial sum rounded to 8
+    bits) is told apart from one that sums in float32: the tolerance is tight enough."""
+    import torch
+
+    class Bfloat16Sums(type(gdbench.make_kernel("torch-manual", "cpu", "bfloat16"))):
+        def backward(self):
+            total = torch.zeros((), dtype=torch.bfloat16)
+            for term in (self.r * self.x).tolist():
+                total = (total + term).to(torch.bfloat16)
+            self._grad = total * (2.0 / self.n_samples)
+
+    x, y = gdbench.make_problem(10_000, 1, "float32")
+    assert gdbench.check_step(gdbench.make_kernel("torch-manual", "cpu", "bfloat16"), x, y) is None
+    problems = gdbench.check_step(Bfloat16Sums("cpu", "bfloat16"), x, y)
+    assert problems and "gradient" in problems
+
+
+def test_tolerance_grows_with_the_unit_roundoff_of_storage_and_sums():
+    n = 10**6
+    assert tolerance("float32", n) == pytest.approx(8 * 2.0**-24 * (1000 + 4))
+    # Half precision: float32 sums plus three roundings to 16 bits in each term.
+    assert tolerance("bfloat16", n) == pytest.approx(
+        8 * (2.0**-24 * (1000 + 4) + 3 * (2.0**-8 - 2.0**-24)))
+    assert tolerance("float64", n) < tolerance("float32", n) < tolerance("float16", n) \
+        < tolerance("bfloat16", n)
 
 
 @pytest.mark.parametrize("name", CPU_KERNELS)

@@ -88,7 +88,7 @@ def test_run_records_every_case(tmp_path):
     assert "torch" in raw["environment"]["packages"]
     assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
     lines = csv.read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,ranks,backend,device")
+    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,ranks,threads,backend,device")
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
@@ -218,6 +218,52 @@ def test_allocation_failures_are_oom(exc, oom):
     assert is_oom(exc) == oom
 
 
+def test_several_dtypes_step_on_one_problem_and_count_their_own_bytes():
+    result = sweep.run("cpu", ["numpy-manual", "torch-manual"], [1000],
+                       dtype="float32,bfloat16,float16", budget=0.02, windows=1,
+                       probe_bytes=1 << 20)
+    names = [c.spec.name for c in result.cases]
+    assert names == ["numpy-manual", "numpy-manual fp16", "torch-manual", "torch-manual bf16",
+                     "torch-manual fp16"]
+    assert all(c.ok for c in result.cases), [c.message for c in result.cases]
+    assert result.settings["dtype"] == "float32,bfloat16,float16"
+    assert result.settings["skipped"] == [
+        "numpy-manual does not run in bfloat16: it supports float32, float64, float16"]
+    by_dtype = {c.spec.dtype: c.spec.bytes_min for c in result.cases}
+    assert by_dtype == {"float32": 8000, "bfloat16": 4000, "float16": 4000}
+    assert set(result.rooflines) == {8000, 4000}  # each working set has its own roofline
+    fp16 = next(c for c in result.cases if c.spec.name == "torch-manual fp16")
+    assert fp16.passes == 6.0  # its float32 sums write and read the products once more
+
+
+def test_a_kernel_in_none_of_the_dtypes_is_an_error():
+    with pytest.raises(ValueError, match="numba-fused does not support dtype 'bfloat16'"):
+        sweep.plan("cpu", ["numba-fused"], [100], 1, ["bfloat16", "float16"])
+
+
+def test_threads_set_every_pool_for_each_case_and_restore_them():
+    import torch
+
+    from gdbench.measure.threads import limit_threads, thread_counts, usable_cpus
+
+    before = thread_counts()
+    counts = [1, 2] if usable_cpus() >= 2 else [1]
+    result = sweep.run("cpu", ["numpy-manual", "torch-manual", "numba-fused"], [10_000],
+                       threads=counts, budget=0.02, windows=2, probe=False)
+    assert [c.spec.name for c in result.cases] == [
+        f"{k} T={t}" for k in ("numpy-manual", "torch-manual", "numba-fused") for t in counts]
+    assert result.settings["threads"] == counts
+    for case in result.cases:
+        assert case.ok, case.message
+        # torch, Numba and every BLAS and OpenMP pool had the case's thread count
+        assert {"torch", "numba"} <= set(case.thread_counts)
+        assert set(case.thread_counts.values()) == {case.spec.threads}, case.thread_counts
+    assert thread_counts() == before
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+    assert thread_counts() == before
+
+
 def test_a_kernel_named_twice_is_measured_once():
     result = gdbench.run("cpu", ["numpy-manual", "numpy-manual"], [100], budget=0.02,
                          probe=False)
@@ -246,7 +292,14 @@ def test_median_agrees_with_timeit():
     (["--sizes", "1e2,abc"], "size 'abc' is not a number"),
     (["--sizes", "0"], "size '0' is not a positive whole number"),
     (["--sizes", "-5"], "is not a positive whole number"),
-    (["--dtype", "float16"], "invalid choice"),
+    (["--dtype", "float32,int8"], "unknown dtype 'int8'; choose from: float32, float64"),
+    (["--kernels", "numba-fused", "--dtype", "bfloat16"], "numba-fused does not support dtype"),
+    (["--threads", "0"], "thread count 0 is not between 1 and the"),
+    (["--threads", "1,x"], "thread count 'x' is not a whole number"),
+    (["--threads", "100000"], "thread count 100000 is not between 1"),
+    (["--device", "cuda", "--threads", "1"], "they need --device cpu"),
+    (["--nproc", "2", "--dtype", "float32,bfloat16"], "takes one --dtype"),
+    (["--nproc", "2", "--threads", "1"], "--threads does not go with a data-parallel run"),
     (["--features", "0"], "features must be at least 1"),
     (["--budget", "0"], "budget must be a positive number"),
     (["--device", "tpu"], "unknown device 'tpu'"),

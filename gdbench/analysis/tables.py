@@ -129,4 +129,6 @@ def step_table(run: RunResult, width: int | None = None) -> Group:
 
 
 def failures(run: RunResult) -> list[str]:
-    return [f"{c.spec.label}: {c.status}: {c.message}" for c in run.cases if not c.ok]
+    """A line for each case not timed, and for each kernel skipped in a dtype of the run."""
+    return ([f"{c.spec.label}: {c.status}: {c.message}" for c in run.cases if not c.ok]
+            + [f"not run: {why}" for why in run.settings.get("skipped", [])])

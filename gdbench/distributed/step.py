@@ -12,6 +12,7 @@ exactly), and ``apply_sums`` turns them into the loss, gradient and update.
 
 from __future__ import annotations
 
+from gdbench.dtypes import accumulator
 from gdbench.kernels.base import Wrapper
 from gdbench.protocol import FUSED, PHASES
 
@@ -35,7 +36,7 @@ class DataParallel(Wrapper):
             raise ValueError(f"kernel {inner.name} cannot run data-parallel (see gdbench list)")
         self.inner, self.rank, self.world, self.dist = inner, rank, world, dist
         self.name, self.backend = inner.name, inner.backend
-        self.device, self.dtype, self.passes = inner.device, inner.dtype, inner.passes
+        self.device, self.dtype = inner.device, inner.dtype
         self.fused = inner.phases == FUSED
         self.phases = DP_FUSED if self.fused else DP_PHASES
         assert inner.phases in (FUSED, PHASES)
@@ -53,8 +54,9 @@ class DataParallel(Wrapper):
             self.inner.dp_scale = self.share * self.world  # see TorchModule.dp_scale
         self.inner.prepare(x[start:stop], np.asarray(y)[start:stop], w0=w0, lr=lr)
         torch = self.inner.torch
-        self.buffer = torch.empty(1 + self.inner.n_features, dtype=getattr(torch, self.dtype),
-                                  device=self.device)
+        # Sums of half-precision ranks travel in float32, the format they were accumulated in.
+        self.buffer = torch.empty(1 + self.inner.n_features,
+                                  dtype=getattr(torch, accumulator(self.dtype)), device=self.device)
 
     def forward(self):
         self.inner.forward()

@@ -25,6 +25,7 @@ import numpy as np
 
 from gdbench import registry
 from gdbench.distributed.step import DataParallel
+from gdbench.dtypes import accumulator, problem_dtype
 from gdbench.measure.timing import Samples, StopRule, make_timer
 from gdbench.reference import compare_step, loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, Output, RunResult
@@ -204,7 +205,7 @@ def measure(device: str = "cpu", kernels="all", sizes=(10**3, 10**5), n_features
         cases = _prepare(ranks, specs, n_features, dtype, seed, lr, rule, result)
         live = [c for c in cases if isinstance(c, Case)]
         for index in range(windows):
-            floor = allreduce_floor(ranks, n_features + 1, dtype, device)
+            floor = allreduce_floor(ranks, n_features + 1, accumulator(dtype), device)
             result.allreduce_floors.setdefault(ranks.world, []).append(floor)
             group_sizes = sorted({c.spec.n_samples for c in live})
             for n in group_sizes:
@@ -236,7 +237,7 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
         n = spec.n_samples
         if n not in problems:
             try:
-                x, y = make_problem(n, n_features, dtype, seed)
+                x, y = make_problem(n, n_features, problem_dtype(dtype), seed)
                 problems = {n: (x, y, loss_and_grad(x, y, np.zeros(n_features)))}
             except Exception as exc:  # too large: every rank fails alike
                 problems = {n: f"{type(exc).__name__}: generating the data: {exc}"}

@@ -14,9 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from gdbench.devices import DEVICES, cuda_unavailable, missing_module
+from gdbench.dtypes import DTYPES, host_dtype
 from gdbench.protocol import FUSED, PHASES, OrderError
-
-DTYPES = ("float32", "float64")
 
 
 def check_problem(x, y, w0, lr):
@@ -56,7 +55,7 @@ class KernelBase(ABC):
     name: ClassVar[str]
     backend: ClassVar[str]
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
-    dtypes: ClassVar[tuple[str, ...]] = DTYPES
+    dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
     phases: ClassVar[tuple[str, ...]] = PHASES
     passes: ClassVar[float]
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
@@ -72,9 +71,10 @@ class KernelBase(ABC):
                 f"it runs on: {', '.join(self.devices)}"
             )
         if dtype not in self.dtypes:
+            known = "" if dtype in DTYPES else f" (known dtypes: {', '.join(DTYPES)})"
             raise ValueError(
-                f"kernel {self.name} does not support dtype {dtype!r}; "
-                f"choose one of: {', '.join(self.dtypes)}"
+                f"kernel {self.name} does not support dtype {dtype!r}{known}; "
+                f"it supports: {', '.join(self.dtypes)}"
             )
         reason = self.unavailable_reason(device)
         if reason:
@@ -102,11 +102,13 @@ class KernelBase(ABC):
         self.lr = lr
         for stale in ("_loss", "_grad", "r"):  # of the problem before, if any
             self.__dict__.pop(stale, None)
-        self._setup(np.ascontiguousarray(x, self.dtype), np.ascontiguousarray(y, self.dtype), w0)
+        host = host_dtype(self.dtype)
+        self._setup(np.ascontiguousarray(x, host), np.ascontiguousarray(y, host), w0)
 
     @abstractmethod
     def _setup(self, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> None:
-        """Take the checked host data, already in this kernel's dtype, to the device."""
+        """Take the checked host data, already in this kernel's dtype (float32 for bfloat16,
+        which NumPy lacks), to the device."""
 
     def step(self) -> None:
         self.forward()
@@ -177,6 +179,14 @@ class Wrapper:
     and the read-backs go to the wrapped kernel, ``inner``."""
 
     inner: KernelBase
+
+    @property
+    def passes(self) -> float:
+        return self.inner.passes
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return self.inner.requires
 
     def synchronize(self) -> None:
         self.inner.synchronize()

@@ -30,7 +30,6 @@ class CudaGraphStep(Wrapper):
         self.inner = inner
         self.name = f"{inner.name}+graph"
         self.backend, self.device, self.dtype = inner.backend, inner.device, inner.dtype
-        self.passes = inner.passes
 
     def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
         inner = self.inner

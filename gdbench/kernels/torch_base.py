@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from gdbench.dtypes import DTYPES
 from gdbench.kernels.base import KernelBase
 
 
 class TorchKernel(KernelBase):
     backend = "torch"
     devices = ("cpu", "cuda")
+    dtypes = DTYPES  # half precision as torch does it: 16-bit tensors, float32 inside reductions
     requires = ("torch",)
     cuda_graph = True
     data_parallel = True
@@ -24,9 +26,10 @@ class TorchKernel(KernelBase):
         import torch
 
         self.torch = torch
-        self.x = torch.from_numpy(x[:, 0] if x.shape[1] == 1 else x).to(self.device)
-        self.y = torch.from_numpy(y).to(self.device)
-        self._setup_weights(torch.tensor(w0, dtype=getattr(torch, self.dtype), device=self.device))
+        dtype = getattr(torch, self.dtype)
+        self.x = torch.from_numpy(x[:, 0] if x.shape[1] == 1 else x).to(self.device, dtype)
+        self.y = torch.from_numpy(y).to(self.device, dtype)
+        self._setup_weights(torch.tensor(w0, dtype=dtype, device=self.device))
 
     def _setup_weights(self, w0) -> None:
         self.w = w0
@@ -43,9 +46,11 @@ class TorchKernel(KernelBase):
         if self.device == "cuda":
             self.torch.cuda.synchronize()
 
-    @staticmethod
-    def _host(t) -> np.ndarray:
-        return t.detach().cpu().numpy().reshape(-1).copy()
+    def _host(self, t) -> np.ndarray:
+        t = t.detach().cpu()
+        if t.dtype == self.torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+            t = t.float()
+        return t.numpy().reshape(-1).copy()
 
     @property
     def weight(self):

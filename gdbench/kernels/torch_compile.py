@@ -20,11 +20,16 @@ from gdbench.kernels.torch_base import TorchKernel
 
 
 def fused_step(x, y, w, lr: float):
-    """The step; compiled by ``compiled_step``, whose copy sees ``torch`` among its globals."""
+    """The step; compiled by ``compiled_step``, whose copy sees ``torch`` among its globals.
+
+    Sums are float32 in half precision: float16's would pass its largest number, 65504.
+    """
+    acc = torch.float32 if x.element_size() == 2 else x.dtype  # noqa: F821
     columns = [x] if x.ndim == 1 else [x[:, j] for j in range(x.shape[1])]
     r = sum(c * w[j] for j, c in enumerate(columns)) - y
     loss = (r * r).mean()
-    grad = torch.stack([(r * c).sum() for c in columns]) * (2.0 / x.shape[0])  # noqa: F821
+    sums = [(r * c).sum(dtype=acc) for c in columns]
+    grad = torch.stack(sums) * (2.0 / x.shape[0])  # noqa: F821
     w.sub_(grad, alpha=lr)
     return loss, grad
 
@@ -46,9 +51,11 @@ def compiled_step(n_samples: int, n_features: int, dtype: str, device: str):
 
 def fused_sums(x, y, w):
     """The sums of r**2 and r * x_j over the samples (not their means): what ranks add up."""
+    acc = torch.float32 if x.element_size() == 2 else x.dtype  # noqa: F821
     columns = [x] if x.ndim == 1 else [x[:, j] for j in range(x.shape[1])]
     r = sum(c * w[j] for j, c in enumerate(columns)) - y
-    return torch.stack([(r * r).sum(), *[(r * c).sum() for c in columns]])  # noqa: F821
+    sums = [(r * r).sum(dtype=acc), *[(r * c).sum(dtype=acc) for c in columns]]
+    return torch.stack(sums)  # noqa: F821
 
 
 @functools.cache

@@ -8,7 +8,8 @@ stays in bounds. Each program adds its totals atomically to a small accumulator 
 itself done; the last program to finish reads and clears the accumulator, writes the loss and
 gradient, updates w and resets the count. One launch, no host synchronization; memory traffic:
 x and y read once, 1 pass. Loads of x are 16-byte wide when D is a power of two; other D mask
-the padding columns.
+the padding columns. In bfloat16 and float16, x, y and w are loaded in 16 bits and everything
+after the load, the sums included, is float32, so the bytes read halve and the sums lose nothing.
 
 On the CPU the kernels run on CPU tensors in Triton's interpreter (TRITON_INTERPRET=1), which is
 how the tests check them without a GPU.
@@ -18,6 +19,7 @@ import os
 
 import numpy as np
 
+from gdbench.dtypes import DTYPES, accumulator
 from gdbench.kernels.base import FusedKernelBase
 from gdbench.kernels.torch_base import TorchKernel
 
@@ -35,6 +37,7 @@ class TritonFused(FusedKernelBase, TorchKernel):
     requires = ("torch", "triton")
     passes = 1.0
     data_parallel = True
+    dtypes = DTYPES
 
     @classmethod
     def unavailable_reason(cls, device):
@@ -63,11 +66,11 @@ class TritonFused(FusedKernelBase, TorchKernel):
             self.grid = (min(blocks, PROGRAMS_PER_SM * sms),)
         else:
             self.grid = (min(blocks, 8),)
-        dtype = self.w.dtype
+        dtype = getattr(torch, accumulator(self.dtype))  # of the sums, the loss and gradient
         self.acc = torch.zeros(1 + d, dtype=dtype, device=self.device)
         self.count = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.out = torch.zeros(1 + d, dtype=dtype, device=self.device)
-        # lr travels as a tensor of the data's dtype: Triton would pass a Python float as fp32.
+        # lr travels as a tensor of the sums' dtype: Triton would pass a Python float as fp32.
         self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
 
     def step(self):

@@ -25,8 +25,8 @@ def finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
         tl.store(acc_ptr, zero)
         tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
         tl.store(count_ptr, 0)
-        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
-        tl.store(w_ptr + cols, w - lr * grad, mask=col_ok)
+        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(lr.dtype)
+        tl.store(w_ptr + cols, (w - lr * grad).to(w_ptr.dtype.element_ty), mask=col_ok)
         tl.store(out_ptr, loss)
         tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
 
@@ -43,8 +43,8 @@ def apply_sums(acc_ptr, out_ptr, w_ptr, lr_ptr, n, D: tl.constexpr, D_PAD: tl.co
     grad = 2.0 * tl.load(acc_ptr + 1 + cols, mask=col_ok, other=0.0) / n
     tl.store(acc_ptr, zero)
     tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
-    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
-    tl.store(w_ptr + cols, w - lr * grad, mask=col_ok)
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(lr.dtype)
+    tl.store(w_ptr + cols, (w - lr * grad).to(w_ptr.dtype.element_ty), mask=col_ok)
     tl.store(out_ptr, loss)
     tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
 
@@ -52,21 +52,22 @@ def apply_sums(acc_ptr, out_ptr, w_ptr, lr_ptr, n, D: tl.constexpr, D_PAD: tl.co
 @triton.jit(do_not_specialize=["n"])
 def fused_step_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
                   BLOCK: tl.constexpr, FINISH: tl.constexpr = True):
-    w = tl.load(w_ptr)
-    sq = tl.zeros([BLOCK], dtype=w.dtype)
-    g = tl.zeros([BLOCK], dtype=w.dtype)
+    acc_t = acc_ptr.dtype.element_ty  # float32 for 16-bit data: every load is widened to it
+    w = tl.load(w_ptr).to(acc_t)
+    sq = tl.zeros([BLOCK], dtype=acc_t)
+    g = tl.zeros([BLOCK], dtype=acc_t)
     whole = n // BLOCK
     for block in range(tl.program_id(0), whole, tl.num_programs(0)):
         rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        x = tl.load(x_ptr + rows)
-        r = x * w - tl.load(y_ptr + rows)
+        x = tl.load(x_ptr + rows).to(acc_t)
+        r = x * w - tl.load(y_ptr + rows).to(acc_t)
         sq += r * r
         g += r * x
     if tl.program_id(0) == tl.num_programs(0) - 1:  # the rows after the last whole block
         rows = tl.cast(whole, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         row_ok = rows < n
-        x = tl.load(x_ptr + rows, mask=row_ok, other=0.0)
-        r = x * w - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
+        x = tl.load(x_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
+        r = x * w - tl.load(y_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
         sq += r * r
         g += r * x
     # Scalar atomics run once per program, whatever the layout of the tensors they came from.
@@ -83,26 +84,28 @@ def fused_step_nd(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, out_ptr, lr_ptr, n,
                   FINISH: tl.constexpr = True):
     cols = tl.arange(0, D_PAD)
     col_ok = cols < D
-    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0)
-    sq = tl.zeros([BLOCK], dtype=w.dtype)
-    g = tl.zeros([BLOCK, D_PAD], dtype=w.dtype)
+    acc_t = acc_ptr.dtype.element_ty
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(acc_t)
+    sq = tl.zeros([BLOCK], dtype=acc_t)
+    g = tl.zeros([BLOCK, D_PAD], dtype=acc_t)
     whole = n // BLOCK
     for block in range(tl.program_id(0), whole, tl.num_programs(0)):
         rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         if D == D_PAD:  # resolved at compile time: no mask, so 16-byte loads
-            x = tl.load(x_ptr + rows[:, None] * D + cols[None, :])
+            x = tl.load(x_ptr + rows[:, None] * D + cols[None, :]).to(acc_t)
         else:
             x = tl.load(x_ptr + rows[:, None] * D + cols[None, :], mask=col_ok[None, :],
-                        other=0.0)
-        r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows)
+                        other=0.0).to(acc_t)
+        r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows).to(acc_t)
         sq += r * r
         g += r[:, None] * x
     if tl.program_id(0) == tl.num_programs(0) - 1:
         rows = tl.cast(whole, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         row_ok = rows < n
         x = tl.load(x_ptr + rows[:, None] * D + cols[None, :],
-                    mask=row_ok[:, None] & col_ok[None, :], other=0.0)
-        r = tl.sum(x * w[None, :], axis=1) - tl.load(y_ptr + rows, mask=row_ok, other=0.0)
+                    mask=row_ok[:, None] & col_ok[None, :], other=0.0).to(acc_t)
+        r = (tl.sum(x * w[None, :], axis=1)
+             - tl.load(y_ptr + rows, mask=row_ok, other=0.0).to(acc_t))
         sq += r * r
         g += r[:, None] * x
     tl.atomic_add(acc_ptr, tl.sum(sq, axis=0))

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 
 from gdbench import registry
 from gdbench.devices import release_device_memory
+from gdbench.dtypes import problem_dtype
 from gdbench.kernels.cuda_graph import CudaGraphStep
 from gdbench.measure.contention import CONTENDED, Watch
+from gdbench.measure.threads import limit_threads, thread_counts
 from gdbench.measure.timing import Samples, StopRule, rewarm, sample_window, warm_up
 from gdbench.reference import compare_step
 from gdbench.results import CaseResult, CaseSpec
@@ -69,22 +71,33 @@ class Live:
         return CaseResult(self.spec, "ok", samples=Samples.concat(self.parts), **fields)
 
 
+def problem_key(spec: CaseSpec) -> tuple[int, str]:
+    """The problem a case steps on: its sample count and the dtype the data are made in,
+    which every half-precision case shares with float32 (``gdbench.dtypes``)."""
+    return spec.n_samples, problem_dtype(spec.dtype)
+
+
 def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict) -> Live | CaseResult:
     """Make, prepare and verify the case's kernel; a CaseResult says why it will not be timed."""
     kernel = None
     fields = dict(fields)
     try:
         kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+        requires = getattr(kernel, "requires", ())
         if spec.cuda_graph:
             kernel = CudaGraphStep(kernel)
+        with limit_threads(spec.threads, requires):
+            t0 = time.perf_counter()
+            kernel.prepare(x, y, w0=0.0, lr=lr)
+            kernel.synchronize()
+            t1 = time.perf_counter()
+            kernel.step()  # the first step, compilation included, is timed apart from samples
+            kernel.synchronize()
+            fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
+            if spec.threads:
+                fields["thread_counts"] = thread_counts()
+        # after prepare: a kernel's modelled traffic may depend on its data (float16's sums)
         fields.update(backend=kernel.backend, passes=float(kernel.passes))
-        t0 = time.perf_counter()
-        kernel.prepare(x, y, w0=0.0, lr=lr)
-        kernel.synchronize()
-        t1 = time.perf_counter()
-        kernel.step()  # the first step, compilation included, is timed apart from the samples
-        kernel.synchronize()
-        fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
         wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
@@ -96,6 +109,12 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict) -> Live | 
 def measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
                    telemetry=None) -> None:
     """One window of ``live``: warm-up, latency samples, batches; appended to ``live``."""
+    with limit_threads(live.spec.threads):
+        _measure_window(live, rule, budget, batches, flush, telemetry)
+
+
+def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
+                    telemetry=None) -> None:
     kernel = live.kernel
     if not live.parts:
         settle = warm_up(kernel, rule)
@@ -128,13 +147,13 @@ class Rounds:
     before_size: object = None  # before_size(n_samples) ahead of a size's windows: the probe
 
     def measure(self, specs: list[CaseSpec], problems: dict) -> list[CaseResult]:
-        """Results of ``specs``, in order; ``problems`` maps a sample count to
+        """Results of ``specs``, in order; ``problems`` maps each ``problem_key`` to
         ``(x, y, reference)``, or to why its data could not be made."""
         done: dict[CaseSpec, CaseResult] = {}
         live: list[Live] = []
         deferred: list[CaseSpec] = []
         for spec in specs:
-            problem = problems[spec.n_samples]
+            problem = problems[problem_key(spec)]
             if isinstance(problem, str):
                 done[spec] = CaseResult(spec, "oom" if problem.startswith("MemoryError") else
                                         "error", problem, **self.fields)
@@ -164,7 +183,7 @@ class Rounds:
             if specs:
                 release_device_memory(specs[0].device)
             for spec in deferred:
-                alone = prepare(spec, *problems[spec.n_samples], self.lr, self.fields)
+                alone = prepare(spec, *problems[problem_key(spec)], self.lr, self.fields)
                 if isinstance(alone, Live):
                     for index in range(self.windows):
                         self._round([alone], index, steps, probe=False)

@@ -18,12 +18,14 @@ import numpy as np
 
 from gdbench import registry
 from gdbench.devices import resolve_device
+from gdbench.dtypes import parse_dtypes
 from gdbench.environment import capture, cpu_cache_bytes
 from gdbench.kernels.cuda_graph import capturable
-from gdbench.measure.cases import Rounds
+from gdbench.measure.cases import Rounds, problem_key
 from gdbench.measure.probe import probe as measure_roofline
 from gdbench.measure.probe import roofline_at
 from gdbench.measure.telemetry import open_telemetry
+from gdbench.measure.threads import check_threads
 from gdbench.measure.timing import StopRule, cache_flush
 from gdbench.reference import loss_and_grad, make_problem
 from gdbench.results import CaseResult, CaseSpec, Output, RunResult
@@ -64,26 +66,44 @@ def default_sizes(device: str) -> list[int]:
 
 
 def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_features: int,
-         dtype: str, cuda_graph: bool = False) -> list[CaseSpec]:
+         dtypes: Sequence[str] | str, cuda_graph: bool = False,
+         threads: Sequence[int] = (0,), skipped: list | None = None) -> list[CaseSpec]:
     """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here.
 
-    With ``cuda_graph``, every kernel whose step can be captured also runs with its step
-    replayed from a CUDA graph, right after the same kernel without.
+    Each kernel runs in each of ``dtypes`` it supports and at each thread count of
+    ``threads`` (0: as the libraries are set); a kernel that supports some of the dtypes but
+    not others is skipped in those, with one line of why appended to ``skipped``. With
+    ``cuda_graph``, every kernel whose step can be captured also runs with its step replayed
+    from a CUDA graph, right after the same kernel without.
     """
+    dtypes = parse_dtypes(dtypes) if isinstance(dtypes, str) else list(dtypes)
     if cuda_graph and device != "cuda":
         raise ValueError("CUDA graphs need --device cuda")
     if n_features < 1:
         raise ValueError(f"features must be at least 1, got {n_features}")
     if kernels == "all":
         kernels = [k.name for k in registry.list_kernels(device)
-                   if k.available_on(device) and dtype in k.dtypes
+                   if k.available_on(device) and set(dtypes) & set(k.dtypes)
                    and n_features <= (k.max_features or n_features)]
         if not kernels:
-            raise ValueError(f"no kernel runs on {device} in {dtype} here (see gdbench list)")
+            raise ValueError(f"no kernel runs on {device} in {' or '.join(dtypes)} here "
+                             "(see gdbench list)")
     kernels = list(dict.fromkeys(kernels))  # a kernel named twice is measured once
-    graphable = set()
+    graphable, runs_in = set(), {}
     for name in kernels:
-        kernel = registry.make_kernel(name, device, dtype)  # raises ValueError with the reason
+        errors = {}
+        for dtype in dtypes:
+            try:
+                kernel = registry.make_kernel(name, device, dtype)
+            except ValueError as exc:
+                errors[dtype] = str(exc)
+                continue
+            runs_in.setdefault(name, []).append(dtype)
+        if name not in runs_in:  # in none of the dtypes: the reason of the first
+            raise ValueError(errors[dtypes[0]])
+        if errors and skipped is not None:
+            skipped.append(f"{name} does not run in {' or '.join(errors)}: it supports "
+                           f"{', '.join(registry.kernel_class(name).dtypes)}")
         if n_features > (getattr(kernel, "max_features", None) or n_features):
             raise ValueError(f"kernel {name} supports at most {kernel.max_features} feature(s)")
         if cuda_graph and capturable(kernel):
@@ -91,8 +111,8 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
     if cuda_graph and not graphable:
         raise ValueError("--cuda-graph needs at least one kernel whose step can be captured "
                          "(see gdbench list)")
-    return [CaseSpec(k, device, dtype, int(n), n_features, graph)
-            for n in sizes for k in kernels
+    return [CaseSpec(k, device, dtype, int(n), n_features, graph, threads=t)
+            for n in sizes for k in kernels for dtype in runs_in[k] for t in threads
             for graph in ((False, True) if k in graphable else (False,))]
 
 
@@ -107,11 +127,12 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
                                                           .shape[1]))
     rounds = Rounds(rule, windows=1, lr=lr, telemetry=telemetry, remeasure=False,
                     fields={"cache_bytes": cache_bytes, "precision_target": rule.precision})
-    return rounds.measure([spec], {spec.n_samples: (x, y, reference)})[0]
+    return rounds.measure([spec], {problem_key(spec): (x, y, reference)})[0]
 
 
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",
-        sizes: Sequence[int] | None = None, n_features: int = 1, dtype: str = "float32",
+        sizes: Sequence[int] | None = None, n_features: int = 1,
+        dtype: str | Sequence[str] = "float32", threads: Sequence[int] | None = None,
         budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
         cuda_graph: bool = False, probe: bool = True, probe_bytes: int | None = None,
         windows: int = 4, cold: bool = False, remeasure: bool = True, processes: int = 1,
@@ -128,7 +149,9 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     case reports its fraction of that roofline. ``cold`` flushes the caches before every
     latency sample and takes no batches. ``remeasure`` measures a contended case once more.
     With ``processes`` over 1 the windows are measured in that many fresh worker processes,
-    one after the other (``gdbench.measure.workers``).
+    one after the other (``gdbench.measure.workers``). ``dtype`` may name several dtypes
+    (``"float32,bfloat16"`` or a list), and ``threads`` several CPU thread counts: every kernel
+    runs in each dtype it supports, at each thread count.
     """
     device = resolve_device(device)
     if not (budget > 0 and math.isfinite(budget)):
@@ -143,10 +166,18 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     if not sizes or any(int(n) != n or n < 1 for n in sizes):
         raise ValueError(f"sizes must be positive whole numbers, got {sizes}")
     sizes = [int(n) for n in sizes]
-    specs = plan(device, kernels, sizes, n_features, dtype, cuda_graph)
+    dtypes = parse_dtypes(dtype) if isinstance(dtype, str) else parse_dtypes(",".join(dtype))
+    if threads is not None:
+        if device != "cpu":
+            raise ValueError("thread counts set the CPU's thread pools: they need --device cpu")
+        threads = check_threads(threads)
+    skipped: list[str] = []
+    specs = plan(device, kernels, sizes, n_features, dtypes, cuda_graph, threads or (0,),
+                 skipped)
     rule = StopRule(precision=precision, budget=budget)
     settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
-                "n_features": n_features, "dtype": dtype, "budget_s": budget,
+                "n_features": n_features, "dtype": ",".join(dtypes), "threads": threads,
+                "skipped": skipped, "budget_s": budget,
                 "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
                 "windows": windows, "remeasure": remeasure, "processes": processes,
                 "min_samples_per_window": rule.min_samples, "max_samples": rule.max_samples,
@@ -173,7 +204,8 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
             run_args = dict(settings, kernels=list(dict.fromkeys(s.kernel for s in specs)),
                             budget=budget, cold=cold)
-            run_workers(result, run_args, processes, probe, save)
+            run_workers(result, run_args, processes, probe, save,
+                        sorted({s.bytes_min for s in specs}))
             result.complete = True
             return result
         rounds = Rounds(
@@ -184,14 +216,15 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
             # after the probe has made the CUDA context NVML is matched with
             telemetry=open_telemetry() if device == "cuda" else None,
             on_window=(lambda spec, done, total: on_start(spec, done, total)) if on_start else None)
-        problems = {n: _problem(n, n_features, dtype, seed) for n in sizes}
+        problems = {key: _problem(*key, n_features, seed)
+                    for key in dict.fromkeys(problem_key(s) for s in specs)}
 
-        def probe_size(n):
-            nbytes = next(s.bytes_min for s in specs if s.n_samples == n)
-            try:
-                result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
-            except Exception:  # a size too large to stream twice: no roofline for its cases
-                pass
+        def probe_size(n):  # at the working set of each dtype of the size
+            for nbytes in sorted({s.bytes_min for s in specs if s.n_samples == n}):
+                try:
+                    result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
+                except Exception:  # too large to stream twice: no roofline for its cases
+                    pass
 
         recaptured = []
 
@@ -224,7 +257,7 @@ FLUSH_FACTOR = 2
 FLUSH_MIN = {"cpu": 64 << 20, "cuda": 256 << 20}
 
 
-def _problem(n: int, n_features: int, dtype: str, seed: int):
+def _problem(n: int, dtype: str, n_features: int, seed: int):
     """(x, y, reference) at ``n`` samples, or why the data could not be made."""
     gc.collect()
     try:

@@ -33,7 +33,8 @@ def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:
                "--no-probe", "--quiet", "--out", str(out)]
     return command + [flag for flag, on in (("--cuda-graph", a["cuda_graph"]),
                                             ("--cold", a["cold"]),
-                                            ("--no-remeasure", not a["remeasure"])) if on]
+                                            ("--no-remeasure", not a["remeasure"])) if on] + (
+        ["--threads", ",".join(map(str, a["threads"]))] if a.get("threads") else [])
 
 
 def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
@@ -55,16 +56,16 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
     return merged
 
 
-def run_workers(result: RunResult, run_args: dict, processes: int, probe: bool, save) -> None:
-    """Fill ``result.cases`` from ``processes`` workers, saving after each."""
+def run_workers(result: RunResult, run_args: dict, processes: int, probe: bool, save,
+                working_sets=()) -> None:
+    """Fill ``result.cases`` from ``processes`` workers, saving after each; with ``probe``,
+    the roofline is measured at each of ``working_sets`` (bytes) before every worker."""
     per_worker = max(1, math.ceil(run_args["windows"] / processes))
     case_lists = []
     with tempfile.TemporaryDirectory(prefix="gdbench-workers-") as folder:
         for worker in range(processes):
             if probe:
-                for n in run_args["sizes"]:
-                    nbytes = n * (run_args["n_features"] + 1) * (4 if run_args["dtype"] ==
-                                                                 "float32" else 8)
+                for nbytes in working_sets:
                     result.rooflines.setdefault(nbytes, []).append(
                         roofline_at(run_args["device"], nbytes))
             out = Path(folder) / f"worker-{worker + 1}.json"
