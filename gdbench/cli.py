@@ -118,7 +118,7 @@ def _sweep(args, out, csv=None, probe=None, label=""):
                          cuda_graph=args.cuda_graph,
                          probe=not args.no_probe if probe is None else probe,
                          windows=args.windows, cold=args.cold, remeasure=not args.no_remeasure,
-                         processes=args.processes,
+                         processes=args.processes, memory=not args.no_memory,
                          out=out, csv=csv, on_start=on_start)
 
 
@@ -383,6 +383,8 @@ def add_run_options(p) -> None:
                    help="flush the caches before every latency sample (no batches)")
     p.add_argument("--no-remeasure", action="store_true",
                    help="do not measure a contended case a second time")
+    p.add_argument("--no-memory", action="store_true",
+                   help="do not measure each case's step memory before timing it")
     p.add_argument("--processes", type=int, default=1,
                    help="measure the windows in this many fresh processes, one after another")
     p.add_argument("--nproc", help="data-parallel over this many local ranks, or a list of "

@@ -85,6 +85,20 @@ class CaseResult:
     contention: list | None = None  # gdbench.measure.contention readings of each window
     remeasured: bool = False  # contended at first, and measured once more
     thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
+    memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
+    writes: float | None = None  # arrays of N elements the byte model says a step writes
+
+    @property
+    def memory_peak(self) -> int | None:
+        """Bytes a step allocated at most beyond the prepared kernel; None if not measured."""
+        return (self.memory or {}).get("peak_bytes")
+
+    @property
+    def memory_model(self) -> int | None:
+        """Bytes of the arrays the byte model says a step writes: its peak, were none freed."""
+        if self.writes is None or self.writes != self.writes:
+            return None
+        return int(self.writes * self.spec.n_samples * ITEMSIZE[self.spec.dtype])
 
     @property
     def ok(self) -> bool:
@@ -167,6 +181,11 @@ class CaseResult:
             d["throttle_reasons"] = self.throttle_reasons
         if self.thread_counts is not None:
             d["thread_counts"] = self.thread_counts
+        if self.memory is not None:
+            d["memory"] = self.memory
+        if self.writes is not None:
+            d["writes"] = self.writes
+            d["memory_model_bytes"] = self.memory_model
         if self.contention is not None:
             d["contention"] = self.contention
             d["contended"] = self.contended
@@ -221,7 +240,8 @@ class CaseResult:
                    float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
                    bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
-                   bool(d.get("remeasured", False)), d.get("thread_counts"))
+                   bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
+                   d.get("writes"))
 
 
 @dataclass
@@ -430,7 +450,8 @@ CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "backend", "device", "
               "sums_median_s", "update_median_s", "host_step_median_s", "noisy",
               "samples_per_s", "bandwidth_gbs", "roofline_fraction", "batch_size",
               "throughput_median_s", "throughput_bandwidth_gbs", "throughput_roofline_fraction",
-              "throttled", "bytes_min", "bytes_model", "passes", "fits_in_cache",
+              "throttled", "bytes_min", "bytes_model", "passes", "memory_peak_bytes",
+              "memory_held_bytes", "memory_model_bytes", "fits_in_cache",
               "prepare_s", "warmup_s", "settle_steps", "settled"]
 
 
@@ -444,7 +465,10 @@ def write_csv(run: RunResult, path) -> None:
         row = {**asdict(c.spec), "backend": c.backend, "status": c.status, "message": c.message,
                "bytes_min": c.spec.bytes_min, "bytes_model": c.bytes_model, "passes": c.passes,
                "fits_in_cache": c.fits_in_cache, "prepare_s": c.prepare_s,
-               "warmup_s": c.warmup_s, "settle_steps": c.settle_steps, "settled": c.settled}
+               "warmup_s": c.warmup_s, "settle_steps": c.settle_steps, "settled": c.settled,
+               "memory_peak_bytes": c.memory_peak,
+               "memory_held_bytes": (c.memory or {}).get("held_bytes"),
+               "memory_model_bytes": c.memory_model}
         if c.telemetry is not None:
             row["throttled"] = c.throttled
         if c.samples is not None:

@@ -42,26 +42,27 @@ class Diverges(NumpyManual):
 
 
 class Interrupts(NumpyManual):
-    """Sends itself SIGINT (Ctrl-C) a few steps after its first."""
+    """Sends itself SIGINT (Ctrl-C) in its first window, after the steps of its check (1) and
+    of its memory's measurement (2)."""
 
     name = "interrupts"
 
     def step(self):
         super().step()
         self.steps = getattr(self, "steps", 0) + 1
-        if self.steps == 3:
+        if self.steps == 6:
             os.kill(os.getpid(), signal.SIGINT)
 
 
 class Terminates(NumpyManual):
-    """Sends itself SIGTERM, as a scheduler would, a few steps after its first."""
+    """Sends itself SIGTERM, as a scheduler would, in its first window (as ``Interrupts``)."""
 
     name = "terminates"
 
     def step(self):
         super().step()
         self.steps = getattr(self, "steps", 0) + 1
-        if self.steps == 3:
+        if self.steps == 6:
             os.kill(os.getpid(), signal.SIGTERM)
 
 

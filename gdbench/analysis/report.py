@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from gdbench.analysis import findings
-from gdbench.analysis.tables import MARKS, format_bytes, format_precision, format_time, marks
+from gdbench.analysis.tables import (
+    MARKS,
+    format_arrays,
+    format_bytes,
+    format_precision,
+    format_time,
+    marks,
+    memory_arrays,
+)
 from gdbench.results import RunResult, format_size, write_atomic
 
 
@@ -111,6 +119,33 @@ def _scaling(run: RunResult, label: str) -> list[str]:
     return lines
 
 
+def _memory_table(run: RunResult) -> list[str]:
+    """Each kernel's step memory at the largest size it was measured at, against the model."""
+    largest = {}
+    for c in run.cases:
+        if c.memory is not None:
+            largest[c.spec.name] = c
+    if not largest:
+        return []
+    lines = ["Memory a step allocates beyond x, y and w, measured by each backend's accounting "
+             "on a fresh prepare, against the byte model's arrays written per step:", "",
+             "| kernel | N | peak | arrays of N | model | held between steps | accounting |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, c in largest.items():
+        m = c.memory
+        if c.memory_peak is None:
+            lines.append(f"| {name} | {format_size(c.spec.n_samples)} | | | "
+                         f"{'' if c.writes is None else f'{c.writes:g}'} | | "
+                         f"not measured: {m.get('not_measured')} |")
+            continue
+        lines.append(f"| {name} | {format_size(c.spec.n_samples)} | "
+                     f"{format_bytes(c.memory_peak)} | "
+                     f"{format_arrays(memory_arrays(c, c.memory_peak))} | "
+                     f"{'' if c.writes is None else f'{c.writes:g}'} | "
+                     f"{format_bytes(m['held_bytes'])} | {m['method']} |")
+    return lines + [""]
+
+
 def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
     lines = ["### Fastest kernel at each size", ""]
     for (label, device, n), c in findings.fastest(runs, labels).items():
@@ -164,7 +199,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "Median step time · effective bandwidth · % of the roofline")
         flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
         lines += [f"## {source}", "", *_environment(run), "", legend + f" ({flags}):", "",
-                  *_step_table(run), ""]
+                  *_step_table(run), "", *_memory_table(run)]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"

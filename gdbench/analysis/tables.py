@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gdbench.dtypes import ITEMSIZE
 from gdbench.results import RunResult, format_size
 
 
@@ -76,7 +77,29 @@ def cell(case, run: RunResult | None = None) -> str:
         lines.append(f"allreduce {format_time(allreduce)} "
                      f"{allreduce / float(np.median(floors)):.1f}× floor")
     lines += [phase_split(case), bandwidth]
+    memory = memory_cell(case)
+    if memory:
+        lines.append(memory)
     return "\n".join(lines)
+
+
+def memory_arrays(case, nbytes: int) -> float:
+    """``nbytes`` in arrays of the case's N samples in its dtype."""
+    return nbytes / (case.spec.n_samples * ITEMSIZE[case.spec.dtype])
+
+
+def format_arrays(a: float) -> str:
+    return f"{a:.2g}" if a == 0 or a >= 0.01 else "<0.01"
+
+
+def memory_cell(case) -> str:
+    """``mem 3×N (model 3)``: a step's peak memory in arrays of N, and the byte model's."""
+    if case.memory_peak is None:
+        return ""
+    text = f"mem {format_arrays(memory_arrays(case, case.memory_peak))}×N"
+    if case.writes is not None:
+        text += f" (model {case.writes:g})"
+    return text
 
 
 def legend(run: RunResult) -> str:
@@ -91,7 +114,9 @@ def legend(run: RunResult) -> str:
             "state), and its % of the roofline; allreduce: its median time and its multiple of "
             "the all-reduce floor (data-parallel cases); f·b·u%: the phases' shares of the step "
             f"(forward, backward, allreduce, update); GB/s: x and y read once per step "
-            f"time{roof}; * data fits in {cache}; "
+            f"time{roof}; * data fits in {cache}; mem: the most a step allocates beyond x, y "
+            "and w, in arrays of N samples of the case's dtype, and the arrays the byte model "
+            "says it writes; "
             f"{marks_}.")
 
 

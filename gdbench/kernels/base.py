@@ -58,6 +58,9 @@ class KernelBase(ABC):
     dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
     phases: ClassVar[tuple[str, ...]] = PHASES
     passes: ClassVar[float]
+    # Arrays of N elements the byte model says a step writes (D = 1): the most it could hold at
+    # once were none freed before the step ended; None where a kernel has no model.
+    writes: ClassVar[float | None] = None
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the kernel needs
     max_features: ClassVar[int | None] = None  # None: any number of features
     cuda_graph: ClassVar[bool] = False  # whether a step on cuda can be captured in a CUDA graph
@@ -152,6 +155,7 @@ class FusedKernelBase(KernelBase):
     """
 
     phases: ClassVar[tuple[str, ...]] = FUSED
+    writes: ClassVar[float | None] = 0.0
 
     def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
         super().prepare(x, y, w0=w0, lr=lr)
@@ -183,6 +187,10 @@ class Wrapper:
     @property
     def passes(self) -> float:
         return self.inner.passes
+
+    @property
+    def writes(self) -> float | None:
+        return getattr(self.inner, "writes", None)
 
     @property
     def requires(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from gdbench.devices import release_device_memory
 from gdbench.dtypes import problem_dtype
 from gdbench.kernels.cuda_graph import CudaGraphStep
 from gdbench.measure.contention import CONTENDED, Watch
+from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
 from gdbench.measure.timing import Samples, StopRule, rewarm, sample_window, warm_up
 from gdbench.reference import compare_step
@@ -77,8 +78,10 @@ def problem_key(spec: CaseSpec) -> tuple[int, str]:
     return spec.n_samples, problem_dtype(spec.dtype)
 
 
-def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict) -> Live | CaseResult:
-    """Make, prepare and verify the case's kernel; a CaseResult says why it will not be timed."""
+def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
+            memory: bool = True) -> Live | CaseResult:
+    """Make, prepare and verify the case's kernel, then measure its memory
+    (``gdbench.measure.memory``); a CaseResult says why it will not be timed."""
     kernel = None
     fields = dict(fields)
     try:
@@ -97,10 +100,15 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict) -> Live | 
             if spec.threads:
                 fields["thread_counts"] = thread_counts()
         # after prepare: a kernel's modelled traffic may depend on its data (float16's sums)
-        fields.update(backend=kernel.backend, passes=float(kernel.passes))
+        fields.update(backend=kernel.backend, passes=float(kernel.passes),
+                      writes=getattr(kernel, "writes", None))
         wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
+        if memory:
+            with limit_threads(spec.threads):
+                fields["memory"] = measure_memory(
+                    kernel, lambda: kernel.prepare(x, y, w0=0.0, lr=lr))
         return Live(spec, kernel, fields)
     except Exception as exc:
         return failure(spec, exc, **fields)
@@ -142,6 +150,7 @@ class Rounds:
     flush: object = None  # cache flush before each latency sample, in cold mode
     telemetry: object = None  # gdbench.measure.telemetry.Telemetry on CUDA
     remeasure: bool = True
+    memory: bool = True  # measure each case's step memory before timing it
     on_window: object = None  # on_window(spec, done, total) before each window
     on_round: object = None  # on_round(results so far) after each round, to save them
     before_size: object = None  # before_size(n_samples) ahead of a size's windows: the probe
@@ -158,7 +167,7 @@ class Rounds:
                 done[spec] = CaseResult(spec, "oom" if problem.startswith("MemoryError") else
                                         "error", problem, **self.fields)
                 continue
-            case = prepare(spec, *problem, self.lr, self.fields)
+            case = prepare(spec, *problem, self.lr, self.fields, self.memory)
             if isinstance(case, Live):
                 live.append(case)
             elif case.status == "oom" and live:  # it may fit once the others are gone
@@ -183,7 +192,8 @@ class Rounds:
             if specs:
                 release_device_memory(specs[0].device)
             for spec in deferred:
-                alone = prepare(spec, *problems[problem_key(spec)], self.lr, self.fields)
+                alone = prepare(spec, *problems[problem_key(spec)], self.lr, self.fields,
+                                self.memory)
                 if isinstance(alone, Live):
                     for index in range(self.windows):
                         self._round([alone], index, steps, probe=False)

@@ -33,7 +33,8 @@ def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:
                "--no-probe", "--quiet", "--out", str(out)]
     return command + [flag for flag, on in (("--cuda-graph", a["cuda_graph"]),
                                             ("--cold", a["cold"]),
-                                            ("--no-remeasure", not a["remeasure"])) if on] + (
+                                            ("--no-remeasure", not a["remeasure"]),
+                                            ("--no-memory", not a.get("memory", True))) if on] + (
         ["--threads", ",".join(map(str, a["threads"]))] if a.get("threads") else [])
 
 
