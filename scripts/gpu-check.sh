@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Every CUDA check of gdbench in one call of at most 8 minutes, the most valuable first:
+# Every CUDA check of gdbench in one call of at most 9 minutes, the most valuable first:
 #   1. the environment (GPU, driver, library versions) and `gdbench list`;
 #   2. the tests marked cuda;
 #   3. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6 and 1e8 samples;
 #   4. its report, beside the committed CPU run;
-#   5. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep.
+#   5. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
+#   6. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused).
 # Every stage runs under `timeout` and a failing stage does not stop the next. Run from a
 # checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
 #
@@ -12,7 +13,8 @@
 #                            [--budget 0.3] [--name NAME]
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME.csv, NAME-report.md,
-# NAME-pytest-benchmark.json and tests.xml (NAME: the GPU's, such as h100-80gb-hbm3).
+# NAME-pytest-benchmark.json, NAME-precision.json and tests.xml (NAME: the GPU's, such as
+# h100-80gb-hbm3).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +76,15 @@ stage 80 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pyt
     --benchmark-columns=min,median,iqr,rounds,iterations
 stage 20 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench compare \
     "$out/$name.json" "$out/$name-pytest-benchmark.json"
+if [ "$device" = cuda ]; then
+    half_kernels=torch-manual,torch-compile,triton-fused half_sizes=1e6,1e8
+else  # Triton on the CPU is its interpreter: checked by the tests, not timed here
+    half_kernels=torch-manual,torch-compile half_sizes="$sizes"
+fi
+stage 60 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
+    --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
+    --dtype float32,bfloat16,float16 --budget 0.2 --windows 2 --quiet \
+    --out "$out/$name-precision.json"
 echo "== [$(date +%T)] done; files in $out:"
 ls -l "$out"
 exit $status

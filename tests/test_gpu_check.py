@@ -8,8 +8,8 @@ from gdbench.analysis.compare import load_timings
 from gdbench.results import read_json
 from tests.plugins import REPO
 
-STAGES = ("environment", "tests marked cuda", "gdbench run", "gdbench report",
-          "pytest --benchmark-only", "gdbench compare")
+STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",
+          "pytest --benchmark-only", "gdbench compare", "gdbench run --dtype")
 
 
 def gpu_check(out, sizes: str, name: str):
@@ -30,8 +30,12 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
         assert f"== {stage}" in log and f"== {stage}" in result.stdout
     assert log.count(": exit 0") == len(STAGES)
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["check.log", "cpu-check-pytest-benchmark.json", "cpu-check-report.md",
-                     "cpu-check.csv", "cpu-check.json", "tests.xml"]  # at most 8 come back
+    assert files == ["check.log", "cpu-check-precision.json", "cpu-check-pytest-benchmark.json",
+                     "cpu-check-report.md", "cpu-check.csv", "cpu-check.json",
+                     "tests.xml"]  # at most 8 come back
+    half = read_json(out / "cpu-check-precision.json")
+    assert {c.spec.dtype for c in half.cases} == {"float32", "bfloat16", "float16"}
+    assert all(c.ok for c in half.cases), [c.message for c in half.cases]
     run = read_json(out / "cpu-check.json")
     assert run.complete and all(c.ok for c in run.cases)
     assert load_timings(out / "cpu-check-pytest-benchmark.json")

@@ -114,6 +114,9 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
         return samples, size
 
     monkeypatch.setattr(cases, "sample_window", stalls_once)
+    # an idle machine throughout: a real CPU wait in the second attempt would rightly keep
+    # the first, which this test is not about
+    monkeypatch.setattr(cases, "Watch", FakeWatch)
     [case] = run(["numpy-manual"], [1000], windows=3).cases
     assert case.remeasured and case.summary().spread < 0.5
     assert len(windows) == 6
@@ -142,6 +145,18 @@ def test_watch_sees_a_competitor_on_the_same_cpu():
     idle = Watch()
     time.sleep(0.05)
     assert not contention_reasons([idle.stop()])
+
+
+def test_watch_counts_the_page_faults_of_fresh_memory():
+    if not os.path.exists("/proc/self/schedstat"):
+        pytest.skip("Linux's scheduler statistics are not available here")
+    watch = Watch()
+    fresh = np.ones(8 << 20, np.uint8)  # 8 MiB mapped and touched: 2048 pages of 4 KiB
+    faults = watch.stop()["minor_faults"]
+    del fresh
+    assert faults >= 8 << 20 >> 21  # at least one per 2 MiB, should the kernel use huge pages
+    quiet = Watch()
+    assert quiet.stop()["minor_faults"] < faults
 
 
 def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):

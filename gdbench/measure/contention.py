@@ -6,13 +6,16 @@ divided by the window's wall time, it is the share of the window in which the be
 held back by other work: near 0 on an idle machine, tens of percent when another process takes
 a core from a two-thread kernel. A window is contended above ``CONTENDED`` (10%). The process's
 CPU time per wall second and the one-minute load average before and after are recorded beside
-it. Where the counters do not exist (not Linux), nothing is recorded and nothing is flagged.
+it, and so are the minor page faults the process took (``getrusage``): a step that allocates
+large temporaries on fresh pages pays for every first touch of them, which can be most of its
+time. Where the counters do not exist (not Linux), nothing is recorded and nothing is flagged.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import resource
 import time
 
 CONTENDED = 0.10
@@ -31,6 +34,10 @@ def _run_delay() -> float | None:
     return total * 1e-9 if seen else None
 
 
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _load() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -44,6 +51,7 @@ class Watch:
     def __init__(self):
         self.delay, self.load = _run_delay(), _load()
         self.cpu, self.wall = time.process_time(), time.perf_counter()
+        self.faults = _minor_faults()
         self.started = time.time()  # when the window began, seconds since the epoch
 
     def stop(self) -> dict | None:
@@ -53,7 +61,8 @@ class Watch:
         wall = max(time.perf_counter() - self.wall, 1e-9)
         return {"run_delay_fraction": (delay - self.delay) / wall,
                 "cpu_per_wall": (time.process_time() - self.cpu) / wall,
-                "load_1min": [self.load, _load()], "wall_s": wall, "started": self.started}
+                "load_1min": [self.load, _load()], "wall_s": wall, "started": self.started,
+                "minor_faults": _minor_faults() - self.faults}
 
 
 def contention_reasons(windows: list | None) -> list[str]:
