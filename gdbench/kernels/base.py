@@ -178,6 +178,21 @@ class FusedKernelBase(KernelBase):
     forward = backward = update = _no_phase
 
 
+class OutBuffer:
+    """Read-backs of a fused kernel whose step writes the loss and the gradient to one buffer
+    ``out`` (the loss first); the kernel's ``_host`` copies part of it to a NumPy array."""
+
+    @property
+    def loss(self):
+        self._needs_step()
+        return float(self._host(self.out[:1])[0])
+
+    @property
+    def grad(self):
+        self._needs_step()
+        return self._host(self.out[1:])
+
+
 class Wrapper:
     """Base of what wraps a kernel (a CUDA graph of its step, its data-parallel step): waiting
     and the read-backs go to the wrapped kernel, ``inner``."""

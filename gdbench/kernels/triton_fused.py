@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from gdbench.dtypes import DTYPES, accumulator
-from gdbench.kernels.base import FusedKernelBase
+from gdbench.kernels.base import FusedKernelBase, OutBuffer
 from gdbench.kernels.torch_base import TorchKernel
 
 # Elements of x per block and warps per program on the GPU; the interpreter runs each block as
@@ -30,7 +30,7 @@ NUM_WARPS = 8
 PROGRAMS_PER_SM = 4
 
 
-class TritonFused(FusedKernelBase, TorchKernel):
+class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
     name = "triton-fused"
     backend = "triton"
     devices = ("cuda", "cpu")
@@ -97,13 +97,3 @@ class TritonFused(FusedKernelBase, TorchKernel):
         self.loops.apply_sums[(1,)](sums, self.out, self.w, self.lr_tensor, n_total,
                                     D=self.n_features, D_PAD=max(2, self.d_pad))
         self._stepped = True
-
-    @property
-    def loss(self):
-        self._needs_step()
-        return float(self.out[0])
-
-    @property
-    def grad(self):
-        self._needs_step()
-        return self._host(self.out[1:])
