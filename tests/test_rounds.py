@@ -118,7 +118,8 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
     # the first, which this test is not about
     monkeypatch.setattr(cases, "Watch", FakeWatch)
     [case] = run(["numpy-manual"], [1000], windows=3).cases
-    assert case.remeasured and case.summary().spread < 0.5
+    # the stalled attempt's spread is at least 4 (one window five times slower): not kept
+    assert case.remeasured and case.summary().spread < 4
     assert len(windows) == 6
 
 
