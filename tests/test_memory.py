@@ -60,13 +60,16 @@ def test_numpy_manual_reuses_the_prediction_for_the_residual():
 @pytest.mark.parametrize("name,arrays,held", [
     ("torch-manual", 3, 1),  # prediction and r, with the last step's r still held
     ("torch-autograd", 5, 0),  # the byte model's 5 writes; the gradient is cleared in update
-    ("torch-compile", 0, 0),  # one fused loop: nothing of N elements (a few KiB of the
-])                            # threads' partial sums)
+    ("torch-compile", 0, 0),  # one fused loop: nothing of N elements
+])
 def test_torch_profiler_counts_the_known_arrays(name, arrays, held):
+    """Whole arrays are counted exactly; a tenth of one array (40 KB) leaves room for the
+    scratch that is not an array of N: the compiled loop's per-thread partial sums take
+    5 to 15 KB, depending on the code Inductor generates."""
     m, array = measured(name)
     assert m["method"] == "torch profiler memory events"
-    assert m["peak_bytes"] == pytest.approx(arrays * array, abs=0.02 * array)
-    assert m["held_bytes"] == pytest.approx(held * array, abs=0.02 * array)
+    assert m["peak_bytes"] == pytest.approx(arrays * array, abs=0.1 * array)
+    assert m["held_bytes"] == pytest.approx(held * array, abs=0.1 * array)
 
 
 @pytest.mark.skipif("triton-fused" not in kernels_on("cpu"), reason="no Triton interpreter")
