@@ -113,11 +113,13 @@ def kernel(spec, request):
     wrong = compare_step(k, x, y, reference=reference)
     if wrong:
         pytest.fail(f"{spec.label} disagrees with the float64 reference: {wrong}")
+    clock(spec.device).kernel = k
     benchmark = request.getfixturevalue("benchmark")
     benchmark.extra_info.update(kernel=spec.kernel, backend=k.backend, device=spec.device,
                                 dtype=spec.dtype, n_samples=spec.n_samples,
                                 bytes_per_step=spec.bytes_min)
     yield k
+    clock(spec.device).kernel = None
     if benchmark.stats is not None:
         # Throughput of this benchmark's median in the bytes a whole step must read.
         benchmark.extra_info["effective_gbs"] = spec.bytes_min / benchmark.stats.stats.median / 1e9

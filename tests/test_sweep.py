@@ -270,6 +270,39 @@ def test_a_kernel_named_twice_is_measured_once():
     assert len(result.cases) == 1
 
 
+class Asynchronous(gdbench.kernels.base.FusedKernelBase):
+    """A step that returns at once and finishes 2 ms later, as JAX's CPU dispatch does."""
+
+    name, backend, passes = "asynchronous", "numpy", 1.0
+
+    def _setup(self, x, y, w0):
+        self.work = None
+
+    def step(self):
+        import threading
+
+        self.work = threading.Thread(target=time.sleep, args=(2e-3,))
+        self.work.start()
+        self._stepped = True
+
+    def synchronize(self):
+        if self.work is not None:
+            self.work.join()
+
+    weight = loss = grad = 0.0
+
+
+def test_a_step_is_timed_until_its_kernel_says_it_is_done():
+    from gdbench.measure.timing import StopRule, sample_window
+
+    kernel = Asynchronous()
+    kernel.prepare([1.0, 2.0], [2.0, 4.0])
+    kernel.step()  # the first step, as the harness runs it before timing
+    samples, k = sample_window(kernel, StopRule(budget=0.05), 0.05, batches=True)
+    assert samples.summary().median >= 2e-3  # the latency waits for the work
+    assert samples.throughput().median >= 2e-3 / k  # a batch waits for its last step's
+
+
 def test_median_agrees_with_timeit():
     """The harness's step time against an independent timer of the same step."""
     x, y = gdbench.make_problem(200_000)

@@ -1,6 +1,9 @@
 """Timing one kernel's steps: per-phase latency samples, and batches of back-to-back steps.
 
-CPU: ``time.perf_counter_ns`` (monotonic) read between the phases.
+CPU: ``time.perf_counter_ns`` (monotonic) read between the phases, each after the kernel's own
+``synchronize``: a no-op for NumPy, Numba and torch on the CPU, but JAX dispatches its CPU work
+asynchronously and a phase is done only once its results are ready. The same host timer times
+kernels on CUDA whose backend records no events on the stream they launch on (JAX).
 CUDA: an event recorded before the step and after each phase, on the stream the kernel launches
 on; the step itself never waits for the device. The one synchronization per sample comes after
 the last event, so each sample holds all device work the step launched. The host clock read
@@ -107,23 +110,28 @@ def _calls(kernel) -> list:
     return [getattr(kernel, phase) for phase in kernel.phases]
 
 
-class CpuTimer:
-    """Phases timed with the monotonic nanosecond clock."""
+class HostTimer:
+    """Phases timed with the monotonic nanosecond clock, each read after ``synchronize``."""
+
+    def __init__(self, synchronize):
+        self.synchronize = synchronize
 
     def sample(self, calls) -> tuple[list[float], None]:
-        clock = time.perf_counter_ns
+        clock, sync = time.perf_counter_ns, self.synchronize
         marks = [clock()]
         for call in calls:
             call()
+            sync()
             marks.append(clock())
         return [(b - a) * 1e-9 for a, b in zip(marks, marks[1:])], None
 
     def batch(self, step, k: int) -> tuple[float, None]:
-        """Seconds taken by ``k`` back-to-back calls of ``step``."""
+        """Seconds taken by ``k`` back-to-back calls of ``step``, and the wait for them."""
         clock = time.perf_counter_ns
         start = clock()
         for _ in range(k):
             step()
+        self.synchronize()
         return (clock() - start) * 1e-9, None
 
 
@@ -169,10 +177,13 @@ class CudaTimer:
         return self.elapsed_ms(start, end) * 1e-3, host
 
 
+EVENT_BACKENDS = ("torch", "triton", "cupy")  # whose CUDA work CUDA events on their stream time
+
+
 def make_timer(kernel):
-    if kernel.device == "cuda":
+    if kernel.device == "cuda" and kernel.backend in EVENT_BACKENDS:
         return CudaTimer(kernel.backend, len(kernel.phases))
-    return CpuTimer()
+    return HostTimer(kernel.synchronize)
 
 
 @dataclass(frozen=True)
@@ -371,10 +382,13 @@ class SynchronizedClock:
     def __init__(self, device: str):
         self.device = device
         self._synchronize = None
+        self.kernel = None  # the kernel being timed, whose own synchronize is waited for too
         self.__name__ = f"SynchronizedClock({device!r})"
 
     def __call__(self) -> float:
         if self._synchronize is None:
             self._synchronize = device_synchronize(self.device)
         self._synchronize()
+        if self.kernel is not None:  # JAX, whose work neither CUDA nor the CPU waits for
+            self.kernel.synchronize()
         return time.perf_counter()
