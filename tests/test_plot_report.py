@@ -163,3 +163,23 @@ def test_report_keeps_the_marks(tmp_path):
     out = tmp_path / "report.md"
     assert main(["report", str(noisy), "-o", str(out)]) == 0
     assert "~" in out.read_text().split("## Plots")[0].split("| kernel |")[1]
+
+
+def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
+    from dataclasses import replace
+
+    from gdbench.results import write_json
+
+    run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5, ("jax-jit", 100): 2e-5})
+    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
+    crowded = {"run_delay_fraction": 0.7, "others_cpu_per_wall": 0.0}
+    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
+    run.cases[1] = replace(run.cases[1], contention=[crowded] * 4)
+    path, out = tmp_path / "r.json", tmp_path / "r.md"
+    write_json(run, path)
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    held, own = text.split("Cases measured while other work held them back:")[1].split(
+        "Cases whose own threads outnumbered the CPUs")
+    assert "numpy-manual" in held and "jax-jit" not in held
+    assert "- jax-jit-cpu-float32-N1e2-D1: up to 70% of a window" in own

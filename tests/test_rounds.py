@@ -10,7 +10,13 @@ import pytest
 
 import gdbench
 from gdbench.measure import cases
-from gdbench.measure.contention import Watch, contention_reasons
+from gdbench.measure.contention import (
+    OTHERS,
+    Watch,
+    contended,
+    contention_reasons,
+    self_inflicted,
+)
 from gdbench.measure.timing import Samples
 from gdbench.results import read_json
 
@@ -142,10 +148,64 @@ def test_watch_sees_a_competitor_on_the_same_cpu():
         competitor.kill()
         os.sched_setaffinity(0, before)
     assert reading["run_delay_fraction"] > 0.25
+    assert reading["others_cpu_per_wall"] > OTHERS  # the competitor's share of the CPU
     assert contention_reasons([reading])
     idle = Watch()
     time.sleep(0.05)
     assert not contention_reasons([idle.stop()])
+
+
+def spin_two_threads_on_one_cpu() -> dict:
+    """Two threads of this process that both want the one CPU it may use (SHA-256 of a
+    large buffer runs without the GIL), watched."""
+    import hashlib
+    import threading
+
+    data, done = bytes(1 << 20), threading.Event()
+
+    def work():
+        while not done.is_set():
+            hashlib.sha256(data).digest()
+
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {sorted(before)[0]})
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    try:
+        watch = Watch()
+        for thread in threads:
+            thread.start()
+        time.sleep(0.4)
+        return watch.stop()  # while they run: an ended thread's counters are gone
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+        os.sched_setaffinity(0, before)
+
+
+def test_a_wait_behind_the_process_own_threads_is_recorded_not_flagged():
+    if not os.path.exists("/proc/stat") or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("Linux's scheduler statistics are not available here")
+    for _ in range(5):  # until no other work runs meanwhile, which would rightly flag it
+        reading = spin_two_threads_on_one_cpu()
+        if reading["others_cpu_per_wall"] < OTHERS:
+            break
+    assert reading["run_delay_fraction"] > 0.25  # each thread waited for the other
+    assert reading["others_cpu_per_wall"] < OTHERS, "the machine was busy in all five tries"
+    assert not contended(reading) and not contention_reasons([reading])
+    assert self_inflicted([reading]) == reading["run_delay_fraction"]
+
+
+def test_contention_needs_both_a_wait_and_other_work():
+    base = {"run_delay_fraction": 0.5, "others_cpu_per_wall": 0.9}
+    assert contended(base)
+    assert not contended(dict(base, run_delay_fraction=0.05))
+    assert not contended(dict(base, others_cpu_per_wall=0.1))
+    assert self_inflicted([dict(base, others_cpu_per_wall=0.1), base]) == 0.5
+    # a reading from before the rest of the machine was read: the wait alone decides
+    assert contended({"run_delay_fraction": 0.5})
+    assert contention_reasons([base]) == [
+        "window 1: waited for a CPU 50% of the time, while other processes used 0.9 CPUs"]
 
 
 def test_watch_counts_the_page_faults_of_fresh_memory():

@@ -17,6 +17,7 @@ from gdbench.analysis.tables import (
     marks,
     memory_arrays,
 )
+from gdbench.measure.contention import self_inflicted
 from gdbench.results import RunResult, format_size, write_atomic
 
 
@@ -214,6 +215,12 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                 f"- {c.spec.label}: {'; '.join(c.contention_reasons)}"
                 + (" (measured twice, the less contended kept)" if c.remeasured else "")
                 for c in contended] + [""]
+        crowded = [(c, self_inflicted(c.contention)) for c in run.cases if c.ok]
+        crowded = [(c, wait) for c, wait in crowded if wait]
+        if crowded:
+            lines += ["Cases whose own threads outnumbered the CPUs (waited for a CPU while "
+                      "no other process was busy; not measured again):", ""] + [
+                f"- {c.spec.label}: up to {wait:.0%} of a window" for c, wait in crowded] + [""]
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
               f"![phases of one step]({rel / 'phases.png'})", "",

@@ -23,7 +23,7 @@ from gdbench import registry
 from gdbench.devices import release_device_memory
 from gdbench.dtypes import problem_dtype
 from gdbench.kernels.cuda_graph import CudaGraphStep
-from gdbench.measure.contention import CONTENDED, Watch
+from gdbench.measure.contention import Watch
 from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
 from gdbench.measure.timing import Samples, StopRule, rewarm, sample_window, warm_up
@@ -243,5 +243,4 @@ def unsteady(case: CaseResult) -> bool:
 
 
 def _unsteadiness(case: CaseResult) -> tuple[float, float]:
-    waited = max((w or {}).get("run_delay_fraction", 0.0) for w in (case.contention or [{}]))
-    return (waited > CONTENDED, case.summary().spread)
+    return (bool(case.contention_reasons), case.summary().spread)

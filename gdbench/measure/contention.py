@@ -2,13 +2,20 @@
 
 Linux counts, for every thread, the time it was ready to run but waited for a CPU
 (``/proc/self/task/*/schedstat``, the second field). Summed over this process's threads and
-divided by the window's wall time, it is the share of the window in which the benchmark was
-held back by other work: near 0 on an idle machine, tens of percent when another process takes
-a core from a two-thread kernel. A window is contended above ``CONTENDED`` (10%). The process's
-CPU time per wall second and the one-minute load average before and after are recorded beside
-it, and so are the minor page faults the process took (``getrusage``): a step that allocates
-large temporaries on fresh pages pays for every first touch of them, which can be most of its
-time. Where the counters do not exist (not Linux), nothing is recorded and nothing is flagged.
+divided by the window's wall time, it is the share of the window in which the benchmark was held
+back (a thread that ends within the window takes its count with it; the kernels' thread pools
+live as long as the process): near 0 on an idle machine, tens of percent when another process
+takes a core from a two-thread kernel. A process can also hold itself back, when its own threads
+outnumber the CPUs (XLA's thread pools on two cores), so the CPU time the rest of the machine
+used meanwhile is read too (``/proc/stat``'s busy time, the hypervisor's steal included, less
+this process's CPU time). A window is contended when it waited over ``CONTENDED`` (10%) of its
+time and other processes used more than ``OTHERS`` (a quarter of a CPU; ``/proc/stat`` counts in
+10 ms ticks); a wait that the rest of the machine cannot explain is the kernel's own, recorded
+and not flagged, since measuring again would not change it. The process's CPU time per wall
+second and the one-minute load average before and after are recorded beside it, and so are the
+minor page faults the process took (``getrusage``): a step that allocates large temporaries on
+fresh pages pays for every first touch of them, which can be most of its time. Where the
+counters do not exist (not Linux), nothing is recorded and nothing is flagged.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import resource
 import time
 
 CONTENDED = 0.10
+OTHERS = 0.25
 
 
 def _run_delay() -> float | None:
@@ -32,6 +40,18 @@ def _run_delay() -> float | None:
         except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
             continue
     return total * 1e-9 if seen else None
+
+
+def _machine_busy() -> float | None:
+    """CPU seconds all CPUs spent busy (steal included) since boot, or None without /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal (guest time is inside user)
+        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _minor_faults() -> int:
@@ -49,7 +69,7 @@ class Watch:
     """Started before a window, read after it: ``stop()`` gives the window's readings."""
 
     def __init__(self):
-        self.delay, self.load = _run_delay(), _load()
+        self.delay, self.load, self.busy = _run_delay(), _load(), _machine_busy()
         self.cpu, self.wall = time.process_time(), time.perf_counter()
         self.faults = _minor_faults()
         self.started = time.time()  # when the window began, seconds since the epoch
@@ -59,17 +79,38 @@ class Watch:
         if delay is None or self.delay is None:
             return None
         wall = max(time.perf_counter() - self.wall, 1e-9)
-        return {"run_delay_fraction": (delay - self.delay) / wall,
-                "cpu_per_wall": (time.process_time() - self.cpu) / wall,
-                "load_1min": [self.load, _load()], "wall_s": wall, "started": self.started,
-                "minor_faults": _minor_faults() - self.faults}
+        cpu, busy = time.process_time() - self.cpu, _machine_busy()
+        reading = {"run_delay_fraction": (delay - self.delay) / wall, "cpu_per_wall": cpu / wall,
+                   "load_1min": [self.load, _load()], "wall_s": wall, "started": self.started,
+                   "minor_faults": _minor_faults() - self.faults}
+        if busy is not None and self.busy is not None:
+            reading["others_cpu_per_wall"] = max(busy - self.busy - cpu, 0.0) / wall
+        return reading
 
 
 def contention_reasons(windows: list | None) -> list[str]:
     """Why a case with these per-window readings counts as contended; [] if it does not."""
     why = []
     for index, reading in enumerate(windows or []):
-        if reading and reading["run_delay_fraction"] > CONTENDED:
+        if contended(reading):
+            others = reading.get("others_cpu_per_wall")
             why.append(f"window {index + 1}: waited for a CPU "
-                       f"{reading['run_delay_fraction']:.0%} of the time")
+                       f"{reading['run_delay_fraction']:.0%} of the time"
+                       + ("" if others is None else
+                          f", while other processes used {others:.2g} CPUs"))
     return why
+
+
+def contended(reading: dict | None) -> bool:
+    """Held back by other work: waited for a CPU, while the rest of the machine was busy
+    (where that is known; a reading without it counts the wait alone)."""
+    if not reading or reading["run_delay_fraction"] <= CONTENDED:
+        return False
+    return reading.get("others_cpu_per_wall", OTHERS + 1) > OTHERS
+
+
+def self_inflicted(windows: list | None) -> float:
+    """The largest share of a window spent waiting for a CPU that no other process explains:
+    the kernel's own threads outnumbering the CPUs. 0 where there is none."""
+    return max((w["run_delay_fraction"] for w in windows or []
+                if w and w["run_delay_fraction"] > CONTENDED and not contended(w)), default=0.0)
