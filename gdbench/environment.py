@@ -9,8 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("numpy", "torch", "triton", "numba", "numba-cuda", "nvidia-ml-py", "rich", "matplotlib",
-            "pytest-benchmark")
+PACKAGES = ("numpy", "torch", "triton", "numba", "numba-cuda", "jax", "jaxlib", "nvidia-ml-py",
+            "rich", "matplotlib", "pytest-benchmark")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMBA_NUM_THREADS", "TRITON_INTERPRET")
 

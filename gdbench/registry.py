@@ -30,6 +30,7 @@ BUILTIN = {
     "triton-fused": "gdbench.kernels.triton_fused:TritonFused",
     "cupy-fused": "gdbench.kernels.cupy_fused:CupyFused",
     "numba-fused": "gdbench.kernels.numba_fused:NumbaFused",
+    "jax-jit": "gdbench.kernels.jax_jit:JaxJit",
 }
 
 

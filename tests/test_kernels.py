@@ -130,7 +130,7 @@ def test_metadata(name):
     kernel.step()
     assert isinstance(kernel, gdbench.Kernel)
     assert (kernel.name, kernel.device, kernel.dtype) == (name, "cpu", "float64")
-    assert kernel.backend in {"numpy", "torch", "numba", "triton", "cupy"}
+    assert kernel.backend in {"numpy", "torch", "numba", "triton", "cupy", "jax"}
     assert kernel.phases in (gdbench.PHASES, gdbench.FUSED)
     assert kernel.passes >= 1
 
@@ -225,3 +225,34 @@ def test_calls_out_of_order_say_which_call_is_missing(name):
     kernel.prepare(*gdbench.make_problem(50, 2, "float64"))  # a new problem: nothing stale
     with pytest.raises(OrderError):
         kernel.loss  # noqa: B018
+
+
+@pytest.mark.skipif("jax-jit" not in CPU_KERNELS, reason="jax is not installed")
+def test_jax_jit_float64_and_donation_stay_inside_the_kernel():
+    import jax.numpy as jnp
+
+    kernel = gdbench.make_kernel("jax-jit", "cpu", "float64")
+    kernel.prepare(*gdbench.make_problem(100, 2, "float64"))
+    kernel.step()
+    before = kernel.w
+    kernel.step()
+    assert before.is_deleted()  # donated: the new weights took the old ones' buffer
+    assert kernel.weight.dtype == kernel.grad.dtype == np.float64
+    assert jnp.asarray(np.ones(2)).dtype == jnp.float32  # JAX's own default is untouched
+
+
+@pytest.mark.skipif("jax-jit" not in kernels_on("cpu"), reason="jax is not installed")
+def test_jax_jit_byte_model_is_the_compiled_plan():
+    """The arrays of N that XLA's compiled step makes: as many as the byte model writes."""
+    import re
+
+    import jax.numpy as jnp
+
+    from gdbench.kernels.jax_jit import JaxJit, compiled_step
+
+    n = 12_345
+    x, y = jnp.ones(n, jnp.float32), jnp.ones(n, jnp.float32)
+    plan = compiled_step().lower(jnp.zeros(1, jnp.float32), x, y, jnp.float32(0.01))
+    entry = plan.compile().as_text().split("ENTRY")[1]
+    made = re.findall(rf"= f32\[{n}\]\S* (?!parameter)", entry)
+    assert len(made) == JaxJit.writes

@@ -19,7 +19,8 @@ def test_import_pulls_in_no_backend():
         import sys, gdbench
         import gdbench.registry, gdbench.reference, gdbench.cli
         gdbench.list_kernels("cpu")
-        print([m for m in ("torch", "cupy", "triton", "numba", "matplotlib", "pynvml") if m in sys.modules])
+        print([m for m in ("torch", "cupy", "triton", "numba", "jax", "matplotlib", "pynvml")
+               if m in sys.modules])
     """)
     # list_kernels('cpu') asks only whether modules are installed, without importing them.
     assert out.strip() == "[]"

@@ -19,6 +19,7 @@ The accounting of each backend:
 - NumPy: tracemalloc, which NumPy tells of every array's data.
 - CuPy: a ``cupy.cuda.MemoryHook`` adding up the bytes its memory pool hands out and takes back.
 - Numba: its runtime counts allocations but not their sizes: not measured, with the count.
+- JAX: not measured; its device statistics have no peak that can be reset for one step.
 
 The byte model's counterpart is ``writes``: the arrays of N elements a kernel's model says a
 step writes (D = 1). Were none freed before the step ended, that would be its peak.
@@ -216,6 +217,9 @@ def accounting(kernel) -> Accounting:
         return CupyPool()
     if backend == "numba":
         return NumbaRuntime()
+    if backend == "jax":
+        raise NotMeasured("JAX's allocator statistics (memory_stats) exist only on accelerators "
+                          "and keep a peak that cannot be reset between steps")
     raise NotMeasured(f"no memory accounting for backend {backend!r}")
 
 
