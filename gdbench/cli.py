@@ -232,6 +232,54 @@ def _launch(args, output):
     return launch(options, world_sizes, output, device, args.dist_port, on_launch)
 
 
+def cmd_converge(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gdbench.analysis.convergence import converge_tables, plot_converge
+    from gdbench.converge import converge, parse_rates
+    from gdbench.dtypes import parse_dtypes
+    from gdbench.measure.sweep import parse_sizes
+    from gdbench.results import Output, partial_path
+
+    device = resolve_device(args.device)
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    output = Output(args.out)
+    if args.plot:
+        _check_folder(args.plot)
+    err = Console(stderr=True, soft_wrap=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, transient=True,
+                        disable=args.quiet or not err.is_terminal)
+    task = progress.add_task("starting", total=None)
+
+    def on_start(label, done, total):
+        progress.update(task, description=label, total=total, completed=done)
+
+    try:
+        with progress:
+            result = converge(device, kernels, parse_sizes(args.sizes), args.features,
+                              parse_dtypes(args.dtype), parse_rates(args.lr), args.tol,
+                              args.max_steps, args.max_seconds, args.patience, args.check_every,
+                              save=output.save, on_start=on_start)
+    except KeyboardInterrupt as stop:
+        print(f"gdbench converge: {stop.args[0] if stop.args else 'interrupted'}: the descents "
+              f"so far are in {partial_path(args.out)}", file=sys.stderr)
+        return getattr(stop, "status", 130)
+    output.finish(result)
+    if not args.quiet:
+        stdout_console().print(converge_tables(result))
+        for why in result.settings.get("skipped", []):
+            err.print(f"not run: {why}", markup=False, highlight=False)
+    err.print(f"wrote {args.out}", markup=False)
+    for kept in output.moved:
+        err.print(f"kept the earlier results as {kept}", markup=False)
+    if args.plot:
+        paths = plot_converge([result], args.plot)
+        err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
+    return 0
+
+
 def cmd_noise(args) -> int:
     from pathlib import Path
 
@@ -285,10 +333,35 @@ def _read_runs(paths):
     return [read_json(p) for p in paths]
 
 
+def _converge_files(paths) -> list | None:
+    """The converge results in ``paths``, None when they are runs; ValueError for a mix."""
+    import json
+
+    from gdbench.converge import read_converge
+
+    kinds = []
+    for path in paths:
+        try:
+            kinds.append(json.loads(Path(path).read_text()).get("kind", "run"))
+        except (OSError, ValueError, AttributeError):
+            kinds.append("run")  # read_json says what is wrong with it
+    if "converge" not in kinds:
+        return None
+    if set(kinds) != {"converge"}:
+        raise ValueError("converge files and run files go in plots and reports of their own")
+    return [read_converge(p) for p in paths]
+
+
 def cmd_plot(args) -> int:
     from gdbench.analysis.findings import run_labels
     from gdbench.analysis.plot import plot
 
+    converged = _converge_files(args.results)
+    if converged:
+        from gdbench.analysis.convergence import plot_converge
+
+        print("\n".join(str(p) for p in plot_converge(converged, args.output)))
+        return 0
     size = _parse_size(args.size)
     runs = _read_runs(args.results)
     paths = plot(runs, args.output, size, run_labels(runs, args.results))
@@ -299,6 +372,12 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from gdbench.analysis.report import write_report
 
+    converged = _converge_files(args.results)
+    if converged:
+        from gdbench.analysis.convergence import write_converge_report
+
+        print(write_converge_report(converged, args.results, args.output))
+        return 0
     size = _parse_size(args.size)
     out = write_report(_read_runs(args.results), args.results, args.output, size)
     print(out)
@@ -424,6 +503,29 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--csv", help="also write a CSV file")
     p.add_argument("--plot", metavar="DIR", help="also write the plots into DIR")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("converge", help="time gradient descent to the least-squares optimum, "
+                                        "against a direct solve")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
+    p.add_argument("--sizes", default="1e4,1e6", help="sample counts (default 1e4,1e6)")
+    p.add_argument("--features", type=int, default=1, help="features D (default 1)")
+    p.add_argument("--dtype", default="float32", help="one or several, as for run")
+    p.add_argument("--lr", default="tutorial,curvature",
+                   help="learning rates: tutorial (0.01), curvature (1/L of the data), or "
+                        "numbers (default tutorial,curvature)")
+    p.add_argument("--tol", type=float, default=1e-6,
+                   help="converged when the loss is within this of the optimum's, relatively")
+    p.add_argument("--max-steps", type=int, default=100_000, help="steps per descent at most")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="seconds per descent at most")
+    p.add_argument("--patience", type=int, default=100,
+                   help="stalled after this many steps without coming closer")
+    p.add_argument("--check-every", type=int,
+                   help="steps between loss readings (default 1 on cpu, 10 on cuda)")
+    p.add_argument("--out", default="gdbench-converge.json", help="JSON results file")
+    p.add_argument("--plot", metavar="DIR", help="also write the loss-against-time plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=cmd_converge)
 
     p = sub.add_parser("noise", help="run one configuration several times: how far identical "
                                      "runs differ here, and what compare makes of it")
