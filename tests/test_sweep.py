@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def fakes(monkeypatch):
     monkeypatch.setattr(registry, "BUILTIN", {**registry.BUILTIN, **FAKES})
+    # Ctrl-C raises KeyboardInterrupt even where the tests were started in the background,
+    # which makes a shell ignore SIGINT (and Python inherits that)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("text,sizes", [
@@ -133,8 +139,11 @@ def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
 
 def cli_with_fakes(*args, cwd=REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    code = ("import sys; from gdbench import registry, cli; from tests.fake_kernels import FAKES;"
-            "registry.BUILTIN.update(FAKES); sys.exit(cli.main(sys.argv[1:]))")
+    code = ("import signal, sys; from gdbench import registry, cli;"
+            "from tests.fake_kernels import FAKES; registry.BUILTIN.update(FAKES);"
+            # Ctrl-C as on a terminal, even under a shell that started the tests in the background
+            "signal.signal(signal.SIGINT, signal.default_int_handler);"
+            "sys.exit(cli.main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                           text=True, timeout=120, env=env, cwd=cwd)
 
