@@ -162,15 +162,20 @@ def _show(args, result, err) -> int:
         stdout_console().print(tables.step_table(result, stdout_console().width))
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
-    err.print(f"wrote {args.out}" + (f" and {args.csv}" if args.csv else ""), markup=False)
-    for kept in result.moved_aside:
-        err.print(f"kept the earlier results as {kept}", markup=False)
-    if args.plot:
-        from gdbench.analysis.plot import plot
+    from gdbench.analysis.plot import plot
 
-        paths = plot([result], args.plot)
-        err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
+    _wrote(err, f"{args.out}" + (f" and {args.csv}" if args.csv else ""), result.moved_aside,
+           args.plot, lambda: plot([result], args.plot))
     return 0
+
+
+def _wrote(err, written: str, moved, plot_dir, make_plots) -> None:
+    """Where the results went, what was moved aside for them, and the plots if asked for."""
+    err.print(f"wrote {written}", markup=False)
+    for kept in moved:
+        err.print(f"kept the earlier results as {kept}", markup=False)
+    if plot_dir:
+        err.print(f"wrote {len(make_plots())} plots to {plot_dir}", markup=False)
 
 
 def _check_data_parallel_options(args) -> None:
@@ -271,12 +276,7 @@ def cmd_converge(args) -> int:
         stdout_console().print(converge_tables(result))
         for why in result.settings.get("skipped", []):
             err.print(f"not run: {why}", markup=False, highlight=False)
-    err.print(f"wrote {args.out}", markup=False)
-    for kept in output.moved:
-        err.print(f"kept the earlier results as {kept}", markup=False)
-    if args.plot:
-        paths = plot_converge([result], args.plot)
-        err.print(f"wrote {len(paths)} plots to {args.plot}", markup=False)
+    _wrote(err, args.out, output.moved, args.plot, lambda: plot_converge([result], args.plot))
     return 0
 
 

@@ -314,16 +314,9 @@ def _one(spec, x, y, opt, rule, tol, max_steps, max_seconds, patience, check_eve
 
 def read_converge(path) -> ConvergeResult:
     """A ``gdbench converge`` results file; ValueError when it is not one."""
-    import json
-    from pathlib import Path
+    from gdbench.results import load_json
 
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    d = load_json(path)
     if not isinstance(d, dict) or d.get("kind") != "converge":
         raise ValueError(f"{path}: not a gdbench converge file")
     return ConvergeResult.from_dict(d)

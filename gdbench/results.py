@@ -424,15 +424,20 @@ def _jsonable(o):
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
-def read_json(path) -> RunResult:
-    """A gdbench results file; ValueError when it is missing, truncated or not gdbench's."""
-    path = Path(path)
+def load_json(path):
+    """The JSON in ``path``; ValueError when it is missing or not valid JSON."""
     try:
-        d = json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_json(path) -> RunResult:
+    """A gdbench results file; ValueError when it is missing, truncated or not gdbench's."""
+    path = Path(path)
+    d = load_json(path)
     if not isinstance(d, dict) or d.get("tool") != "gdbench" or "cases" not in d:
         raise ValueError(f"{path}: not a gdbench results file")
     if d.get("schema_version") != SCHEMA_VERSION:
