@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -81,7 +82,7 @@ class PoolCounter:
         self.current -= kwargs["mem_size"]
 
 
-class Accounting:
+class Accounting(ABC):
     """One backend's accounting, entered around the steps it measures."""
 
     method = ""
@@ -92,8 +93,9 @@ class Accounting:
     def __exit__(self, *exc):
         return False
 
+    @abstractmethod
     def measure(self, step) -> StepMemory:
-        raise NotImplementedError
+        """Run ``step`` and say what it allocated: at its peak, and still held after it."""
 
 
 class TorchCuda(Accounting):

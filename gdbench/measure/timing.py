@@ -2,8 +2,11 @@
 
 CPU: ``time.perf_counter_ns`` (monotonic) read between the phases, each after the kernel's own
 ``synchronize``: a no-op for NumPy, Numba and torch on the CPU, but JAX dispatches its CPU work
-asynchronously and a phase is done only once its results are ready. The same host timer times
-kernels on CUDA whose backend records no events on the stream they launch on (JAX).
+asynchronously and a phase is done only once its results are ready. Every kernel is waited for,
+not only those known to be asynchronous, so that a plugin's is too; for the others the wait is
+a method call that returns at once (about 25 ns against numba-fused's 2.15 µs step at 10², 1%).
+The same host timer times kernels on CUDA whose backend records no events on the stream they
+launch on (JAX).
 CUDA: an event recorded before the step and after each phase, on the stream the kernel launches
 on; the step itself never waits for the device. The one synchronization per sample comes after
 the last event, so each sample holds all device work the step launched. The host clock read
