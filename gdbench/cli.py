@@ -6,6 +6,7 @@ Every error a user can cause becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,9 +14,17 @@ from pathlib import Path
 from gdbench import registry
 from gdbench.analysis.compare import parse_threshold
 from gdbench.devices import resolve_device
+from gdbench.paths import check_folder, check_report_target, check_target, move_aside
 
 
 class ArgumentParser(argparse.ArgumentParser):
+    """One line and exit status 2 for a bad option; an option is never taken for another that
+    it begins (``noise --out`` is not ``--out-dir``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -73,15 +82,11 @@ def cmd_list(args) -> int:
         parallel = "yes" if info.data_parallel else "no"
         dtypes = " ".join(SHORT.get(d, d) for d in info.dtypes)
         table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, *cells)
+    for name, target in registry.shadowed_plugins():
+        why = f"[red]not loaded: plugin {escape(target)} has the name of a built-in kernel[/red]"
+        table.add_row(f"{name} (plugin)", "?", "", "", "", "", "", why, why)
     stdout_console().print(table)
     return 0
-
-
-def _check_folder(folder) -> None:
-    """OSError (one line) unless ``folder`` exists or can be made, and files can go in it."""
-    from gdbench.results import _writable
-
-    _writable(Path(folder) / "probe.png")
 
 
 def _sweep(args, out, csv=None, probe=None, label=""):
@@ -127,7 +132,7 @@ def cmd_run(args) -> int:
 
     from gdbench.distributed import worker
     from gdbench.distributed.launch import RankFailure
-    from gdbench.results import Output, partial_path
+    from gdbench.results import Output
 
     err = Console(stderr=True, soft_wrap=True)
     if worker.launched() or args.nproc:
@@ -139,33 +144,49 @@ def cmd_run(args) -> int:
         return _show(args, result, err)
     output = Output(args.out, args.csv)  # every path is checked before anything is measured
     if args.plot:
-        _check_folder(args.plot)
+        check_folder(args.plot, "--plot")
     try:
         result = _launch(args, output) if args.nproc else _sweep(args, output)
     except KeyboardInterrupt as stop:
-        print(f"gdbench run: {stop.args[0] if stop.args else 'interrupted'}: the windows measured "
-              f"so far are in {partial_path(args.out)}" + (f"; {args.out} is as it was"
-                                                             if Path(args.out).exists() else ""),
-              file=sys.stderr)
-        return getattr(stop, "status", 130)
+        return _interrupted("run", stop, output, "windows measured")
     except RankFailure as exc:  # one line, and the cases so far are kept
-        print(f"gdbench run: {exc}; the cases finished so far are in {partial_path(args.out)}",
+        partial = output.abandon()
+        print(f"gdbench run: {exc}" + (f"; the cases finished so far are in {partial}"
+                                       if partial else "; no case had finished"),
               file=sys.stderr)
         return 1
     return _show(args, result, err)
 
 
+def _interrupted(command: str, stop: KeyboardInterrupt, output, what: str) -> int:
+    """One line for a command stopped by Ctrl-C or SIGTERM: where its partial results are (if
+    anything was measured), and that the files it would have replaced are untouched."""
+    partial = output.abandon()
+    where = f"the {what} so far are in {partial}" if partial else "nothing had been measured"
+    kept = [str(p) for p in output.paths if p.exists()]
+    print(f"gdbench {command}: {stop.args[0] if stop.args else 'interrupted'}: {where}"
+          + (f"; {' and '.join(kept)} {'is' if len(kept) == 1 else 'are'} as it was"
+             if kept else ""), file=sys.stderr)
+    return getattr(stop, "status", 130)
+
+
 def _show(args, result, err) -> int:
+    """The table and the failures; exit status 1 when no case was timed."""
     from gdbench.analysis import tables
 
     if not args.quiet:
         stdout_console().print(tables.step_table(result, stdout_console().width))
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
+    timed = any(c.ok for c in result.cases)
     from gdbench.analysis.plot import plot
 
     _wrote(err, f"{args.out}" + (f" and {args.csv}" if args.csv else ""), result.moved_aside,
-           args.plot, lambda: plot([result], args.plot))
+           args.plot if timed else None, lambda: plot([result], args.plot))
+    if not timed:
+        err.print(f"gdbench run: no case was timed ({len(result.cases)} failed); their reasons "
+                  f"are in {args.out}", markup=False, highlight=False)
+        return 1
     return 0
 
 
@@ -227,12 +248,19 @@ def _launch(args, output):
     options = {"device": device, "kernels": names, "sizes": _sizes(args, device),
                "n_features": args.features, "dtype": args.dtype, "budget": args.budget,
                "precision": args.precision, "windows": args.windows,
-               "timeout_s": args.dist_timeout, "backend": args.dist_backend}
+               "timeout_s": args.dist_timeout, "backend": args.dist_backend,
+               "weak": args.weak_scaling}
     err = Console(stderr=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if max(world_sizes) > cores:
+        err.print(f"warning: {max(world_sizes)} ranks on {cores} CPUs: the ranks wait for each "
+                  "other's CPU time, and the scaling measured is that of a crowded machine",
+                  markup=False, highlight=False)
 
     def on_launch(world):
         if not args.quiet:
-            err.print(f"starting {world} rank{'s' if world > 1 else ''} ...", markup=False)
+            err.print(f"starting {world} rank{'s' if world > 1 else ''} ..." if world else
+                      "measuring the plain step in one process ...", markup=False)
 
     return launch(options, world_sizes, output, device, args.dist_port, on_launch)
 
@@ -245,13 +273,13 @@ def cmd_converge(args) -> int:
     from gdbench.converge import converge, parse_rates
     from gdbench.dtypes import parse_dtypes
     from gdbench.measure.sweep import parse_sizes
-    from gdbench.results import Output, partial_path
+    from gdbench.results import Output
 
     device = resolve_device(args.device)
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     output = Output(args.out)
     if args.plot:
-        _check_folder(args.plot)
+        check_folder(args.plot, "--plot")
     err = Console(stderr=True, soft_wrap=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, transient=True,
@@ -268,9 +296,7 @@ def cmd_converge(args) -> int:
                               args.max_steps, args.max_seconds, args.patience, args.check_every,
                               save=output.save, on_start=on_start)
     except KeyboardInterrupt as stop:
-        print(f"gdbench converge: {stop.args[0] if stop.args else 'interrupted'}: the descents "
-              f"so far are in {partial_path(args.out)}", file=sys.stderr)
-        return getattr(stop, "status", 130)
+        return _interrupted("converge", stop, output, "descents")
     output.finish(result)
     if not args.quiet:
         stdout_console().print(converge_tables(result))
@@ -281,8 +307,6 @@ def cmd_converge(args) -> int:
 
 
 def cmd_noise(args) -> int:
-    from pathlib import Path
-
     from rich.table import Table
 
     from gdbench.analysis.noise import assess, read_floor, write_floor
@@ -291,13 +315,18 @@ def cmd_noise(args) -> int:
         raise ValueError(f"--runs must be at least 2, got {args.runs}")
     threshold = parse_threshold(args.threshold)
     floor = read_floor(args.noise) if args.noise else None
-    folder = Path(args.out_dir)
-    runs, paths = [], [folder / f"noise-{i + 1}.json" for i in range(args.runs)]
-    for index, path in enumerate(paths):
-        runs.append(_sweep(args, path, probe=False, label=f"run {index + 1}/{args.runs}: "))
+    folder = check_folder(args.out_dir, "--out-dir")
+    paths = [check_target(folder / f"noise-{i + 1}.json", "--out-dir")
+             for i in range(args.runs)]
+    floor_path = check_target(folder / "noise.json", "--out-dir")
+    runs = [_sweep(args, path, probe=False, label=f"run {index + 1}/{args.runs}: ")
+            for index, path in enumerate(paths)]
     report = assess(runs, threshold, floor)
-    write_floor(report, folder / "noise.json", [str(p) for p in paths])
-    files = ", ".join(str(folder / f"noise-{i + 1}.json") for i in range(args.runs))
+    kept = move_aside(floor_path)
+    write_floor(report, floor_path, [str(p) for p in paths])
+    if kept:
+        print(f"kept the earlier noise floor as {kept}", file=sys.stderr)
+    files = ", ".join(map(str, paths))
     table = Table("case", "spread of the medians between runs",
                   title=f"{args.runs} runs of the same configuration ({files})")
     for label, spread in sorted(report.spreads.items(), key=lambda kv: -kv[1]):
@@ -311,7 +340,7 @@ def cmd_noise(args) -> int:
     for factor, share in report.detected.items():
         print(f"samples made {factor - 1:.0%} slower: called SLOWER in {share:.1%} of cases")
     print(f"noise floor of these runs: {report.floor.default:.1%} relative standard deviation "
-          f"between runs (median over cases); per case in {folder / 'noise.json'}, for "
+          f"between runs (median over cases); per case in {floor_path}, for "
           f"gdbench compare --noise")
     return 0
 
@@ -360,27 +389,43 @@ def cmd_plot(args) -> int:
     if converged:
         from gdbench.analysis.convergence import plot_converge
 
+        check_folder(args.output, "-o")
         print("\n".join(str(p) for p in plot_converge(converged, args.output)))
         return 0
     size = _parse_size(args.size)
     runs = _read_runs(args.results)
+    check_folder(args.output, "-o")
+    if not any(c.ok for run in runs for c in run.cases):
+        return _nothing_timed("plot", runs, args.results)
     paths = plot(runs, args.output, size, run_labels(runs, args.results))
     print("\n".join(str(p) for p in paths))
     return 0
 
 
+def _nothing_timed(command: str, runs, paths) -> int:
+    """No case of ``runs`` was timed: each failure on a line, exit status 1."""
+    from gdbench.analysis.tables import failures
+
+    print(f"gdbench {command}: no case in {', '.join(map(str, paths))} was timed, so there is "
+          "nothing to plot:", file=sys.stderr)
+    for run in runs:
+        for line in failures(run):
+            print(f"  {line}", file=sys.stderr)
+    return 1
+
+
 def cmd_report(args) -> int:
     from gdbench.analysis.report import write_report
 
+    out = check_report_target(args.output, "-o")
     converged = _converge_files(args.results)
     if converged:
         from gdbench.analysis.convergence import write_converge_report
 
-        print(write_converge_report(converged, args.results, args.output))
+        print(write_converge_report(converged, args.results, out))
         return 0
     size = _parse_size(args.size)
-    out = write_report(_read_runs(args.results), args.results, args.output, size)
-    print(out)
+    print(write_report(_read_runs(args.results), args.results, out, size))
     return 0
 
 
@@ -441,14 +486,42 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def dtypes(text: str) -> str:
+    """A ``--dtype`` list with every name spelled in full (``bf16`` is ``bfloat16``)."""
+    from gdbench.dtypes import parse_dtypes
+
+    try:
+        return ",".join(parse_dtypes(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def one_dtype(text: str) -> str:
+    """One dtype, full or short name; a kernel says which it supports."""
+    from gdbench.dtypes import ALIASES
+
+    return ALIASES.get(text, text)
+
+
+def port(text: str) -> int:
+    """A TCP port number, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 1-65535")
+    return value
+
+
 def add_run_options(p) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
     p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
     p.add_argument("--sizes", help="1e2,1e4,1e6 or 1e2:1e8 (default 1e2:1e7 on cpu, to 1e8 on cuda)")
     p.add_argument("--features", type=int, default=1, help="features D (default 1)")
-    p.add_argument("--dtype", default="float32",
-                   help="float32 (default), float64, bfloat16 or float16, or several: "
-                        "float32,bfloat16")
+    p.add_argument("--dtype", default="float32", type=dtypes,
+                   help="float32 (default), float64, bfloat16 or float16 (or fp32, fp64, bf16, "
+                        "fp16), or several: float32,bfloat16")
     p.add_argument("--threads", help="CPU thread counts of torch, Numba and BLAS, such as 1,2: "
                                      "every case at each (default: as the libraries are set)")
     p.add_argument("--budget", type=float, default=0.5,
@@ -472,7 +545,10 @@ def add_run_options(p) -> None:
                    help="torch.distributed backend (default: gloo on cpu, nccl on cuda)")
     p.add_argument("--dist-timeout", type=float, default=120.0,
                    help="seconds a collective or a rendezvous may wait before the run ends")
-    p.add_argument("--dist-port", type=int, help="rendezvous port on 127.0.0.1 (default: free)")
+    p.add_argument("--weak-scaling", action="store_true",
+                   help="with --nproc, also measure P ranks at P times each size (on when 1 is "
+                        "among the world sizes)")
+    p.add_argument("--dist-port", type=port, help="rendezvous port on 127.0.0.1 (default: free)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also replay each kernel's step from a CUDA graph where it can be captured")
@@ -490,7 +566,7 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("train", help="replay the tutorial's training loop on one kernel")
     p.add_argument("--kernel", default="numpy-manual")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", type=one_dtype)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--w0", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -510,7 +586,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--kernels", default="all", help="comma-separated names, or all (default)")
     p.add_argument("--sizes", default="1e4,1e6", help="sample counts (default 1e4,1e6)")
     p.add_argument("--features", type=int, default=1, help="features D (default 1)")
-    p.add_argument("--dtype", default="float32", help="one or several, as for run")
+    p.add_argument("--dtype", default="float32", type=dtypes, help="one or several, as for run")
     p.add_argument("--lr", default="tutorial,curvature",
                    help="learning rates: tutorial (0.01), curvature (1/L of the data), or "
                         "numbers (default tutorial,curvature)")

@@ -256,6 +256,11 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
         check_every = 10 if device == "cuda" else 1
     if not (isinstance(check_every, int) and check_every >= 1):
         raise ValueError(f"check_every must be a whole number of at least 1, got {check_every}")
+    if min(sizes) <= n_features:
+        raise ValueError(f"converge needs more samples than features (N > D), got N = "
+                         f"{min(sizes)} with D = {n_features}: with N <= D the least-squares "
+                         "optimum fits the data exactly, its loss is 0, and the distance to it "
+                         "relative to it is undefined")
     skipped: list[str] = []
     specs = plan(device, kernels, sizes, n_features, list(dtypes), skipped=skipped)
     result = ConvergeResult(capture(device), {
@@ -274,6 +279,9 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
                 if pd not in problems:
                     x, y = make_problem(n, n_features, pd, seed)
                     opt = optimum(x, y)
+                    if not opt.loss > 0:  # data on a line through 0: nothing to be relative to
+                        raise ValueError(f"the data of N = {n} fit the model exactly (the "
+                                         "optimum's loss is 0): choose a larger N")
                     problems[pd] = x, y, opt
                     result.optima.append({"n_samples": n, "dtype": pd, **opt.to_dict()})
                     result.direct.append(direct_solve(x, y, opt, device, pd))

@@ -17,9 +17,16 @@ UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24,
 SHORT = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
 
 
+# The short names the tables print are accepted wherever a dtype is asked for.
+ALIASES = {short: name for name, short in SHORT.items()}
+
+
 def check_dtype(dtype: str) -> str:
+    """The dtype's full name, for a full or a short name (``bf16``); ValueError otherwise."""
+    dtype = ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from: {', '.join(DTYPES)}")
+        raise ValueError(f"unknown dtype {dtype!r}; choose from: {', '.join(DTYPES)} (or "
+                         f"{', '.join(ALIASES)})")
     return dtype
 
 

@@ -17,6 +17,8 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from gdbench.dtypes import ALIASES
+
 ENTRY_POINT_GROUP = "gdbench.kernels"
 
 BUILTIN = {
@@ -79,6 +81,12 @@ def _plugin_entry_points() -> dict:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
 
 
+def shadowed_plugins() -> list[tuple[str, str]]:
+    """(name, target) of each plugin not loaded because a built-in kernel has its name."""
+    return [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)
+            if ep.name in BUILTIN]
+
+
 def kernel_names() -> list[str]:
     """Every known kernel name: built-in first, then those from entry points."""
     return list(BUILTIN) + sorted(_plugin_entry_points())
@@ -104,7 +112,7 @@ def kernel_class(name: str):
 
 def make_kernel(name: str, device: str = "cpu", dtype: str = "float32"):
     """A new kernel ``name`` for ``device`` and ``dtype``; ValueError says why it cannot be."""
-    return kernel_class(name)(device=device, dtype=dtype)
+    return kernel_class(name)(device=device, dtype=ALIASES.get(dtype, dtype))
 
 
 def list_kernels(device: str | None = None) -> list[KernelInfo]:

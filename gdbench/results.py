@@ -18,6 +18,7 @@ import numpy as np
 from gdbench.dtypes import ITEMSIZE, SHORT
 from gdbench.measure.stats import Summary, window_medians
 from gdbench.measure.timing import Samples
+from gdbench.paths import check_target, move_aside, numbered_path, partial_path  # noqa: F401
 
 SCHEMA_VERSION = 1
 
@@ -103,6 +104,12 @@ class CaseResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def reliable(self) -> bool:
+        """Timed, and not held back by other work in the attempt kept: a time that counts as
+        a result (tables show a contended case as "contended", findings leave it out)."""
+        return self.ok and not self.contended
 
     def summary(self, phase: str = "step", clock: str = "device") -> Summary:
         return self.samples.summary(phase, clock)
@@ -348,33 +355,7 @@ def write_atomic(path, text: str) -> None:
 
 
 def write_json(run: RunResult, path) -> None:
-    write_atomic(path, json.dumps(run.to_dict(), indent=1, default=_jsonable) + "\n")
-
-
-def partial_path(path) -> Path:
-    """Where a run writes until it ends: ``results.json`` -> ``results.partial.json``."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
-def numbered_path(path) -> Path:
-    """The first free ``results.1.json``, ``results.2.json``, ... beside ``path``."""
-    path = Path(path)
-    k = 1
-    while (candidate := path.with_name(f"{path.stem}.{k}{path.suffix}")).exists():
-        k += 1
-    return candidate
-
-
-def _writable(path: Path) -> None:
-    """OSError (one line) unless a file can be created beside ``path``."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(tmp)
+    write_atomic(path, dumps(run))
 
 
 class Output:
@@ -383,39 +364,71 @@ class Output:
     While the run lasts, every save goes to its own partial file (``results.partial.json``,
     and ``.partial.csv``); a run that ends writes them to the files asked for, moving a file
     already there aside to the first free numbered name (``results.1.json``). A run that is
-    interrupted leaves its partial files and every earlier file as they were. Every path is
-    checked before anything is measured, and JSON and CSV may not be the same file.
+    interrupted leaves its partial files, when they hold anything measured, and every earlier
+    file as they were. Every path is checked before anything is measured
+    (``gdbench.paths``: only a regular file is ever replaced or moved aside), and JSON and CSV
+    may not be the same file. An earlier interrupted run's partial file is moved aside, or
+    removed when nothing had been measured in it.
     """
 
-    def __init__(self, out=None, csv=None):
-        self.out = Path(out) if out is not None else None
-        self.csv = Path(csv) if csv is not None else None
+    def __init__(self, out=None, csv=None, flags: tuple[str, str] = ("--out", "--csv")):
+        self.out = check_target(out, flags[0]) if out is not None else None
+        self.csv = check_target(csv, flags[1]) if csv is not None else None
         if self.out and self.csv and self.out.resolve() == self.csv.resolve():
-            raise ValueError(f"--out and --csv are the same file ({self.out}): the CSV would "
-                             "replace the JSON")
+            raise ValueError(f"{flags[0]} and {flags[1]} are the same file ({self.out}): the "
+                             "CSV would replace the JSON")
         self.moved: list[Path] = []
-        for path in filter(None, (self.out, self.csv)):
-            _writable(path)
-            if partial_path(path).exists():  # an earlier interrupted run's windows: keep them
-                kept = numbered_path(partial_path(path))
-                os.replace(partial_path(path), kept)
+        self.empty = True  # whether the last save held nothing measured
+        for path, flag in ((self.out, flags[0]), (self.csv, flags[1])):
+            if path is None:
+                continue
+            partial = check_target(partial_path(path), flag)
+            if path.suffix == ".json" and _measured_nothing(partial):
+                partial.unlink()
+            elif (kept := move_aside(partial)) is not None:
                 self.moved.append(kept)
 
-    def save(self, run: RunResult) -> None:
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p in (self.out, self.csv) if p is not None]
+
+    def save(self, run) -> None:
+        self.empty = not (getattr(run, "cases", None) or getattr(run, "descents", None))
         if self.out:
-            write_json(run, partial_path(self.out))
+            write_atomic(partial_path(self.out), dumps(run))
         if self.csv:
             write_csv(run, partial_path(self.csv))
 
-    def finish(self, run: RunResult) -> None:
+    def finish(self, run) -> None:
         """Write the final files; earlier ones of the same names move aside first."""
         self.save(run)
-        for path in filter(None, (self.out, self.csv)):
-            if path.exists():
-                kept = numbered_path(path)
-                os.replace(path, kept)
+        for path in self.paths:
+            if (kept := move_aside(path)) is not None:
                 self.moved.append(kept)
             os.replace(partial_path(path), path)
+
+    def abandon(self) -> Path | None:
+        """After an interruption: the partial file that holds what was measured, or None when
+        nothing was (its partial files are then removed)."""
+        if self.empty:
+            for path in self.paths:
+                partial_path(path).unlink(missing_ok=True)
+            return None
+        return partial_path(self.out or self.csv) if self.paths else None
+
+
+def dumps(run) -> str:
+    return json.dumps(run.to_dict(), indent=1, default=_jsonable) + "\n"
+
+
+def _measured_nothing(path: Path) -> bool:
+    """A partial results file of gdbench's with no case or descent in it."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(d, dict) and d.get("tool") == "gdbench" and d.get("complete") is False
+            and not d.get("cases") and not d.get("descents"))
 
 
 def _jsonable(o):

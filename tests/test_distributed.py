@@ -4,6 +4,7 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gdbench.analysis.tables import format_time
 from gdbench.distributed.step import shard
 from gdbench.results import partial_path, read_json
 from tests.plugins import REPO, plugin_env
@@ -70,6 +72,8 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path):
             case = labels[f"{kernel}-cpu-float32-N{n}-D1-P{ranks}"]
             assert case.ok, case.message  # ok: it agreed with the float64 reference first
             assert "allreduce" in case.samples.phases and case.windows == 2
+    for kernel in ("torch-manual", "torch-module", "torch-compile"):  # the plain step, the baseline
+        assert labels[f"{kernel}-cpu-float32-N1001-D1"].ok
     assert labels["torch-compile-cpu-float32-N1001-D1-P2"].samples.phases == (
         "sums", "allreduce", "update")
     assert len(run.allreduce_floors[2]) == 2 and min(run.allreduce_floors[2]) > 0
@@ -77,6 +81,10 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path):
     assert gdbench("report", out, "-o", report).returncode == 0
     text = report.read_text()
     assert "### Scaling across ranks" in text and "| torch-manual | 2 | weak | 1001 |" in text
+    plain = labels["torch-manual-cpu-float32-N1001-D1"].summary().median
+    one_rank = labels["torch-manual-cpu-float32-N1001-D1-P1"].summary().median
+    row = next(line for line in text.splitlines() if line.startswith("| torch-manual | 2 | strong"))
+    assert row.split("|")[5:7] == [f" {format_time(plain)} ", f" {format_time(one_rank)} "]
     assert (tmp_path / "report-plots" / "ranks.png").exists()
 
 
@@ -120,9 +128,12 @@ def test_a_rank_that_dies_or_hangs_ends_the_run_in_bounded_time(tmp_path, kernel
     assert time.perf_counter() - start < 120
     assert result.returncode == 1, result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("gdbench run: rank ") and " of 2 failed (" in line
+    assert line.startswith("gdbench run: rank ")
     if kernel == "dies-on-rank-1":
         assert line.startswith("gdbench run: rank 1 of 2 failed (exit code 3)")
+    else:  # rank 0 timed out waiting for it: the rank named is the one that hung
+        assert line.startswith("gdbench run: rank 1 of 2 stopped answering: rank 0 timed out "
+                               "waiting for it after 5 s"), line
     kept = read_json(partial_path(out))  # the one-rank cases finished before are kept
     assert {(c.spec.kernel, c.spec.ranks) for c in kept.cases} >= {("torch-manual", 1),
                                                                    (kernel, 1)}
@@ -164,6 +175,38 @@ def test_results_json_names_the_ranks(tmp_path):
     assert gdbench("run", "--device", "cpu", "--kernels", "torch-autograd", "--sizes", "1e3",
                    "--nproc", "2", "--budget", "0.04", "--windows", "2", "--out", out,
                    "--quiet", cwd=tmp_path).returncode == 0
-    case = json.loads(out.read_text())["cases"][0]
-    assert case["ranks"] == 2 and case["label"].endswith("-P2")
+    cases = json.loads(out.read_text())["cases"]
+    assert [(c["ranks"], c["n_samples"]) for c in cases] == [(0, 1000), (2, 1000)]  # no weak
+    case = cases[1]
+    assert case["label"].endswith("-P2")
     assert set(case["samples"]) == {"forward", "backward", "allreduce", "update"}
+
+
+@pytest.mark.parametrize("signal_number,status,word", [(signal.SIGINT, 130, "interrupted"),
+                                                       (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_stops_a_data_parallel_run_as_it_stops_a_plain_one(tmp_path, signal_number,
+                                                                    status, word):
+    out = tmp_path / "r.json"
+    command = [sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
+               "torch-manual", "--sizes", "1e3", "--nproc", "2", "--budget", "20", "--windows",
+               "2", "--no-probe", "--out", str(out)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               text=True, cwd=tmp_path, start_new_session=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    lines = []
+    for line in process.stderr:  # the plain step first, then the ranks
+        lines.append(line)
+        if line.startswith("starting 2 ranks"):
+            break
+    time.sleep(6)  # the ranks have joined and are measuring
+    os.killpg(process.pid, signal_number)  # as a terminal sends Ctrl-C to the whole group
+    rest = process.stderr.read().strip().splitlines()
+    assert process.wait(timeout=60) == status, lines + rest
+    assert len(rest) == 1 and rest[0].startswith(f"gdbench run: {word}: "), rest
+    assert not out.exists()
+    partial = partial_path(out)
+    if partial.exists():
+        assert f"so far are in {partial}" in rest[0]
+        assert read_json(partial).cases[0].spec.ranks == 0
+    else:
+        assert "nothing had been measured" in rest[0]

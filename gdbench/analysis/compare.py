@@ -11,7 +11,8 @@ user may give (the relative standard deviation of a case between runs on this ma
 ``gdbench noise`` measures: a machine can change state for longer than a run, and no run sees
 that from inside). A case sampled in a single window (any pytest-benchmark file, a gdbench run
 with ``--windows 1``) says nothing of the variation over time: without a noise floor it is
-AMBIGUOUS, and the row says why. A file compared with itself is SAME. Cold-cache and
+AMBIGUOUS, and the row says why; so is a case that other work held back on either side
+(contended). A file compared with itself is SAME. Cold-cache and
 warm-cache runs are not compared.
 """
 
@@ -220,6 +221,11 @@ def compare_timings(base: dict[tuple, Timing], new: dict[tuple, Timing], thresho
         b, n = base[key], new[key]
         floor = noise.of(case_label(key)) if noise is not None else 0.0
         ratio, lo, hi, why = ratio_interval(b, n, floor)
+        if (b.contended or n.contended) and not _identical(b, n):
+            why = ("contended: other work held back "
+                   + ("both sides" if b.contended and n.contended else
+                      "the base" if b.contended else "the new side")
+                   + ", so its time says how busy the machine was")
         flags = ("~" if b.noisy or n.noisy else "") + ("^" if b.contended or n.contended else "")
         fewest = min(b.n, n.n)
         note = (f"only {fewest} rounds or samples on one side: the interval is wide"

@@ -67,11 +67,11 @@ def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
     colour; each direct solve's time a vertical line, the tolerance a horizontal one."""
     from matplotlib.lines import Line2D
 
-    from gdbench.analysis.plot import _pyplot, _save
+    from gdbench.analysis.plot import _pyplot, _save, check_plot_files
 
     plt = _pyplot()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = sorted({d.n_samples for r in results for d in r.descents})
+    out_dir = check_plot_files(out_dir, [f"converge-N{format_size(n)}" for n in sizes])
     tol = results[0].settings["tol"]
     names = list(dict.fromkeys(d.name for r in results for d in r.descents))
     colours = dict(zip(names, plt.get_cmap("tab20").colors * (1 + len(names) // 20)))

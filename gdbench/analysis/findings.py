@@ -35,7 +35,8 @@ def median(case: CaseResult) -> float:
 
 
 def _ok(run: RunResult) -> list[CaseResult]:
-    return [c for c in run.cases if c.ok]
+    """The cases whose times count: timed and not contended."""
+    return [c for c in run.cases if c.reliable]
 
 
 def fastest(runs, labels=None) -> dict[tuple[str, str, int], CaseResult]:
@@ -52,7 +53,7 @@ def fastest(runs, labels=None) -> dict[tuple[str, str, int], CaseResult]:
 
 def _baseline_run(runs):
     return next((r for r in runs if r.settings.get("device") == "cpu"
-                 and any(c.ok and c.spec.kernel == BASELINE for c in r.cases)), None)
+                 and any(c.reliable and c.spec.kernel == BASELINE for c in r.cases)), None)
 
 
 def speedups(runs, labels=None) -> dict[tuple[str, str, str], dict[int, float]]:
@@ -140,31 +141,36 @@ def launch_floors(runs, labels=None) -> list[Floor]:
 
 @dataclass(frozen=True)
 class Scaling:
-    """A data-parallel case against the same kernel on one rank."""
+    """A data-parallel case against the same kernel's plain step in one process."""
 
     kernel: str
     ranks: int
     n_samples: int  # strong: the total N; weak: N per rank
     kind: str  # "strong" (total N fixed) or "weak" (N per rank fixed)
-    single: float  # median step time on one rank, seconds
+    single: float  # median plain step time in one process, seconds
     time: float  # on ``ranks`` ranks
     efficiency: float  # strong: single / (ranks * time); weak: single / time
+    one_rank: float | None = None  # the data-parallel step on one rank, all-reduce included
 
 
 def scaling(run: RunResult) -> list[Scaling]:
-    """Strong and weak scaling of every data-parallel kernel against its one-rank cases."""
-    times = {(c.spec.kernel, c.spec.ranks, c.spec.n_samples): median(c) for c in _ok(run)
-             if c.spec.ranks}
+    """Strong and weak scaling of every data-parallel kernel against the plain step: the same
+    kernel in one process, no all-reduce (runs of gdbench 0.1.0 without it: its one-rank
+    cases). The one-rank data-parallel time is kept beside it."""
+    times = {(c.spec.kernel, c.spec.ranks, c.spec.n_samples): median(c) for c in _ok(run)}
+    plain = 0 if any(ranks == 0 for _, ranks, _ in times) else 1
     out = []
     for (kernel, ranks, n), t in sorted(times.items()):
-        if ranks == 1:
+        if ranks <= 1:
             continue
-        single = times.get((kernel, 1, n))
+        single, one_rank = times.get((kernel, plain, n)), times.get((kernel, 1, n))
         if single is not None:
-            out.append(Scaling(kernel, ranks, n, "strong", single, t, single / (ranks * t)))
-        if n % ranks == 0 and (kernel, 1, n // ranks) in times:
-            single = times[(kernel, 1, n // ranks)]
-            out.append(Scaling(kernel, ranks, n // ranks, "weak", single, t, single / t))
+            out.append(Scaling(kernel, ranks, n, "strong", single, t, single / (ranks * t),
+                               one_rank))
+        if n % ranks == 0 and (kernel, plain, n // ranks) in times:
+            single = times[(kernel, plain, n // ranks)]
+            out.append(Scaling(kernel, ranks, n // ranks, "weak", single, t, single / t,
+                               times.get((kernel, 1, n // ranks))))
     return out
 
 

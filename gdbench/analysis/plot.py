@@ -5,12 +5,16 @@ Headless (matplotlib's Agg backend), PNG and SVG. matplotlib comes with the ``pl
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from gdbench.devices import missing_module
+from gdbench.paths import check_folder, check_target
 from gdbench.results import RunResult, format_size
 
 FORMATS = ("png", "svg")
+PLOTS = ("scaling", "bandwidth", "phases", "probe", "ranks")
 
 
 def _pyplot():
@@ -30,7 +34,7 @@ def series(runs: list[RunResult], labels: list[str]) -> dict[tuple[str, str, str
     lines: dict[tuple[str, str, str], list] = {}
     for run, label in zip(runs, labels):
         for c in run.cases:
-            if c.ok:
+            if c.reliable:
                 lines.setdefault((c.spec.name, c.spec.device, label), []).append(c)
     return {k: sorted(v, key=lambda c: c.spec.n_samples) for k, v in lines.items()}
 
@@ -39,11 +43,30 @@ def _name(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
 
+def check_plot_files(out_dir, stems) -> Path:
+    """``out_dir`` once it is a folder (or can be made one) in which every plot file of
+    ``stems`` is nothing yet or a regular file (``gdbench.paths``); ValueError otherwise."""
+    out_dir = check_folder(out_dir, "the plot folder")
+    for stem in stems:
+        for fmt in FORMATS:
+            check_target(out_dir / f"{stem}.{fmt}", "plot file")
+    return out_dir
+
+
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Each format written to a temporary file and renamed over its name, as results are."""
     paths = []
     for fmt in FORMATS:
-        path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        path = check_target(out_dir / f"{stem}.{fmt}", "plot file")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=out_dir)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         paths.append(path)
     return paths
 
@@ -205,8 +228,7 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None,
     lines = series(runs, labels)
     if not lines:
         raise ValueError("the results hold no successfully timed case to plot")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_plot_files(out_dir, PLOTS)
     return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, labels, lines, out_dir)
             + plot_phases(plt, runs, labels, out_dir, size)
             + plot_probe(plt, runs, labels, out_dir) + plot_ranks(plt, runs, labels, out_dir))

@@ -72,6 +72,8 @@ def _step_table(run: RunResult) -> list[str]:
                 cells.append("")
             elif not c.ok:
                 cells.append(c.status.upper())
+            elif c.contended:
+                cells.append("contended ^")
             else:
                 cell = (f"{format_time(c.summary().median)} "
                         f"{format_precision(c.summary().precision)}"
@@ -98,13 +100,18 @@ def _scaling(run: RunResult, label: str) -> list[str]:
     if not rows:
         return []
     lines = ["", "### Scaling across ranks" + (f" ({label})" if label else ""), "",
-             "Median step time on P ranks against one rank; parallel efficiency: strong scaling "
-             "(the same total N) T1 / (P · TP), weak scaling (the same N per rank) T1 / TP.", "",
-             "| kernel | P | scaling | N (per rank for weak) | one rank | P ranks | efficiency |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+             "Median step time on P ranks against the plain step in one process (T1, no "
+             "all-reduce); parallel efficiency: strong scaling (the same total N) "
+             "T1 / (P · TP), weak scaling (the same N per rank) T1 / TP. The data-parallel "
+             "step on one rank, all-reduce included, is shown beside it.", "",
+             "| kernel | P | scaling | N (per rank for weak) | plain step | 1 rank | P ranks "
+             "| efficiency |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
     for s in rows:
+        one = format_time(s.one_rank) if s.one_rank is not None else "-"
         lines.append(f"| {s.kernel} | {s.ranks} | {s.kind} | {format_size(s.n_samples)} | "
-                     f"{format_time(s.single)} | {format_time(s.time)} | {s.efficiency:.0%} |")
+                     f"{format_time(s.single)} | {one} | {format_time(s.time)} | "
+                     f"{s.efficiency:.0%} |")
     lines += ["", "Splitting pays (faster on P ranks than on one, at this N and every larger one "
               "measured):", ""]
     for (kernel, ranks), n in findings.rank_crossovers(run).items():
@@ -189,7 +196,9 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
     labels = findings.run_labels(runs, sources)
-    plot(runs, plots_dir, size, labels)
+    timed = any(c.ok for run in runs for c in run.cases)
+    if timed:
+        plot(runs, plots_dir, size, labels)
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
     for run, source in zip(runs, sources):
@@ -221,6 +230,11 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
             lines += ["Cases whose own threads outnumbered the CPUs (waited for a CPU while "
                       "no other process was busy; not measured again):", ""] + [
                 f"- {c.spec.label}: up to {wait:.0%} of a window" for c, wait in crowded] + [""]
+    if not timed:
+        lines += ["No case was timed, so there is nothing to plot or to find; the cases above "
+                  "say why each was not.", ""]
+        write_atomic(out, "\n".join(lines))
+        return out
     lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
               f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
               f"![phases of one step]({rel / 'phases.png'})", "",

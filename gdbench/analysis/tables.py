@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from rich.console import Group
 from rich.table import Table
@@ -12,10 +14,16 @@ from gdbench.results import RunResult, format_size
 
 
 def format_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    """Three significant digits in the unit the rounded value falls in: ``1.00 ms``, never
+    ``1e+03 µs``."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return "?" if seconds != 0 else "0 s"
+    rounded = float(f"{seconds:.3g}")
+    unit, scale = next(((u, s) for u, s in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6))
+                        if rounded >= s), ("ns", 1e-9))
+    value = rounded / scale
+    decimals = max(0, 2 - int(math.floor(math.log10(value) + 1e-9)))
+    return f"{value:.{decimals}f} {unit}"
 
 
 def format_bytes(n: int) -> str:
@@ -48,13 +56,21 @@ def marks(case, exceeded: bool = False) -> str:
 
 
 def format_precision(p: float) -> str:
-    return "±?" if p == float("inf") else f"±{p:.1%}" if p < 0.1 else f"±{p:.0%}"
+    """The median's 95% interval as ± a percentage; one wider than the median itself as a
+    factor either way (``×/÷3.1``), and one that is not known as ``±unknown``."""
+    if not math.isfinite(p):
+        return "±unknown"
+    if p >= 1:
+        return f"×/÷{1 + p:.1f}" if p < 9 else f"×/÷{1 + p:.0f}"
+    return f"±{p:.1%}" if p < 0.1 else f"±{p:.0%}"
 
 
 def cell(case, run: RunResult | None = None) -> str:
     """A case's cell; ``run`` gives its roofline fractions."""
     if not case.ok:
         return f"[red]{case.status.upper()}[/red]"
+    if case.contended:  # its median says how busy the machine was, not how fast the kernel is
+        return "[yellow]contended[/yellow] ^"
     step = case.summary()
     fraction = run.fraction(case) if run else None
     tput_fraction = run.fraction(case, throughput=True) if run else None

@@ -5,13 +5,17 @@ launcher's environment set, so that they run ``gdbench.distributed.worker`` exac
 ``torchrun``; the rendezvous is c10d on 127.0.0.1 at a free port (or ``port``), nothing is
 restarted, and joining is bounded by the timeout. With several world sizes (``--nproc 1,2``)
 each is one launch, and the parent joins their cases into one result: strong scaling at the
-sizes asked for, and weak scaling at P times each of them for P ranks. Each rank gets
-1/P of this machine's cores (OMP_NUM_THREADS), so that every world size uses all of them.
+sizes asked for, and weak scaling at P times each of them for P ranks when asked for (or when
+one rank is among the world sizes). Scaling is judged against the plain step, the same kernel
+in one process without an all-reduce, which the parent measures first at every size. Each rank
+gets 1/P of this machine's cores (OMP_NUM_THREADS), so that every world size uses all of them.
 
-A rank that dies, fails or hangs past the collectives' timeout ends its launch with one line
-naming the first rank to fail and the last error in its output (the ranks' output goes to log
-files, not the terminal); the cases of the world sizes finished before, and the windows rank 0
-saved of the one that failed, are kept.
+A rank that dies or fails ends its launch with one line naming the first rank to fail and the
+last error in its output (the ranks' output goes to log files, not the terminal). A rank that
+hangs is named as the one the others timed out waiting for, and the agent kills it a few seconds
+after the collectives' timeout. Ctrl-C and SIGTERM stop every rank and reach the caller as a
+KeyboardInterrupt whose ``status`` is 130 or 143. In every case the cases of the world sizes
+finished before, and the windows rank 0 saved of the one that stopped, are kept.
 """
 
 from __future__ import annotations
@@ -45,6 +49,23 @@ def _quiet_agent():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """The agent installs its own handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT and leaves
+    them; the caller's are put back afterwards."""
+    import signal
+
+    numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+               if hasattr(signal, name)]
+    kept = {number: signal.getsignal(number) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            if handler is not None:
+                signal.signal(number, handler)
 
 
 def parse_world_sizes(text: str) -> list[int]:
@@ -99,17 +120,67 @@ def last_error(log: Path) -> str:
     return errors[-1] if errors else ""
 
 
-def failure_line(exc: BaseException, world: int, logs: Path) -> str:
-    """One line for a launch that failed: the first rank to fail, how, and its last error."""
+TIMED_OUT = ("timed out", "timeout", "timedout")
+
+
+def failure_line(exc: BaseException, world: int, logs: Path, timeout_s: float = 0) -> str:
+    """One line for a launch that failed: the rank that hung, when the others timed out
+    waiting for it; else the first rank to fail, how, and its last error."""
     get_first = getattr(exc, "get_first_failure", None)
     if get_first is None:  # the rendezvous or the agent itself
         return f"{world} ranks: {type(exc).__name__}: {exc}".splitlines()[0]
     rank, failure = get_first()
     how = (f"killed by signal {-failure.exitcode}" if failure.exitcode < 0 else
            f"exit code {failure.exitcode}")
-    detail = next((last_error(log) for log in sorted(logs.glob(f"*/attempt_*/{rank}/stderr.log"))),
-                  "")
+
+    def error_of(r):
+        return next((last_error(log) for log in sorted(logs.glob(f"*/attempt_*/{r}/stderr.log"))),
+                    "")
+
+    detail = error_of(rank)
+    failed = set(getattr(exc, "failures", {}) or {rank})
+    silent = sorted(set(range(world)) - failed)
+    if silent and any(word in detail.lower() for word in TIMED_OUT):
+        names = ", ".join(map(str, silent))
+        return (f"rank{'s' if len(silent) > 1 else ''} {names} of {world} stopped answering: "
+                f"rank {rank} timed out waiting for {'them' if len(silent) > 1 else 'it'}"
+                + (f" after {timeout_s:g} s" if timeout_s else "") + f" ({detail})")
     return f"rank {rank} of {world} failed ({how})" + (f": {detail}" if detail else "")
+
+
+def _stopped(exc) -> KeyboardInterrupt:
+    """The agent's SignalException as the KeyboardInterrupt a plain run raises: exit status
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    import signal
+
+    number = int(getattr(exc, "sigval", signal.SIGINT))
+    stop = KeyboardInterrupt("terminated" if number == signal.SIGTERM else "interrupted")
+    stop.status = 128 + number
+    return stop
+
+
+# Seconds the agent waits for a rank to stop after SIGTERM before it kills it: a rank that is
+# stopped (SIGSTOP) or stuck outside Python never acts on SIGTERM.
+SHUTDOWN_S = 3
+
+
+def _shutdown_timeout(config_class) -> dict:
+    """``shutdown_timeout`` where this torch's LaunchConfig has it (2.8 and later)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    return {"shutdown_timeout": SHUTDOWN_S} if "shutdown_timeout" in fields else {}
+
+
+def plain_baseline(options: dict, device: str) -> list:
+    """The plain step of every kernel at every size, in this one process: what scaling is
+    judged against."""
+    from gdbench.measure import sweep
+
+    o = options
+    return sweep.run(device, o["kernels"], o["sizes"], n_features=o["n_features"],
+                     dtype=o["dtype"], budget=o["budget"], precision=o["precision"],
+                     windows=o["windows"], probe=False, memory=False).cases
 
 
 def launch(options: dict, world_sizes: list[int], output: Output, device: str,
@@ -140,13 +211,20 @@ def launch(options: dict, world_sizes: list[int], output: Output, device: str,
         "dist_backend": o.get("backend") or ("nccl" if device == "cuda" else "gloo")})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads_before = os.environ.get("OMP_NUM_THREADS")
+    weak = options.get("weak") or 1 in world_sizes
+    result.settings["weak_scaling"] = bool(weak)
     try:
+        if on_launch:
+            on_launch(0)
+        result.cases += plain_baseline(options, device)
+        output.save(result)
         with tempfile.TemporaryDirectory(prefix="gdbench-ranks-") as folder:
             for world in world_sizes:
                 if on_launch:
                     on_launch(world)
                 strong = options["sizes"]
-                sizes = sorted(set(strong) | ({n * world for n in strong} if world > 1 else set()))
+                sizes = sorted(set(strong) | ({n * world for n in strong}
+                                              if weak and world > 1 else set()))
                 out = Path(folder) / f"ranks-{world}.json"
                 os.environ["OMP_NUM_THREADS"] = str(max(1, cores // world))
                 logs = Path(folder) / f"logs-{world}"
@@ -156,17 +234,23 @@ def launch(options: dict, world_sizes: list[int], output: Output, device: str,
                     rdzv_endpoint=f"127.0.0.1:{port or free_port()}",
                     rdzv_configs={"join_timeout": options["timeout_s"]}, max_restarts=0,
                     monitor_interval=0.2, start_method="spawn",
-                    logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL))
+                    logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL),
+                    **_shutdown_timeout(LaunchConfig))
                 try:
-                    with _quiet_agent():
+                    with _quiet_agent(), _signal_handlers_kept():
                         elastic_launch(config, sys.executable)(
                             *worker_command(options, sizes, out))
-                except Exception as exc:
+                except BaseException as exc:
                     partial = partial_path(out)
                     if partial.exists():  # the windows rank 0 saved before the failure
                         result.cases += read_json(partial).cases
                         output.save(result)
-                    raise RankFailure(failure_line(exc, world, logs)) from None
+                    if type(exc).__name__ == "SignalException":
+                        raise _stopped(exc) from None
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    raise RankFailure(failure_line(exc, world, logs, options["timeout_s"])) \
+                        from None
                 ranks_run = read_json(out)
                 result.cases += ranks_run.cases
                 result.allreduce_floors.update(ranks_run.allreduce_floors)

@@ -164,6 +164,9 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         raise ValueError(f"windows must be a whole number of at least 1, got {windows}")
     if not (isinstance(processes, int) and processes >= 1):
         raise ValueError(f"processes must be a whole number of at least 1, got {processes}")
+    if processes > windows:
+        raise ValueError(f"processes ({processes}) cannot be more than windows ({windows}): "
+                         "each process measures at least one window of every case")
     sizes = default_sizes(device) if sizes is None else sorted(set(sizes))
     if not sizes or any(int(n) != n or n < 1 for n in sizes):
         raise ValueError(f"sizes must be positive whole numbers, got {sizes}")
@@ -251,6 +254,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
             output.finish(result)
         else:
             save()
+            output.abandon()  # removes the partial files when nothing was measured
         result.moved_aside = output.moved
     return result
 
