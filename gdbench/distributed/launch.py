@@ -138,8 +138,11 @@ def failure_line(exc: BaseException, world: int, logs: Path, timeout_s: float = 
                     "")
 
     detail = error_of(rank)
-    failed = set(getattr(exc, "failures", {}) or {rank})
-    silent = sorted(set(range(world)) - failed)
+    # A rank that hung fails only when the agent stops it, by a signal, after the others
+    # failed by themselves; or not at all, where the agent reports the first failures alone.
+    failures = getattr(exc, "failures", None) or {rank: failure}
+    silent = sorted(r for r in range(world) if r not in failures
+                    or (r != rank and getattr(failures[r], "exitcode", 1) < 0))
     if silent and any(word in detail.lower() for word in TIMED_OUT):
         names = ", ".join(map(str, silent))
         return (f"rank{'s' if len(silent) > 1 else ''} {names} of {world} stopped answering: "

@@ -1,0 +1,1 @@
+"""gdbench ab: two sides measured in one interleaved session, and the paired verdict."""

@@ -1,0 +1,328 @@
+"""``gdbench ab``: two sides measured in one session, interleaved, with a paired verdict per case.
+
+A side is a kernel in this environment, the same kernels in another Python environment
+(``python``), or a git revision's worktree run by this interpreter (``Side.of_revision``). Each
+side has ``workers`` persistent worker processes (``gdbench.ab.worker``). The session goes in
+rounds: in each round every undecided case gets one window on each side, in a random order of
+(case, side) that changes every round, each window on a fresh kernel instance and fresh buffers,
+taken by the side's workers in turn so that what belongs to one process averages out. A window
+that another process held back (``gdbench.measure.contention``) is measured again, up to
+``RETRIES`` times, and never paired while contended. Each side's first window of a case is
+checked against the float64 reference before any of its times count.
+
+The verdict of a case comes from ``gdbench.ab.paired`` at each look of the schedule; a case is
+decided once latency and throughput both are, and then leaves the rounds. The session ends when
+every case is decided, at ``max_rounds``, or past ``max_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from gdbench.ab.paired import look_rounds, paired
+from gdbench.ab.worker import make_data
+from gdbench.environment import capture
+from gdbench.measure.contention import contended
+from gdbench.reference import compare_step, loss_and_grad
+from gdbench.results import format_size
+
+WORKER = Path(__file__).resolve().with_name("worker.py")
+PACKAGE_ROOT = WORKER.parents[2]  # the folder that holds this gdbench package
+RETRIES = 2
+METRICS = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where one side's kernels come from."""
+
+    name: str  # "base" or "new"
+    python: str = sys.executable
+    path: str | None = str(PACKAGE_ROOT)  # put first on PYTHONPATH; None: the python's own
+    source: str = "this environment"
+
+    @classmethod
+    def of_revision(cls, name: str, rev: str, cwd=".") -> Side:
+        """A git revision of the checkout at ``cwd``, as a worktree cached in the repository's
+        git folder (``gdbench-ab/<commit>``) and run with this environment's packages."""
+        def git(*args):
+            done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+            if done.returncode:
+                raise ValueError(f"--{name}-rev {rev}: {done.stderr.strip().splitlines()[-1]}"
+                                 if done.stderr.strip() else f"--{name}-rev {rev}: git failed")
+            return done.stdout.strip()
+
+        commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        common = Path(git("rev-parse", "--git-common-dir"))
+        folder = (common if common.is_absolute() else Path(cwd) / common) / "gdbench-ab" / commit
+        if not (folder / ".git").exists():
+            git("worktree", "add", "--detach", "--force", str(folder), commit)
+        root = folder / "src" if (folder / "src").is_dir() else folder
+        return cls(name, sys.executable, str(root.resolve()), f"revision {rev} ({commit[:12]})")
+
+    @classmethod
+    def of_python(cls, name: str, python: str) -> Side:
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            raise ValueError(f"--{name}-python {python} is not an executable file")
+        return cls(name, python, None, f"the environment of {python}")
+
+
+@dataclass(frozen=True)
+class Case:
+    base: str  # kernel of the base side
+    new: str
+    n_samples: int
+
+    @property
+    def label(self) -> str:
+        kernels = self.base if self.base == self.new else f"{self.new} vs {self.base}"
+        return f"{kernels} N={format_size(self.n_samples)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "cpu"
+    sizes: tuple[int, ...] = (10**2, 10**3, 10**4, 10**5, 10**6, 10**7)
+    n_features: int = 1
+    dtype: str = "float32"
+    threshold: float = 0.05
+    alpha: float = 0.05
+    window_s: float = 0.05  # sampling time of one window, latency and batches
+    min_rounds: int = 6
+    max_rounds: int = 30
+    look_every: int = 3
+    max_seconds: float = 170.0
+    workers: int = 2  # per side
+    lr: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 4 <= self.min_rounds <= self.max_rounds:
+            raise ValueError(f"rounds: need 4 <= min rounds <= max rounds, got {self.min_rounds} "
+                             f"and {self.max_rounds}")
+        if not (self.window_s > 0 and math.isfinite(self.window_s)):
+            raise ValueError(f"the window must last a positive time, got {self.window_s}")
+        if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
+            raise ValueError(f"the time budget must be positive, got {self.max_seconds}")
+        if not 1 <= self.workers <= 16:
+            raise ValueError(f"workers per side must be 1 to 16, got {self.workers}")
+
+    @property
+    def looks(self) -> list[int]:
+        return look_rounds(self.min_rounds, self.max_rounds, self.look_every)
+
+    @property
+    def level(self) -> float:
+        """The level of each look: alpha over the looks of the schedule and a final one."""
+        return self.alpha / (len(self.looks) + 1)
+
+
+@dataclass
+class CaseRecord:
+    case: Case
+    status: str = "ok"  # ok, or wrong / error on a side: then it left the session
+    message: str = ""
+    windows: list = field(default_factory=list)  # every window of both sides
+    pairs: list = field(default_factory=list)  # per round: {"round", metric: log ratio}
+    verdicts: dict = field(default_factory=dict)  # metric -> Paired.to_dict()
+    decided_at: int | None = None  # the round count of the look that decided it
+
+    @property
+    def decided(self) -> bool:
+        return self.decided_at is not None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self.case), "label": self.case.label, "status": self.status,
+                "message": self.message, "decided_at": self.decided_at,
+                "verdicts": self.verdicts, "pairs": self.pairs, "windows": self.windows}
+
+
+@dataclass
+class AbResult:
+    environment: dict
+    settings: dict
+    sides: dict
+    cases: list = field(default_factory=list)
+    rounds: int = 0
+    seconds: float = 0.0
+    complete: bool = False
+
+    def to_dict(self) -> dict:
+        return {"tool": "gdbench-ab", "schema_version": 1, "complete": self.complete,
+                "environment": self.environment, "settings": self.settings,
+                "sides": self.sides, "rounds": self.rounds, "seconds": self.seconds,
+                "cases": [c.to_dict() for c in self.cases]}
+
+
+class Worker:
+    """One worker process of a side."""
+
+    def __init__(self, side: Side):
+        env = dict(os.environ)
+        if side.path:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [side.path,
+                                                              env.get("PYTHONPATH")]))
+        self.side = side
+        self.process = subprocess.Popen([side.python, str(WORKER)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True, env=env)
+        hello = self.process.stdout.readline()
+        if not hello:
+            raise ValueError(f"the {side.name} side's worker ({side.source}) did not start; "
+                             f"run {side.python} {WORKER} to see why")
+
+    def ask(self, request: dict) -> dict:
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = self.process.poll()
+            return {"error": f"the worker died (exit status {code})", "died": True}
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def pair_cases(base: list[str], new: list[str], sizes) -> list[Case]:
+    """Kernel i of the base side against kernel i of the new; one kernel against each of several."""
+    if len(base) == 1 and len(new) > 1:
+        base = base * len(new)
+    if len(new) == 1 and len(base) > 1:
+        new = new * len(base)
+    if len(base) != len(new):
+        raise ValueError(f"the sides name {len(base)} and {len(new)} kernels: give as many on "
+                         "each, or one on either")
+    return [Case(b, n, size) for size in sizes for b, n in zip(base, new)]
+
+
+def window_median(window: dict, metric: str) -> float:
+    return float(np.median(window[metric]))
+
+
+def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: Settings, save=None,
+           on_round=None) -> AbResult:
+    """Measure ``cases`` on both sides, interleaved, until decided or out of budget."""
+    result = AbResult(capture(settings.device), asdict(settings) | {"looks": settings.looks,
+                                                                    "level": settings.level},
+                      {s.name: {"python": s.python, "path": s.path, "source": s.source}
+                       for s in sides})
+    records = [CaseRecord(c) for c in cases]
+    result.cases = records
+    save = save or (lambda r: None)
+    references = {}
+    shuffle = random.Random(settings.seed)
+    pools = {s.name: [Worker(s) for _ in range(settings.workers)] for s in sides}
+    start = time.perf_counter()
+    try:
+        for index in range(settings.max_rounds):
+            active = [r for r in records if r.status == "ok" and not r.decided]
+            if not active or (index and time.perf_counter() - start > settings.max_seconds):
+                break
+            if on_round:
+                on_round(index, len(active))
+            order = [(r, side) for r in active for side in sides]
+            shuffle.shuffle(order)
+            medians: dict = {}
+            for turn, (record, side) in enumerate(order):
+                if record.status != "ok":
+                    continue
+                worker = pools[side.name][(index + turn) % settings.workers]
+                window = _window(worker, record, side, index, settings, references)
+                if window is not None:
+                    medians[(id(record), side.name)] = window
+            for record in active:
+                got = [medians.get((id(record), s.name)) for s in sides]
+                if record.status == "ok" and all(got):
+                    record.pairs.append({"round": index, **{
+                        m: math.log(window_median(got[1], m) / window_median(got[0], m))
+                        for m in METRICS}})
+            result.rounds = index + 1
+            if result.rounds in settings.looks:
+                _look(active, settings, result.rounds)
+            result.seconds = time.perf_counter() - start
+            save(result)
+        for record in records:  # the final look, for those the schedule left undecided
+            if record.status == "ok" and not record.decided:
+                _look([record], settings, result.rounds, final=True)
+        result.complete = True
+        result.seconds = time.perf_counter() - start
+        save(result)
+        return result
+    finally:
+        for pool in pools.values():
+            for worker in pool:
+                worker.close()
+
+
+def _window(worker: Worker, record: CaseRecord, side: Side, index: int, settings: Settings,
+            references: dict) -> dict | None:
+    """One uncontended window of ``record`` on ``side`` (its answer), or None."""
+    case = record.case
+    kernel = case.base if side.name == "base" else case.new
+    first = not any(w["side"] == side.name for w in record.windows)
+    request = {"kernel": kernel, "device": settings.device, "dtype": settings.dtype,
+               "n": case.n_samples, "d": settings.n_features, "seed": settings.seed,
+               "lr": settings.lr, "budget": settings.window_s, "check": first}
+    for attempt in range(1 + RETRIES):
+        answer = worker.ask(request)
+        if "error" in answer:
+            record.status, record.message = "error", f"{side.name} side: {answer['error']}"
+            if answer.get("died"):  # a fresh worker takes its place for the other cases
+                worker.__init__(side)
+            return None
+        if first:
+            wrong = _check(answer["check"], case.n_samples, settings, references)
+            if wrong:
+                record.status, record.message = "wrong", f"{side.name} side ({kernel}): {wrong}"
+                return None
+            request["check"] = first = False
+        busy = contended(answer.get("contention"))
+        record.windows.append({"side": side.name, "round": index, "attempt": attempt,
+                               "contended": busy, "worker": id(worker) % 997,
+                               **{k: answer[k] for k in ("latency", "throughput", "batch_size",
+                                                         "contention")}})
+        if not busy:
+            return answer
+    return None
+
+
+def _check(got: dict, n: int, settings: Settings, references: dict) -> str | None:
+    """How a side's first step disagrees with the float64 reference, or None."""
+    key = (n, settings.n_features, settings.dtype, settings.seed)
+    if key not in references:
+        references.clear()
+        x, y = make_data(*key)
+        references[key] = (x, y, loss_and_grad(x, y, np.zeros(settings.n_features)))
+    x, y, reference = references[key]
+    stepped = SimpleNamespace(dtype=settings.dtype, loss=got["loss"],
+                              grad=np.asarray(got["grad"]), weight=np.asarray(got["weight"]))
+    return compare_step(stepped, x, y, 0.0, settings.lr, reference)
+
+
+def _look(records, settings: Settings, rounds: int, final: bool = False) -> None:
+    for record in records:
+        verdicts = {m: paired([p[m] for p in record.pairs], settings.threshold, settings.level)
+                    for m in METRICS}
+        record.verdicts = {m: v.to_dict() for m, v in verdicts.items()}
+        if all(v.verdict != "AMBIGUOUS" for v in verdicts.values()) and not final:
+            record.decided_at = rounds

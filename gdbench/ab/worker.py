@@ -1,0 +1,134 @@
+"""One side's worker of ``gdbench ab``: a process that measures windows when the parent asks.
+
+It reads one JSON request per line on stdin and answers one JSON line on stdout. It is started
+as a script, ``python .../gdbench/ab/worker.py``, with the side's own gdbench first on the
+path: a kernel in this environment, another Python environment's, or a git revision's
+worktree. So it touches only what every version of gdbench has, the public kernel protocol
+(``gdbench.make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
+NumPy; the data, the timing loop and the contention readings are this file's (the readings
+load ``gdbench/measure/contention.py`` beside it by path), so that both sides are measured by
+the same code whatever version of the kernels they run.
+
+Every window is a fresh kernel instance, prepared on fresh copies of the data behind a
+padding allocation of random size, so that where the buffers sit changes from window to
+window (Mytkowicz et al., ASPLOS 2009; Stabilizer, ASPLOS 2013).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:  # run as a script: not a package folder
+    sys.path.pop(0)
+
+import numpy as np  # noqa: E402
+
+
+def _contention():
+    """gdbench/measure/contention.py of the gdbench this file belongs to (stdlib only)."""
+    spec = importlib.util.spec_from_file_location(
+        "_gdbench_ab_contention", HERE.parent / "measure" / "contention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_data(n: int, d: int, dtype: str, seed: int):
+    """The problem every side steps on: ``x`` (N, D) standard normal, ``y = x w + noise``, in
+    float64 for float64 cases and float32 otherwise (a kernel rounds to half precision)."""
+    rng = np.random.default_rng(seed)
+    host = np.float64 if dtype == "float64" else np.float32
+    x = rng.standard_normal((n, d), dtype=host)
+    y = x @ rng.uniform(1.0, 3.0, d).astype(host)
+    y += 0.1 * rng.standard_normal(n, dtype=host)
+    return x, y
+
+
+BATCH_S = 2e-3  # a batch of back-to-back steps lasts at least this long
+
+
+def _timed(kernel, steps: int) -> float:
+    kernel.synchronize()
+    t0 = time.perf_counter_ns()
+    for _ in range(steps):
+        kernel.step()
+    kernel.synchronize()
+    return (time.perf_counter_ns() - t0) * 1e-9 / steps
+
+
+def window(kernel, budget: float, min_samples: int = 5) -> dict:
+    """Settle, then latency samples (one step each) for half of ``budget``, then batches of
+    back-to-back steps, each lasting at least ``BATCH_S``, for the other half."""
+    first = _timed(kernel, 1)
+    previous = first
+    for _ in range(20):  # until two step times in a row agree within 10%
+        t = _timed(kernel, 1)
+        if abs(t - previous) <= 0.1 * previous:
+            break
+        previous = t
+    latency, deadline = [], time.perf_counter() + budget / 2
+    while len(latency) < min_samples or time.perf_counter() < deadline:
+        latency.append(_timed(kernel, 1))
+    size = max(1, math.ceil(BATCH_S / max(float(np.median(latency)), 1e-9)))
+    batches, deadline = [], time.perf_counter() + budget / 2
+    while len(batches) < 3 or time.perf_counter() < deadline:
+        batches.append(_timed(kernel, size))
+    return {"latency": latency, "throughput": batches, "batch_size": size}
+
+
+def measure(request: dict, data: dict, watch_class) -> dict:
+    """One window of one case, verified on its first step when asked."""
+    import gdbench
+
+    key = (request["n"], request["d"], request["dtype"], request["seed"])
+    if key not in data:
+        data.clear()  # one problem at a time: the largest may take most of the memory
+        data[key] = make_data(*key)
+    x, y = data[key]
+    rng = np.random.default_rng()
+    padding = np.ones(int(rng.integers(1, 1 << 20)), np.uint8)  # shifts the next allocations
+    x, y = x.copy(), y.copy()
+    kernel = gdbench.make_kernel(request["kernel"], request["device"], request["dtype"])
+    kernel.prepare(x, y, w0=0.0, lr=request["lr"])
+    kernel.step()
+    kernel.synchronize()
+    answer = {}
+    if request.get("check"):
+        answer["check"] = {"loss": float(kernel.loss),
+                           "grad": np.asarray(kernel.grad, dtype=np.float64).tolist(),
+                           "weight": np.asarray(kernel.weight, dtype=np.float64).tolist()}
+    watch = watch_class()
+    answer.update(window(kernel, request["budget"]))
+    answer["contention"] = watch.stop()
+    answer["loss"] = float(kernel.loss)
+    del kernel, padding
+    return answer
+
+
+def main() -> None:
+    # Answers go to a private copy of stdout; anything a backend prints goes to stderr.
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    watch_class = _contention().Watch
+    data: dict = {}
+    answers.write(json.dumps({"ready": True, "python": sys.executable}) + "\n")
+    answers.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer = measure(request, data, watch_class)
+        except Exception as exc:  # the parent records it as the case's failure
+            answer = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""gdbench ab: the paired verdict on synthetic windows, and real sides in worker processes."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gdbench import cli
+from gdbench.ab import session
+from gdbench.ab.paired import paired, t_quantile
+from gdbench.ab.session import Case, Settings, Side, pair_cases, run_ab
+from gdbench.ab.worker import make_data
+from gdbench.reference import loss_and_grad
+from tests.plugins import REPO, plugin_env
+
+BUSY = {"run_delay_fraction": 0.6, "others_cpu_per_wall": 1.0}
+SLOWED = """
+import numpy as np
+from gdbench.kernels.numpy_manual import NumpyManual
+
+class Slowed(NumpyManual):
+    name = "numpy-slowed"
+    def forward(self):
+        for _ in range(6):  # six more passes over x than numpy-manual makes
+            np.multiply(self.x, 1.0, out=self._scratch)
+        super().forward()
+    def _setup(self, x, y, w0):
+        super()._setup(x, y, w0)
+        self._scratch = np.empty_like(self.x)
+"""
+
+
+@pytest.mark.parametrize("p,dof,exact", [(0.975, 1, 12.706), (0.975, 5, 2.571),
+                                         (0.995, 2, 9.925), (0.9975, 4, 5.598)])
+def test_t_quantile(p, dof, exact):
+    assert t_quantile(p, dof) == pytest.approx(exact, abs=1e-3)
+
+
+def test_a_drift_that_moves_both_sides_gives_no_verdict_and_a_real_ratio_is_found():
+    rng = np.random.default_rng(0)
+    drift = np.exp(rng.normal(0, 0.3, 12))  # the machine's speed changes 30% between rounds
+    base = 1e-4 * drift * np.exp(rng.normal(0, 0.01, 12))
+    same = 1e-4 * drift * np.exp(rng.normal(0, 0.01, 12))
+    slower = 1.2e-4 * drift * np.exp(rng.normal(0, 0.01, 12))
+    assert paired(np.log(same / base), 0.05, 0.05).verdict == "SAME"
+    found = paired(np.log(slower / base), 0.05, 0.05)
+    assert found.verdict == "SLOWER" and found.ratio == pytest.approx(1.2, rel=0.03)
+    # unpaired, the same drift is all that an interval over the rounds would see
+    assert paired(np.log(same) - np.log(base[::-1]), 0.05, 0.05).verdict == "AMBIGUOUS"
+
+
+class FakeWorker:
+    """Windows around ``median * ratio`` of the side, a drift shared by both sides over time,
+    and the first ``busy`` windows of each side contended."""
+
+    ratio = {"base": 1.0, "new": 1.0}
+    busy = 0
+    calls = []
+
+    def __init__(self, side):
+        self.side = side
+
+    def ask(self, request):
+        FakeWorker.calls.append(self.side.name)
+        count = FakeWorker.calls.count(self.side.name)
+        # the machine slows down and speeds up by 30% over about 300 windows
+        level = 1e-4 * self.ratio[self.side.name] * (1 + 0.3 * math.sin(len(self.calls) / 50))
+        rng = np.random.default_rng(len(FakeWorker.calls))
+        answer = {"latency": list(level * (1 + 0.01 * rng.standard_normal(20))),
+                  "throughput": list(level * (1 + 0.01 * rng.standard_normal(5))),
+                  "batch_size": 10, "contention": BUSY if count <= self.busy else None}
+        if request["check"]:
+            x, y = make_data(request["n"], request["d"], request["dtype"], request["seed"])
+            loss, grad, _ = loss_and_grad(x, y, np.zeros(request["d"]))
+            answer["check"] = {"loss": loss, "grad": list(grad),
+                               "weight": list(-request["lr"] * grad)}
+        return answer
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setattr(session, "Worker", FakeWorker)
+    FakeWorker.calls = []
+    FakeWorker.busy = 0
+    FakeWorker.ratio = {"base": 1.0, "new": 1.0}
+    return FakeWorker
+
+
+SIDES = (Side("base"), Side("new"))
+
+
+def test_a_drift_shared_by_both_sides_is_same_in_the_session(fake):
+    result = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,)))
+    record = result.cases[0]
+    assert record.decided_at == 6 and result.rounds == 6
+    assert {m: v["verdict"] for m, v in record.verdicts.items()} == {"latency": "SAME",
+                                                                     "throughput": "SAME"}
+
+
+def test_a_real_slowdown_is_found_in_the_session(fake):
+    fake.ratio = {"base": 1.0, "new": 1.25}
+    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    assert record.verdicts["latency"]["verdict"] == "SLOWER"
+    assert record.verdicts["latency"]["low"] < 1.25 < record.verdicts["latency"]["high"]
+
+
+def test_contended_windows_are_measured_again_and_never_paired(fake):
+    fake.busy = 2  # each side's first two windows
+    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    contended = [w for w in record.windows if w["contended"]]
+    assert len(contended) == 4 and all(w["round"] == 0 for w in contended)
+    assert len(record.pairs) == 6 and record.pairs[0]["round"] == 0  # the third attempt paired
+
+
+def test_a_session_stops_at_its_budget(fake):
+    fake.ratio = {"base": 1.0, "new": 1.04}  # near the threshold: undecided for long
+    settings = Settings(sizes=(1000,), max_rounds=8, min_rounds=4)
+    result = run_ab(SIDES, [Case("k", "k", 1000)], settings)
+    assert result.rounds <= 8 and result.complete
+    timed = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,), max_seconds=1e-9))
+    assert timed.rounds == 1 and timed.complete  # the first round starts, no second
+
+
+def test_a_wrong_side_leaves_the_session(fake, monkeypatch):
+    real_ask = FakeWorker.ask
+
+    def wrong(self, request):
+        answer = real_ask(self, request)
+        if "check" in answer and self.side.name == "new":
+            answer["check"]["grad"] = [2 * g for g in answer["check"]["grad"]]
+        return answer
+
+    monkeypatch.setattr(FakeWorker, "ask", wrong)
+    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    assert record.status == "wrong" and record.message.startswith("new side (k): gradient")
+    assert record.pairs == []
+
+
+def test_pairing_kernels():
+    assert pair_cases(["a"], ["b", "c"], [10]) == [Case("a", "b", 10), Case("a", "c", 10)]
+    with pytest.raises(ValueError, match="give as many on each"):
+        pair_cases(["a", "b"], ["c", "d", "e"], [10])
+
+
+def test_a_real_ab_in_worker_processes_finds_extra_work_and_writes_its_files(tmp_path,
+                                                                              monkeypatch):
+    env = plugin_env(tmp_path, "slowed", {"numpy-slowed": "Slowed"}, SLOWED)
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])  # the workers' processes
+    monkeypatch.syspath_prepend(str(tmp_path))  # this one
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["ab", "numpy-manual", "numpy-manual,numpy-slowed", "--device", "cpu",
+                       "--sizes", "1e5", "--window", "0.02", "--max-rounds", "9",
+                       "--workers", "1", "--markdown", "pr.md", "--quiet",
+                       "--fail-on-regression"])
+    d = json.loads((tmp_path / "gdbench-ab.json").read_text())
+    assert d["tool"] == "gdbench-ab" and d["complete"]
+    same, slowed = d["cases"]
+    assert same["status"] == slowed["status"] == "ok"
+    assert slowed["verdicts"]["latency"]["ratio"] > 1.3
+    assert slowed["verdicts"]["latency"]["verdict"] in ("SLOWER", "AMBIGUOUS")
+    assert status == (1 if slowed["verdicts"]["latency"]["verdict"] == "SLOWER"
+                      or slowed["verdicts"]["throughput"]["verdict"] == "SLOWER" else 0)
+    assert {w["side"] for w in same["windows"]} == {"base", "new"}
+    assert all(len(w["latency"]) >= 5 for w in same["windows"])
+    assert "| numpy-slowed vs numpy-manual N=1e5 | latency |" in (tmp_path / "pr.md").read_text()
+
+
+def test_a_revision_side_runs_from_a_cached_worktree(tmp_path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(repo)],
+                   check=True)
+    side = Side.of_revision("base", "HEAD", repo)
+    assert (os.path.isdir(os.path.join(side.path, "gdbench")) and "revision HEAD" in side.source)
+    assert Side.of_revision("base", "HEAD", repo) == side  # reused
+    with pytest.raises(ValueError, match="--new-rev nope"):
+        Side.of_revision("new", "nope", repo)
+
+
+def test_the_worker_runs_as_a_script_and_answers_one_line_per_request():
+    worker = session.Worker(Side("base"))
+    try:
+        answer = worker.ask({"kernel": "numpy-manual", "device": "cpu", "dtype": "float64",
+                             "n": 1000, "d": 2, "seed": 3, "lr": 0.01, "budget": 0.01,
+                             "check": True})
+        assert set(answer) >= {"latency", "throughput", "batch_size", "contention", "check"}
+        assert "error" in worker.ask({"kernel": "nope", "device": "cpu", "dtype": "float64",
+                                      "n": 10, "d": 1, "seed": 0, "lr": 0.01, "budget": 0.01})
+    finally:
+        worker.close()
+
+
+def test_cli_bad_ab_input_is_one_line(capsys):
+    for args, message in [
+        (["ab", "nope", "numpy-manual"], "unknown kernel 'nope'"),
+        (["ab", "--device", "cpu", "--dtype", "float32,float64"], "takes one --dtype"),
+        (["ab", "--device", "cpu", "--base-python", "/nonexistent/python"], "is not an exec"),
+        (["ab", "--device", "cpu", "--min-rounds", "2"], "need 4 <= min rounds"),
+        (["ab", "--device", "cpu", "--out", "-"], "--out - :"),
+    ]:
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_ab_is_in_the_help():
+    out = subprocess.run([sys.executable, "-m", "gdbench", "ab", "--help"], capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "--base-rev" in out and "--fail-on-regression" in out
