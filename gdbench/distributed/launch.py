@@ -39,8 +39,11 @@ class RankFailure(RuntimeError):
 @contextlib.contextmanager
 def _quiet_agent():
     """The agent logs every worker it starts and stops; the run says what matters itself."""
-    loggers = [logging.getLogger(name) for name in ("torch.distributed.elastic",
-                                                    "torch.distributed.launcher")]
+    # torch sets the level of each of its loggers, so every one of them is quietened
+    names = [name for name in logging.root.manager.loggerDict
+             if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher"))]
+    loggers = [logging.getLogger(name) for name in names + ["torch.distributed.elastic",
+                                                            "torch.distributed.launcher"]]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
@@ -138,11 +141,12 @@ def failure_line(exc: BaseException, world: int, logs: Path, timeout_s: float = 
                     "")
 
     detail = error_of(rank)
-    # A rank that hung fails only when the agent stops it, by a signal, after the others
-    # failed by themselves; or not at all, where the agent reports the first failures alone.
+    # A rank that hung does not time out itself: it fails only when the agent stops it, after
+    # the others timed out waiting for it (or not at all, where the agent reports the first
+    # failures alone).
     failures = getattr(exc, "failures", None) or {rank: failure}
-    silent = sorted(r for r in range(world) if r not in failures
-                    or (r != rank and getattr(failures[r], "exitcode", 1) < 0))
+    silent = sorted(r for r in range(world) if r not in failures or (
+        r != rank and not any(word in error_of(r).lower() for word in TIMED_OUT)))
     if silent and any(word in detail.lower() for word in TIMED_OUT):
         names = ", ".join(map(str, silent))
         return (f"rank{'s' if len(silent) > 1 else ''} {names} of {world} stopped answering: "
