@@ -125,6 +125,7 @@ def _sweep(args, out, csv=None, probe=None, label=""):
                          probe=not args.no_probe if probe is None else probe,
                          windows=args.windows, cold=args.cold, remeasure=not args.no_remeasure,
                          processes=args.processes, memory=not args.no_memory,
+                         fresh=not args.keep_layout,
                          out=out, csv=csv, on_start=on_start)
 
 
@@ -176,7 +177,8 @@ def _show(args, result, err) -> int:
     from gdbench.analysis import tables
 
     if not args.quiet:
-        stdout_console().print(tables.step_table(result, stdout_console().width))
+        stdout_console().print(tables.step_table(result, stdout_console().width,
+                                                 getattr(args, "detail", False)))
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     timed = any(c.ok for c in result.cases)
@@ -312,6 +314,8 @@ def cmd_noise(args) -> int:
 
     from gdbench.analysis.noise import assess, read_floor, write_floor
 
+    if args.paired:
+        return _noise_paired(args)
     if args.runs < 2:
         raise ValueError(f"--runs must be at least 2, got {args.runs}")
     threshold = parse_threshold(args.threshold)
@@ -343,6 +347,42 @@ def cmd_noise(args) -> int:
     print(f"noise floor of these runs: {report.floor.default:.1%} relative standard deviation "
           f"between runs (median over cases); per case in {floor_path}, for "
           f"gdbench compare --noise")
+    return 0
+
+
+def _noise_paired(args) -> int:
+    """``noise --paired``: the A/A false-verdict rate and the power of ``ab`` here."""
+    from gdbench.ab.session import Settings
+    from gdbench.ab.study import study
+    from gdbench.measure.sweep import default_sizes, parse_sizes
+
+    if args.runs < 1:
+        raise ValueError(f"--runs must be at least 1, got {args.runs}")
+    device = resolve_device(args.device)
+    if "," in args.dtype:
+        raise ValueError("noise --paired takes one --dtype")
+    settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
+                                      default_sizes(device)), args.features, args.dtype,
+                        parse_threshold(args.threshold))
+    kernels = _kernel_list(args.kernels, device, args.dtype, args.features)
+    folder = check_folder(args.out_dir, "--out-dir")
+
+    def on_session(kind, index, runs):
+        if not args.quiet:
+            print(f"{'A/A' if kind == 'aa' else 'slowed'} session {index + 1}/{runs} ...",
+                  file=sys.stderr)
+
+    s = study(kernels, settings, args.runs, folder, not args.no_power, on_session)
+    aa = s["aa"]
+    print(f"A/A, {aa['comparisons']} comparisons at a {settings.threshold:.0%} threshold: "
+          f"{aa['FASTER'] + aa['SLOWER']} false verdicts ({aa['false_rate']:.1%}), "
+          f"{aa['SAME']} same ({aa['same_rate']:.1%}), {aa['AMBIGUOUS']} ambiguous")
+    for name, p in s["power"].items():
+        print(f"{name}: measured ratio {p['median_ratio']:.3f}, called SLOWER in "
+              f"{p['slower']:.0%} of {p['comparisons']}")
+    print(f"{len(s['sessions'])} sessions in {s['seconds']:.0f} s; summary in "
+          f"{folder / 'paired.json'}" + (f" (the earlier one kept as {s['kept']})"
+                                          if s["kept"] else ""))
     return 0
 
 
@@ -482,8 +522,8 @@ def cmd_ab(args) -> int:
     settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
                                       default_sizes(device)), args.features, args.dtype,
                         parse_threshold(args.threshold), window_s=args.window,
-                        min_rounds=args.min_rounds, max_rounds=args.max_rounds,
-                        max_seconds=args.max_time, workers=args.workers)
+                        rounds_per_block=args.rounds_per_block, min_blocks=args.min_blocks,
+                        max_blocks=args.max_blocks, max_seconds=args.max_time)
     sides = []
     for name, python, rev in (("base", args.base_python, args.base_rev),
                               ("new", args.new_python, args.new_rev)):
@@ -498,10 +538,11 @@ def cmd_ab(args) -> int:
     markdown = check_report_target(args.markdown, "--markdown") if args.markdown else None
     err = Console(stderr=True, soft_wrap=True)
 
-    def on_round(index, active):
+    def on_round(index, block, active):
         if not args.quiet:
-            err.print(f"round {index + 1}: {active} case{'s' if active > 1 else ''} undecided",
-                      markup=False, highlight=False)
+            err.print(f"round {index + 1} (block {block + 1}): {active} "
+                      f"case{'s' if active > 1 else ''} undecided", markup=False,
+                      highlight=False)
 
     try:
         result = run_ab(tuple(sides), cases, settings, output.save, on_round)
@@ -513,7 +554,7 @@ def cmd_ab(args) -> int:
     stdout_console().print(summary.table(result, title))
     table_rows = summary.rows(result)
     print(", ".join(f"{n} {v.lower()}" for v, n in summary.counts(table_rows).items())
-          + f" in {result.rounds} rounds ({result.seconds:.0f} s)")
+          + f" in {result.rounds} rounds, {result.blocks} blocks ({result.seconds:.0f} s)")
     if markdown:
         write_atomic(markdown, summary.markdown(result, title))
     _wrote(err, str(args.out) + (f" and {markdown}" if markdown else ""), output.moved, None,
@@ -604,6 +645,9 @@ def add_run_options(p) -> None:
                    help="do not measure a contended case a second time")
     p.add_argument("--no-memory", action="store_true",
                    help="do not measure each case's step memory before timing it")
+    p.add_argument("--keep-layout", action="store_true",
+                   help="measure every window of a case on the instance prepared first, rather "
+                        "than on a new instance with fresh buffers (as gdbench 0.1 did)")
     p.add_argument("--processes", type=int, default=1,
                    help="measure the windows in this many fresh processes, one after another")
     p.add_argument("--nproc", help="data-parallel over this many local ranks, or a list of "
@@ -617,6 +661,8 @@ def add_run_options(p) -> None:
                         "among the world sizes)")
     p.add_argument("--dist-port", type=port, help="rendezvous port on 127.0.0.1 (default: free)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.add_argument("--detail", action="store_true",
+                   help="table cells with throughput, phases, GB/s and memory besides latency")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also replay each kernel's step from a CUDA graph where it can be captured")
     p.add_argument("--no-probe", action="store_true",
@@ -679,6 +725,12 @@ def build_parser() -> ArgumentParser:
                    help="folder for noise-1.json, noise-2.json, ... and noise.json")
     p.add_argument("--noise", help="judge the runs with this noise floor (a noise file of an "
                                    "earlier study, or a fraction such as 3%%)")
+    p.add_argument("--paired", action="store_true",
+                   help="measure what gdbench ab promises here instead: --runs A/A sessions of "
+                        "the kernels, and as many of numpy-manual against the slowed copies of "
+                        "the example plugin (paired-*.json and paired.json in --out-dir)")
+    p.add_argument("--no-power", action="store_true",
+                   help="with --paired, the A/A sessions only")
     p.set_defaults(func=cmd_noise)
 
     p = sub.add_parser("plot", help="plot scaling, bandwidth and phases of results files")
@@ -723,12 +775,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     p.add_argument("--window", type=float, default=0.05,
                    help="seconds of sampling per window (default 0.05)")
-    p.add_argument("--min-rounds", type=int, default=6, help="rounds before the first look")
-    p.add_argument("--max-rounds", type=int, default=30, help="rounds at most (default 30)")
+    p.add_argument("--rounds-per-block", type=int, default=3,
+                   help="rounds measured by each pair of fresh worker processes (default 3)")
+    p.add_argument("--min-blocks", type=int, default=4, help="blocks before the first look "
+                                                               "(default 4)")
+    p.add_argument("--max-blocks", type=int, default=12, help="blocks at most (default 12)")
     p.add_argument("--max-time", type=float, default=170.0,
-                   help="no new round after this many seconds (default 170)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="worker processes per side, taking the windows in turn (default 2)")
+                   help="no new block after this many seconds (default 170)")
     p.add_argument("--out", default="gdbench-ab.json", help="JSON file with every window")
     p.add_argument("--markdown", metavar="FILE.md", help="also write a summary for a pull request")
     p.add_argument("--fail-on-regression", action="store_true",

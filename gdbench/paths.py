@@ -106,7 +106,7 @@ def move_aside(path) -> Path | None:
     return kept
 
 
-RESULTS_TOOLS = ("gdbench", "gdbench-noise", "gdbench-ab")
+RESULTS_TOOLS = ("gdbench", "gdbench-noise", "gdbench-noise-paired", "gdbench-ab")
 
 
 def holds_results(path) -> bool:

@@ -76,6 +76,17 @@ class TorchAllocatorFails(NumpyManual):
                            "can't allocate memory: you tried to allocate 8000000000000 bytes.")
 
 
+class Counted(NumpyManual):
+    """Records the address of the x each prepare was handed."""
+
+    name = "counted"
+    buffers: list = []
+
+    def _setup(self, x, y, w0):
+        Counted.buffers.append(x.ctypes.data)
+        super()._setup(x, y, w0)
+
+
 FAKES = {cls.name: f"tests.fake_kernels:{cls.__name__}"
          for cls in (Raises, OutOfMemory, Wrong, Diverges, Interrupts, Terminates,
-                     TorchAllocatorFails)}
+                     TorchAllocatorFails, Counted)}

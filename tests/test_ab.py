@@ -99,7 +99,8 @@ SIDES = (Side("base"), Side("new"))
 def test_a_drift_shared_by_both_sides_is_same_in_the_session(fake):
     result = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,)))
     record = result.cases[0]
-    assert record.decided_at == 6 and result.rounds == 6
+    assert record.decided_at == 4 and result.blocks == 4 and result.rounds == 12
+    assert {p["block"] for p in record.pairs} == {0, 1, 2, 3}
     assert {m: v["verdict"] for m, v in record.verdicts.items()} == {"latency": "SAME",
                                                                      "throughput": "SAME"}
 
@@ -116,16 +117,39 @@ def test_contended_windows_are_measured_again_and_never_paired(fake):
     record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
     contended = [w for w in record.windows if w["contended"]]
     assert len(contended) == 4 and all(w["round"] == 0 for w in contended)
-    assert len(record.pairs) == 6 and record.pairs[0]["round"] == 0  # the third attempt paired
+    assert len(record.pairs) == 12 and record.pairs[0]["round"] == 0  # the third attempt paired
 
 
 def test_a_session_stops_at_its_budget(fake):
     fake.ratio = {"base": 1.0, "new": 1.04}  # near the threshold: undecided for long
-    settings = Settings(sizes=(1000,), max_rounds=8, min_rounds=4)
+    settings = Settings(sizes=(1000,), max_blocks=5, min_blocks=3)
     result = run_ab(SIDES, [Case("k", "k", 1000)], settings)
-    assert result.rounds <= 8 and result.complete
+    assert result.blocks <= 5 and result.complete
     timed = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,), max_seconds=1e-9))
-    assert timed.rounds == 1 and timed.complete  # the first round starts, no second
+    assert timed.blocks == 1 and timed.complete  # the first block starts, no second
+    assert timed.cases[0].verdicts["latency"]["verdict"] == "AMBIGUOUS"
+
+
+def test_each_block_starts_fresh_workers_and_its_variance_components_are_recorded(fake,
+                                                                                 monkeypatch):
+    started = []
+    monkeypatch.setattr(FakeWorker, "__init__", lambda self, side: (
+        setattr(self, "side", side), started.append(side.name))[0])
+    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    assert started == ["base", "new"] * 4
+    components = record.components["latency"]
+    assert components["blocks"] == 4 and components["pairs"] == 12
+    assert components["rounds"] >= 0 and components["processes"] >= 0
+
+
+def test_variance_components_separate_processes_from_rounds():
+    rng = np.random.default_rng(1)
+    offsets = rng.normal(0, 0.10, 40)  # each block's processes: 10%
+    pairs = [{"block": b, "latency": offsets[b] + rng.normal(0, 0.02)}
+             for b in range(40) for _ in range(5)]
+    c = session.variance_components(pairs, "latency")
+    assert c["processes"] == pytest.approx(0.10, rel=0.3)
+    assert c["rounds"] == pytest.approx(0.02, rel=0.2)
 
 
 def test_a_wrong_side_leaves_the_session(fake, monkeypatch):
@@ -156,8 +180,8 @@ def test_a_real_ab_in_worker_processes_finds_extra_work_and_writes_its_files(tmp
     monkeypatch.syspath_prepend(str(tmp_path))  # this one
     monkeypatch.chdir(tmp_path)
     status = cli.main(["ab", "numpy-manual", "numpy-manual,numpy-slowed", "--device", "cpu",
-                       "--sizes", "1e5", "--window", "0.02", "--max-rounds", "9",
-                       "--workers", "1", "--markdown", "pr.md", "--quiet",
+                       "--sizes", "1e5", "--window", "0.02", "--max-blocks", "4",
+                       "--rounds-per-block", "2", "--markdown", "pr.md", "--quiet",
                        "--fail-on-regression"])
     d = json.loads((tmp_path / "gdbench-ab.json").read_text())
     assert d["tool"] == "gdbench-ab" and d["complete"]
@@ -201,7 +225,8 @@ def test_cli_bad_ab_input_is_one_line(capsys):
         (["ab", "nope", "numpy-manual"], "unknown kernel 'nope'"),
         (["ab", "--device", "cpu", "--dtype", "float32,float64"], "takes one --dtype"),
         (["ab", "--device", "cpu", "--base-python", "/nonexistent/python"], "is not an exec"),
-        (["ab", "--device", "cpu", "--min-rounds", "2"], "need 4 <= min rounds"),
+        (["ab", "--device", "cpu", "--min-blocks", "2"], "need 3 <= min blocks"),
+        (["ab", "--device", "cpu", "--rounds-per-block", "0"], "rounds per block must be"),
         (["ab", "--device", "cpu", "--out", "-"], "--out - :"),
     ]:
         assert cli.main(args) == 2
@@ -213,3 +238,52 @@ def test_ab_is_in_the_help():
     out = subprocess.run([sys.executable, "-m", "gdbench", "ab", "--help"], capture_output=True,
                          text=True, timeout=60).stdout
     assert "--base-rev" in out and "--fail-on-regression" in out
+
+
+def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp_path):
+    from gdbench.ab import study
+
+    real_ask = FakeWorker.ask
+
+    def slowed(self, request):  # numpy-slowed-K is K% slower than its base
+        answer = real_ask(self, request)
+        if "slowed" in request["kernel"]:
+            factor = 1 + int(request["kernel"].rsplit("-", 1)[1]) / 100
+            answer["latency"] = [t * factor for t in answer["latency"]]
+            answer["throughput"] = [t * factor for t in answer["throughput"]]
+        return answer
+
+    monkeypatch.setattr(FakeWorker, "ask", slowed)
+    monkeypatch.setattr(study, "slowed_kernels", lambda: list(study.SLOWED))
+    summary = study.study(["a", "b"], Settings(sizes=(1000,)), 2, tmp_path)
+    assert summary["aa"]["comparisons"] == 8  # 2 kernels x 2 sessions x 2 metrics
+    assert summary["aa"]["false_rate"] == 0 and summary["aa"]["same_rate"] == 1
+    power = summary["power"]
+    assert power["numpy-slowed-30 latency"]["slower"] == 1
+    assert power["numpy-slowed-30 latency"]["median_ratio"] == pytest.approx(1.3, rel=0.02)
+    assert json.loads((tmp_path / "paired.json").read_text())["tool"] == "gdbench-noise-paired"
+    assert len(list(tmp_path.glob("paired-*.json"))) == 4
+
+
+def test_the_power_study_says_how_to_install_the_slowed_kernels(monkeypatch):
+    from gdbench import registry
+    from gdbench.ab import study
+
+    monkeypatch.setattr(registry, "kernel_names", lambda: list(registry.BUILTIN))
+    with pytest.raises(ValueError, match="pip install -e examples/slowed-plugin"):
+        study.slowed_kernels()
+
+
+def test_the_example_plugins_slowdowns_are_about_what_they_say(tmp_path, monkeypatch):
+    source = (REPO / "examples" / "slowed-plugin" / "gdbench_slowed.py").read_text()
+    plugin_env(tmp_path, "gdbench_slowed", {"numpy-slowed-30": "Slowed30"}, source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gdbench
+
+    kernel = gdbench.make_kernel("numpy-slowed-30", "cpu", "float64")
+    x, y = make_data(100_000, 1, "float64", 0)
+    kernel.prepare(x, y, w0=0.0, lr=0.01)
+    kernel.step()
+    reference = loss_and_grad(x, y, np.zeros(1))
+    assert kernel.grad == pytest.approx(reference[1], rel=1e-9)  # the same step, more work
+    assert kernel._extra >= 1

@@ -183,3 +183,20 @@ def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
         "Cases whose own threads outnumbered the CPUs")
     assert "numpy-manual" in held and "jax-jit" not in held
     assert "- jax-jit-cpu-float32-N1e2-D1: up to 70% of a window" in own
+
+
+def test_the_default_table_has_one_line_per_cell_and_three_sizes_fit_80_columns():
+    from rich.console import Console
+
+    from gdbench.analysis.tables import step_table
+
+    sizes = (100, 10_000, 1_000_000)
+    run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in ("torch-compile",
+                                                                         "numba-fused")
+                                for n in sizes})
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(step_table(run, 80))
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "numba-fused" in line]
+    assert len(rows) == 1 and rows[0].count("±") == 3  # one table, one line per cell
+    assert all(len(line) <= 80 for line in text.splitlines())

@@ -369,10 +369,20 @@ def test_cli_run_table_and_files(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "N = 1e2" in result.stdout and "torch-autograd" in result.stdout
-    assert "GB/s" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "numpy-manual" in line)
+    assert row.count("±") == 2 and "GB/s" not in result.stdout  # one line per cell
     # Not a terminal: no progress bar in stderr, just where the results went.
     assert result.stderr.strip() == f"wrote {out} and {csv}"
     assert read_json(out).complete and csv.exists()
+
+
+def test_cli_run_detail_shows_every_figure(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
+                             "--kernels", "numpy-manual", "--sizes", "1e2", "--budget", "0.02",
+                             "--no-probe", "--detail", "--out", str(tmp_path / "r.json")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "GB/s" in result.stdout and "tput" in result.stdout
 
 
 def test_cli_list():
@@ -444,3 +454,16 @@ def test_cuda_batches_graphs_telemetry_and_l2():
             assert window["start"]["sm_clock_mhz"] > 0
             assert window["end"]["max_sm_clock_mhz"] > 0
         assert result.environment["gpu"]["nvml"]["driver"]
+
+
+@pytest.mark.parametrize("fresh,instances", [(True, 3), (False, 1)])
+def test_every_window_is_of_a_fresh_instance_on_fresh_buffers(fakes, fresh, instances):
+    from tests.fake_kernels import Counted
+
+    Counted.buffers = []
+    run = gdbench.run("cpu", ["counted"], [1000], budget=0.03, windows=3, probe=False,
+                      memory=False, remeasure=False, fresh=fresh)
+    assert run.cases[0].ok and run.cases[0].windows == 3
+    assert len(Counted.buffers) == instances  # prepared once per window, or once
+    assert len(set(Counted.buffers[1:])) == instances - 1  # each on a copy of its own
+    assert run.settings["fresh_layout"] is fresh

@@ -4,10 +4,11 @@ stopping rule that keeps the interval's coverage.
 In every round both sides measure one window of the case, close together in time. The round's
 log ratio ``log(median NEW / median BASE)`` cancels what moved both sides alike (the machine's
 drift over minutes, another process, the clock); what is left varies from round to round
-(layout, which worker, noise), and the interval is a t interval over those rounds: paired, not
-over samples, and not between two runs.
+(layout, noise) and from one pair of worker processes to the next. Rounds of one block share
+their processes, so the unit of the interval is the block: a t interval over the blocks' mean
+log ratios, paired, not over samples, and not between two runs.
 
-Rounds go on until the verdict is decided or the budget runs out, so the data are looked at
+Blocks go on until the verdict is decided or the budget runs out, so the data are looked at
 several times. Each look is made at a level of ``alpha / looks``, with ``looks`` the number of
 looks the schedule allows (``look_rounds``) plus a final one; by the union bound the chance that
 any look's interval misses the true ratio is at most ``alpha``, so a verdict taken at the first
@@ -61,17 +62,18 @@ class Paired:
     ratio: float  # exp(mean log ratio)
     low: float
     high: float
-    rounds: int
+    blocks: int  # the independent units the interval is taken over
     verdict: str
-    spread: float  # standard deviation of the log ratios between rounds
+    spread: float  # standard deviation of the blocks' log ratios
 
     def to_dict(self) -> dict:
-        return {"ratio": self.ratio, "low": self.low, "high": self.high, "rounds": self.rounds,
+        return {"ratio": self.ratio, "low": self.low, "high": self.high, "blocks": self.blocks,
                 "verdict": self.verdict, "spread": self.spread}
 
 
 def paired(log_ratios, threshold: float, alpha: float) -> Paired:
-    """The interval and verdict from the rounds' log ratios, at level ``alpha``."""
+    """The interval and verdict from independent log ratios (one per block), at level
+    ``alpha``."""
     r = np.asarray(log_ratios, dtype=np.float64)
     if len(r) < 2:
         ratio = math.exp(float(r.mean())) if len(r) else math.nan

@@ -1,18 +1,21 @@
 """``gdbench ab``: two sides measured in one session, interleaved, with a paired verdict per case.
 
 A side is a kernel in this environment, the same kernels in another Python environment
-(``python``), or a git revision's worktree run by this interpreter (``Side.of_revision``). Each
-side has ``workers`` persistent worker processes (``gdbench.ab.worker``). The session goes in
-rounds: in each round every undecided case gets one window on each side, in a random order of
-(case, side) that changes every round, each window on a fresh kernel instance and fresh buffers,
-taken by the side's workers in turn so that what belongs to one process averages out. A window
-that another process held back (``gdbench.measure.contention``) is measured again, up to
-``RETRIES`` times, and never paired while contended. Each side's first window of a case is
-checked against the float64 reference before any of its times count.
+(``python``), or a git revision's worktree run by this interpreter (``Side.of_revision``).
 
-The verdict of a case comes from ``gdbench.ab.paired`` at each look of the schedule; a case is
-decided once latency and throughput both are, and then leaves the rounds. The session ends when
-every case is decided, at ``max_rounds``, or past ``max_seconds``.
+The session goes in blocks of rounds. Each block starts one fresh worker process per side
+(``gdbench.ab.worker``) and closes them after ``rounds_per_block`` rounds: what belongs to one
+process (thread placement, where its code and heap sit, what it compiled) is drawn anew for
+every block. In each round every undecided case gets one window on each side, in a random order
+of (case, side) that changes every round, each window on a fresh kernel instance and fresh
+buffers. A window that another process held back (``gdbench.measure.contention``) is measured
+again, up to ``RETRIES`` times, and never paired while contended. Each side's first window of a
+case in a block is checked against the float64 reference before any of its times count.
+
+A block's log ratio is the mean of its rounds'; blocks are independent (fresh processes, other
+minutes), so the interval is taken over blocks (``gdbench.ab.paired``), at each look of the
+schedule; a case is decided once latency and throughput both are, and then leaves the session.
+The session ends when every case is decided, at ``max_blocks``, or past ``max_seconds``.
 """
 
 from __future__ import annotations
@@ -99,28 +102,29 @@ class Settings:
     threshold: float = 0.05
     alpha: float = 0.05
     window_s: float = 0.05  # sampling time of one window, latency and batches
-    min_rounds: int = 6
-    max_rounds: int = 30
-    look_every: int = 3
+    rounds_per_block: int = 3  # rounds measured by one pair of fresh worker processes
+    min_blocks: int = 4  # blocks before the first look
+    max_blocks: int = 12
+    look_every: int = 2  # blocks between looks
     max_seconds: float = 170.0
-    workers: int = 2  # per side
     lr: float = 0.01
     seed: int = 0
 
     def __post_init__(self):
-        if not 4 <= self.min_rounds <= self.max_rounds:
-            raise ValueError(f"rounds: need 4 <= min rounds <= max rounds, got {self.min_rounds} "
-                             f"and {self.max_rounds}")
+        if not 3 <= self.min_blocks <= self.max_blocks:
+            raise ValueError(f"blocks: need 3 <= min blocks <= max blocks, got "
+                             f"{self.min_blocks} and {self.max_blocks}")
+        if not 1 <= self.rounds_per_block <= 100:
+            raise ValueError(f"rounds per block must be 1 to 100, got {self.rounds_per_block}")
         if not (self.window_s > 0 and math.isfinite(self.window_s)):
             raise ValueError(f"the window must last a positive time, got {self.window_s}")
         if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
             raise ValueError(f"the time budget must be positive, got {self.max_seconds}")
-        if not 1 <= self.workers <= 16:
-            raise ValueError(f"workers per side must be 1 to 16, got {self.workers}")
 
     @property
     def looks(self) -> list[int]:
-        return look_rounds(self.min_rounds, self.max_rounds, self.look_every)
+        """The block counts at which the data are looked at."""
+        return look_rounds(self.min_blocks, self.max_blocks, self.look_every)
 
     @property
     def level(self) -> float:
@@ -134,9 +138,10 @@ class CaseRecord:
     status: str = "ok"  # ok, or wrong / error on a side: then it left the session
     message: str = ""
     windows: list = field(default_factory=list)  # every window of both sides
-    pairs: list = field(default_factory=list)  # per round: {"round", metric: log ratio}
+    pairs: list = field(default_factory=list)  # per round: {"round", "block", metric: log ratio}
     verdicts: dict = field(default_factory=dict)  # metric -> Paired.to_dict()
-    decided_at: int | None = None  # the round count of the look that decided it
+    components: dict = field(default_factory=dict)  # metric -> variance_components()
+    decided_at: int | None = None  # the block count of the look that decided it
 
     @property
     def decided(self) -> bool:
@@ -145,7 +150,8 @@ class CaseRecord:
     def to_dict(self) -> dict:
         return {**asdict(self.case), "label": self.case.label, "status": self.status,
                 "message": self.message, "decided_at": self.decided_at,
-                "verdicts": self.verdicts, "pairs": self.pairs, "windows": self.windows}
+                "verdicts": self.verdicts, "components": self.components, "pairs": self.pairs,
+                "windows": self.windows}
 
 
 @dataclass
@@ -155,13 +161,15 @@ class AbResult:
     sides: dict
     cases: list = field(default_factory=list)
     rounds: int = 0
+    blocks: int = 0
     seconds: float = 0.0
     complete: bool = False
 
     def to_dict(self) -> dict:
         return {"tool": "gdbench-ab", "schema_version": 1, "complete": self.complete,
                 "environment": self.environment, "settings": self.settings,
-                "sides": self.sides, "rounds": self.rounds, "seconds": self.seconds,
+                "sides": self.sides, "rounds": self.rounds, "blocks": self.blocks,
+                "seconds": self.seconds,
                 "cases": [c.to_dict() for c in self.cases]}
 
 
@@ -231,55 +239,61 @@ def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: Settings, save
     save = save or (lambda r: None)
     references = {}
     shuffle = random.Random(settings.seed)
-    pools = {s.name: [Worker(s) for _ in range(settings.workers)] for s in sides}
     start = time.perf_counter()
-    try:
-        for index in range(settings.max_rounds):
-            active = [r for r in records if r.status == "ok" and not r.decided]
-            if not active or (index and time.perf_counter() - start > settings.max_seconds):
-                break
-            if on_round:
-                on_round(index, len(active))
-            order = [(r, side) for r in active for side in sides]
-            shuffle.shuffle(order)
-            medians: dict = {}
-            for turn, (record, side) in enumerate(order):
-                if record.status != "ok":
-                    continue
-                worker = pools[side.name][(index + turn) % settings.workers]
-                window = _window(worker, record, side, index, settings, references)
-                if window is not None:
-                    medians[(id(record), side.name)] = window
-            for record in active:
-                got = [medians.get((id(record), s.name)) for s in sides]
-                if record.status == "ok" and all(got):
-                    record.pairs.append({"round": index, **{
-                        m: math.log(window_median(got[1], m) / window_median(got[0], m))
-                        for m in METRICS}})
-            result.rounds = index + 1
-            if result.rounds in settings.looks:
-                _look(active, settings, result.rounds)
-            result.seconds = time.perf_counter() - start
-            save(result)
-        for record in records:  # the final look, for those the schedule left undecided
-            if record.status == "ok" and not record.decided:
-                _look([record], settings, result.rounds, final=True)
-        result.complete = True
+    for block in range(settings.max_blocks):
+        active = [r for r in records if r.status == "ok" and not r.decided]
+        if not active or (block and time.perf_counter() - start > settings.max_seconds):
+            break
+        workers = {s.name: Worker(s) for s in sides}  # fresh processes for every block
+        try:
+            for _ in range(settings.rounds_per_block):
+                if on_round:
+                    on_round(result.rounds, block, len(active))
+                _round(active, sides, workers, block, result.rounds, settings, references,
+                       shuffle)
+                result.rounds += 1
+        finally:
+            for worker in workers.values():
+                worker.close()
+        result.blocks = block + 1
+        if result.blocks in settings.looks:
+            _look(active, settings, result.blocks)
         result.seconds = time.perf_counter() - start
         save(result)
-        return result
-    finally:
-        for pool in pools.values():
-            for worker in pool:
-                worker.close()
+    for record in records:  # the final look, for those the schedule left undecided
+        if record.status == "ok" and not record.decided:
+            _look([record], settings, result.blocks, final=True)
+    result.complete = True
+    result.seconds = time.perf_counter() - start
+    save(result)
+    return result
 
 
-def _window(worker: Worker, record: CaseRecord, side: Side, index: int, settings: Settings,
-            references: dict) -> dict | None:
+def _round(active, sides, workers, block, index, settings, references, shuffle) -> None:
+    """One window of every active case on each side, in a random order; the pairs it makes."""
+    order = [(r, side) for r in active for side in sides]
+    shuffle.shuffle(order)
+    medians: dict = {}
+    for record, side in order:
+        if record.status == "ok":
+            window = _window(workers[side.name], record, side, block, index, settings,
+                             references)
+            if window is not None:
+                medians[(id(record), side.name)] = window
+    for record in active:
+        got = [medians.get((id(record), s.name)) for s in sides]
+        if record.status == "ok" and all(got):
+            record.pairs.append({"round": index, "block": block, **{
+                m: math.log(window_median(got[1], m) / window_median(got[0], m))
+                for m in METRICS}})
+
+
+def _window(worker: Worker, record: CaseRecord, side: Side, block: int, index: int,
+            settings: Settings, references: dict) -> dict | None:
     """One uncontended window of ``record`` on ``side`` (its answer), or None."""
     case = record.case
     kernel = case.base if side.name == "base" else case.new
-    first = not any(w["side"] == side.name for w in record.windows)
+    first = not any(w["side"] == side.name and w["block"] == block for w in record.windows)
     request = {"kernel": kernel, "device": settings.device, "dtype": settings.dtype,
                "n": case.n_samples, "d": settings.n_features, "seed": settings.seed,
                "lr": settings.lr, "budget": settings.window_s, "check": first}
@@ -297,8 +311,8 @@ def _window(worker: Worker, record: CaseRecord, side: Side, index: int, settings
                 return None
             request["check"] = first = False
         busy = contended(answer.get("contention"))
-        record.windows.append({"side": side.name, "round": index, "attempt": attempt,
-                               "contended": busy, "worker": id(worker) % 997,
+        record.windows.append({"side": side.name, "round": index, "block": block,
+                               "attempt": attempt, "contended": busy,
                                **{k: answer[k] for k in ("latency", "throughput", "batch_size",
                                                          "contention")}})
         if not busy:
@@ -319,10 +333,40 @@ def _check(got: dict, n: int, settings: Settings, references: dict) -> str | Non
     return compare_step(stepped, x, y, 0.0, settings.lr, reference)
 
 
-def _look(records, settings: Settings, rounds: int, final: bool = False) -> None:
+def _look(records, settings: Settings, blocks: int, final: bool = False) -> None:
     for record in records:
-        verdicts = {m: paired([p[m] for p in record.pairs], settings.threshold, settings.level)
-                    for m in METRICS}
+        means = {m: block_means(record.pairs, m) for m in METRICS}
+        verdicts = {m: paired(means[m], settings.threshold, settings.level) for m in METRICS}
         record.verdicts = {m: v.to_dict() for m, v in verdicts.items()}
+        record.components = {m: variance_components(record.pairs, m) for m in METRICS}
         if all(v.verdict != "AMBIGUOUS" for v in verdicts.values()) and not final:
-            record.decided_at = rounds
+            record.decided_at = blocks
+
+
+def block_means(pairs: list[dict], metric: str) -> list[float]:
+    """The mean log ratio of each block's rounds, in block order."""
+    blocks: dict[int, list[float]] = {}
+    for p in pairs:
+        blocks.setdefault(p["block"], []).append(p[metric])
+    return [float(np.mean(v)) for _, v in sorted(blocks.items())]
+
+
+def variance_components(pairs: list[dict], metric: str) -> dict:
+    """How the log ratio varies: between rounds of one block (the same two processes, minutes
+    apart, fresh layout) and between blocks beyond that (what belongs to a process), as
+    standard deviations, from a one-way analysis of variance."""
+    blocks: dict[int, list[float]] = {}
+    for p in pairs:
+        blocks.setdefault(p["block"], []).append(p[metric])
+    groups = [np.asarray(v) for v in blocks.values() if len(v)]
+    within_df = sum(len(g) - 1 for g in groups)
+    within = (sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / within_df
+              if within_df else math.nan)
+    means = [float(g.mean()) for g in groups]
+    per_block = float(np.mean([len(g) for g in groups])) if groups else math.nan
+    between = float(np.var(means, ddof=1)) if len(means) > 1 else math.nan
+    process = max(between - within / per_block, 0.0) if math.isfinite(between) and \
+        math.isfinite(within) else math.nan
+    return {"rounds": math.sqrt(within) if math.isfinite(within) else math.nan,
+            "processes": math.sqrt(process) if math.isfinite(process) else math.nan,
+            "blocks": len(groups), "pairs": len(pairs)}

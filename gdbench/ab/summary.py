@@ -27,15 +27,15 @@ def rows(result) -> list[dict]:
             if record.status != "ok" or v is None:
                 out.append({"case": record.case.label, "metric": metric, "base": base,
                             "new": new, "ratio": None, "low": None, "high": None,
-                            "verdict": "AMBIGUOUS", "rounds": len(record.pairs),
-                            "why": record.message or "too few rounds to judge"})
+                            "verdict": "AMBIGUOUS", "blocks": len({p["block"] for p in record.pairs}),
+                            "why": record.message or "too few blocks to judge"})
                 continue
             why = "" if v["verdict"] != "AMBIGUOUS" else (
-                f"undecided after {v['rounds']} rounds: the rounds disagree by "
-                f"{v['spread']:.1%} (standard deviation of the log ratio)")
+                f"undecided after {v['blocks']} blocks: they disagree by {v['spread']:.1%} "
+                "(standard deviation of the log ratio)")
             out.append({"case": record.case.label, "metric": metric, "base": base, "new": new,
                         "ratio": v["ratio"], "low": v["low"], "high": v["high"],
-                        "verdict": v["verdict"], "rounds": v["rounds"], "why": why})
+                        "verdict": v["verdict"], "blocks": v["blocks"], "why": why})
     return out
 
 
@@ -47,7 +47,7 @@ def table(result, title: str):
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table("case", "metric", "base", "new", "new / base", "paired 95% interval", "rounds",
+    t = Table("case", "metric", "base", "new", "new / base", "paired 95% interval", "blocks",
               "verdict", title=title)
     for r in rows(result):
         colour = COLOURS[r["verdict"]]
@@ -57,7 +57,7 @@ def table(result, title: str):
         t.add_row(escape(r["case"]), r["metric"], format_time(r["base"]), format_time(r["new"]),
                   "-" if r["ratio"] is None else f"{r['ratio']:.3f}",
                   "-" if r["low"] is None else f"{r['low']:.3f} – {r['high']:.3f}",
-                  str(r["rounds"]), verdict)
+                  str(r["blocks"]), verdict)
     return t
 
 
@@ -67,9 +67,10 @@ def markdown(result, title: str) -> str:
     n = counts(table_rows)
     s = result.settings
     lines = [f"### {title}", "",
-             f"{result.rounds} interleaved rounds in {result.seconds:.0f} s on "
-             f"{s['device']} ({s['dtype']}, threshold {s['threshold']:.0%}); intervals are "
-             "paired over rounds, at the level of the looks made (overall 95%).", "",
+             f"{result.rounds} interleaved rounds in {result.blocks} blocks of fresh worker "
+             f"processes, {result.seconds:.0f} s on {s['device']} ({s['dtype']}, threshold "
+             f"{s['threshold']:.0%}); intervals are paired, over blocks, at the level of the "
+             "looks made (overall 95%).", "",
              ", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items()), "",
              "| case | metric | base | new | new / base | interval | verdict |",
              "|---|---|---:|---:|---:|---|---|"]

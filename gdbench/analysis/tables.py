@@ -65,12 +65,30 @@ def format_precision(p: float) -> str:
     return f"±{p:.1%}" if p < 0.1 else f"±{p:.0%}"
 
 
-def cell(case, run: RunResult | None = None) -> str:
-    """A case's cell; ``run`` gives its roofline fractions."""
+def short_cell(case, run: RunResult | None = None) -> str:
+    """One line: the median latency, its ± and its % of the roofline, with the case's marks;
+    plain text (no markup)."""
+    if not case.ok:
+        return case.status.upper()
+    if case.contended:  # its median says how busy the machine was, not how fast the kernel is
+        return "contended ^"
+    step = case.summary()
+    fraction = run.fraction(case) if run else None
+    exceeded = bool(run) and run.exceeds_roofline(case)
+    return (f"{format_time(step.median)} {format_precision(step.precision)}"
+            + (f" {100 * fraction:.0f}%" if fraction is not None else "")
+            + marks(case, exceeded))
+
+
+def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
+    """A case's cell; ``run`` gives its roofline fractions. Without ``detail``, one line
+    (``short_cell``)."""
     if not case.ok:
         return f"[red]{case.status.upper()}[/red]"
     if case.contended:  # its median says how busy the machine was, not how fast the kernel is
         return "[yellow]contended[/yellow] ^"
+    if not detail:
+        return short_cell(case, run)
     step = case.summary()
     fraction = run.fraction(case) if run else None
     tput_fraction = run.fraction(case, throughput=True) if run else None
@@ -118,6 +136,15 @@ def memory_cell(case) -> str:
     return text
 
 
+def short_legend(run: RunResult) -> str:
+    """What the one-line cells of ``step_table`` say."""
+    roof = " and its % of the roofline measured at the case's size" if run.probe else ""
+    marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
+    return ("Median latency of one step, the half-width of its 95% interval (from the spread "
+            f"between windows){roof}; --detail shows throughput, phases, GB/s and memory; "
+            f"{marks_}.")
+
+
 def legend(run: RunResult) -> str:
     """What the cells of ``step_table`` say."""
     s = run.settings
@@ -136,8 +163,9 @@ def legend(run: RunResult) -> str:
             f"{marks_}.")
 
 
-def step_table(run: RunResult, width: int | None = None) -> Group:
-    """The run's cells, kernels as rows and sizes as columns, with the legend below.
+def step_table(run: RunResult, width: int | None = None, detail: bool = False) -> Group:
+    """The run's cells, kernels as rows and sizes as columns, with the legend below; one line
+    per cell, or with ``detail`` every figure of ``cell``.
 
     Where the table would be wider than ``width`` characters, the sizes are split over
     several tables, so that no kernel's name or cell is cut.
@@ -146,7 +174,7 @@ def step_table(run: RunResult, width: int | None = None) -> Group:
     sizes = sorted({c.spec.n_samples for c in run.cases})
     kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
     by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
-    cells = {key: cell(case, run) for key, case in by_key.items()}
+    cells = {key: cell(case, run, detail) for key, case in by_key.items()}
     title = f"median step time on {s['device']}, {s['dtype']}, D = {s['n_features']}"
     if s.get("cache_state") == "cold":
         title += ", cold caches"
@@ -159,14 +187,28 @@ def step_table(run: RunResult, width: int | None = None) -> Group:
     tables = []
     for start in range(0, max(len(sizes), 1), per_table):
         chunk = sizes[start:start + per_table]
-        table = Table(title=title if start == 0 else None, show_lines=True)
+        table = Table(title=title if start == 0 else None, show_lines=detail)
         table.add_column("kernel", no_wrap=True)
         for n in chunk:
             table.add_column(f"N = {format_size(n)}", justify="right", no_wrap=True)
         for k in kernels:
             table.add_row(k, *(cells.get((k, n), "") for n in chunk))
         tables.append(table)
-    return Group(*tables, Text(legend(run)))
+    return Group(*tables, Text(legend(run) if detail else short_legend(run)))
+
+
+def markdown_table(run: RunResult, sizes=None) -> list[str]:
+    """The one-line cells as a Markdown table, kernels as rows: what the README shows of a
+    results file (``scripts/docs_tables.py`` writes it there, a test keeps it in step)."""
+    sizes = sorted(sizes or {c.spec.n_samples for c in run.cases})
+    kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
+    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
+    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for k in kernels:
+        cells = [short_cell(by_key[(k, n)], run) if (k, n) in by_key else "" for n in sizes]
+        lines.append(f"| {k} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
 
 
 def failures(run: RunResult) -> list[str]:

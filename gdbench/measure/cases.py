@@ -1,14 +1,17 @@
 """A sweep's cases, measured together: verified, then timed window by window, in rounds.
 
-Every case is prepared and checked against the float64 reference first, and stays prepared.
-Then the run goes round all the cases ``windows`` times, as asv interleaves its rounds, so
+Every case is prepared and checked against the float64 reference first. Then the run goes
+round all the cases ``windows`` times, as asv interleaves its rounds, so
 that a case's windows are spread over the whole run: a round takes the sizes in order and each
 size's cases starting one further on than in the last round. A window is untimed steps (until
 the step time settles in the first round, a millisecond's worth later), latency samples for
 the case's share of the budget, then batches, with the machine's contention and the GPU's
-clocks read around it. The spread between a case's windows is what its precision is made of,
-so it takes in the slow changes of a machine (memory bandwidth, clocks, other work) that one
-burst of samples hides. A case that another process held back, or whose windows disagree by
+clocks read around it. Every window after a case's first is of a new instance of its kernel,
+prepared on fresh copies of the data, so that where its buffers sit is drawn anew each time
+(``Rounds.fresh``; a layout that favours a case by a few per cent is then variance, not a bias
+the interval cannot see). The spread between a case's windows is what its precision is made
+of, so it takes in the slow changes of a machine (memory bandwidth, clocks, other work) and
+the layouts that one burst of samples hides. A case that another process held back, or whose windows disagree by
 more than DISAGREE, is measured once more, all its windows, and the steadier attempt is kept.
 Kernels whose data do not fit beside the others are measured last, alone.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from gdbench import registry
 from gdbench.devices import release_device_memory
@@ -58,6 +63,24 @@ class Live:
     contention: list = field(default_factory=list)  # Watch readings of each window
     telemetry: list = field(default_factory=list)  # NVML start and end of each window
     batch_size: int | None = None
+    problem: tuple | None = None  # (x, y, lr): to prepare a fresh instance for every window
+    held: tuple = ()  # this window's copies of the data and the padding before them
+
+    def refresh(self) -> None:
+        """A new instance of the kernel, prepared on fresh copies of the data and stepped once:
+        where its buffers sit is drawn anew for every window, so that a layout that happens
+        to favour this case is variance between windows, not a bias of the whole run. The
+        copies are made behind a padding allocation of random size, while the last window's
+        are still held, so they cannot take the same place."""
+        x, y, lr = self.problem
+        padding = np.empty(int(np.random.default_rng().integers(1, 1 << 12)) * 64, np.uint8)
+        x, y = x.copy(), y.copy()
+        self.kernel = None  # the old instance's device buffers go before the new ones come
+        kernel = _instance(self.spec)
+        kernel.prepare(x, y, w0=0.0, lr=lr)
+        kernel.step()
+        kernel.synchronize()
+        self.kernel, self.held = kernel, (padding, x, y)
 
     def result(self, remeasured: bool = False) -> CaseResult:
         if not self.parts:
@@ -85,10 +108,8 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
     kernel = None
     fields = dict(fields)
     try:
-        kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+        kernel = _instance(spec)
         requires = getattr(kernel, "requires", ())
-        if spec.cuda_graph:
-            kernel = CudaGraphStep(kernel)
         with limit_threads(spec.threads, requires):
             t0 = time.perf_counter()
             kernel.prepare(x, y, w0=0.0, lr=lr)
@@ -109,15 +130,23 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
             with limit_threads(spec.threads):
                 fields["memory"] = measure_memory(
                     kernel, lambda: kernel.prepare(x, y, w0=0.0, lr=lr))
-        return Live(spec, kernel, fields)
+        return Live(spec, kernel, fields, problem=(x, y, lr))
     except Exception as exc:
         return failure(spec, exc, **fields)
 
 
+def _instance(spec: CaseSpec):
+    kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+    return CudaGraphStep(kernel) if spec.cuda_graph else kernel
+
+
 def measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
-                   telemetry=None) -> None:
-    """One window of ``live``: warm-up, latency samples, batches; appended to ``live``."""
+                   telemetry=None, fresh: bool = True) -> None:
+    """One window of ``live``: warm-up, latency samples, batches; appended to ``live``. With
+    ``fresh``, every window after the first is of a new instance on fresh buffers."""
     with limit_threads(live.spec.threads):
+        if fresh and live.parts and live.problem is not None:
+            live.refresh()
         _measure_window(live, rule, budget, batches, flush, telemetry)
 
 
@@ -151,6 +180,7 @@ class Rounds:
     telemetry: object = None  # gdbench.measure.telemetry.Telemetry on CUDA
     remeasure: bool = True
     memory: bool = True  # measure each case's step memory before timing it
+    fresh: bool = True  # a new instance on fresh buffers for every window (layout drawn anew)
     on_window: object = None  # on_window(spec, done, total) before each window
     on_round: object = None  # on_round(results so far) after each round, to save them
     before_size: object = None  # before_size(n_samples) ahead of a size's windows: the probe
@@ -218,7 +248,7 @@ class Rounds:
                 if self.on_window and steps[0] < steps[1]:
                     self.on_window(case.spec, steps[0], steps[1])
                 measure_window(case, self.rule, self.rule.budget / self.windows,
-                               not self.cold, self.flush, self.telemetry)
+                               not self.cold, self.flush, self.telemetry, self.fresh)
                 steps[0] += 1
 
     def _remeasured(self, case: Live) -> CaseResult:
@@ -227,7 +257,7 @@ class Rounds:
         first = case.result()
         if not (self.remeasure and first.ok and unsteady(first)):
             return first
-        again = Live(case.spec, case.kernel, dict(case.fields))
+        again = Live(case.spec, case.kernel, dict(case.fields), problem=case.problem)
         again.batch_size = case.batch_size
         for index in range(self.windows):
             self._round([again], index, [0, 0], probe=False)

@@ -136,7 +136,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
         cuda_graph: bool = False, probe: bool = True, probe_bytes: int | None = None,
         windows: int = 4, cold: bool = False, remeasure: bool = True, processes: int = 1,
-        memory: bool = True,
+        memory: bool = True, fresh: bool = True,
         out=None, csv=None,
         on_start: Callable[[CaseSpec, int, int], None] | None = None,
         on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
@@ -150,6 +150,8 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     case reports its fraction of that roofline. ``cold`` flushes the caches before every
     latency sample and takes no batches. ``remeasure`` measures a contended case once more.
     ``memory`` measures each case's step memory before timing it (``gdbench.measure.memory``).
+    ``fresh`` measures every window after a case's first on a new instance prepared on fresh
+    copies of the data (``False``: the instance prepared first serves every window).
     With ``processes`` over 1 the windows are measured in that many fresh worker processes,
     one after the other (``gdbench.measure.workers``). ``dtype`` may name several dtypes
     (``"float32,bfloat16"`` or a list), and ``threads`` several CPU thread counts: every kernel
@@ -185,7 +187,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 "skipped": skipped, "budget_s": budget,
                 "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
                 "windows": windows, "remeasure": remeasure, "processes": processes,
-                "memory": memory,
+                "memory": memory, "fresh_layout": fresh,
                 "min_samples_per_window": rule.min_samples, "max_samples": rule.max_samples,
                 "batch_seconds": rule.batch_seconds, "warmup_max_s": rule.warmup,
                 "cache_state": "cold" if cold else "warm"}
@@ -216,7 +218,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
             return result
         rounds = Rounds(
             rule, windows, lr, {"cache_bytes": cache_bytes, "precision_target": precision},
-            cold=cold, remeasure=remeasure, memory=memory,
+            cold=cold, remeasure=remeasure, memory=memory, fresh=fresh,
             flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
             if cold else None,
             # after the probe has made the CUDA context NVML is matched with

@@ -34,7 +34,9 @@ def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:
     return command + [flag for flag, on in (("--cuda-graph", a["cuda_graph"]),
                                             ("--cold", a["cold"]),
                                             ("--no-remeasure", not a["remeasure"]),
-                                            ("--no-memory", not a.get("memory", True))) if on] + (
+                                            ("--no-memory", not a.get("memory", True)),
+                                            ("--keep-layout",
+                                             not a.get("fresh_layout", True))) if on] + (
         ["--threads", ",".join(map(str, a["threads"]))] if a.get("threads") else [])
 
 
