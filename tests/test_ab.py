@@ -2,9 +2,10 @@
 
 import json
 import math
-import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,15 +197,51 @@ def test_a_real_ab_in_worker_processes_finds_extra_work_and_writes_its_files(tmp
     assert "| numpy-slowed vs numpy-manual N=1e5 | latency |" in (tmp_path / "pr.md").read_text()
 
 
-def test_a_revision_side_runs_from_a_cached_worktree(tmp_path):
+def git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                   check=True, capture_output=True)
+
+
+def test_two_revisions_run_from_cached_worktrees(tmp_path, monkeypatch):
+    """A repository holding this gdbench, with a kernel changed in a second commit: ab of the
+    two revisions runs each from its own worktree, and sees the change."""
     repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(repo)],
-                   check=True)
-    side = Side.of_revision("base", "HEAD", repo)
-    assert (os.path.isdir(os.path.join(side.path, "gdbench")) and "revision HEAD" in side.source)
-    assert Side.of_revision("base", "HEAD", repo) == side  # reused
+    shutil.copytree(REPO / "gdbench", repo / "gdbench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    manual = repo / "gdbench" / "kernels" / "numpy_manual.py"
+    manual.write_text(manual.read_text() + SLOWER_FORWARD)
+    git(repo, "commit", "-q", "-am", "slower")
+    base = Side.of_revision("base", "HEAD~1", repo)
+    assert Side.of_revision("base", "HEAD~1", repo) == base  # the cached worktree is reused
+    assert base.source.startswith("revision HEAD~1 (") and (Path(base.path) / "gdbench").is_dir()
     with pytest.raises(ValueError, match="--new-rev nope"):
         Side.of_revision("new", "nope", repo)
+    monkeypatch.chdir(repo)
+    status = cli.main(["ab", "numpy-manual", "--base-rev", "HEAD~1", "--new-rev", "HEAD",
+                       "--device", "cpu", "--sizes", "1e5", "--window", "0.02",
+                       "--rounds-per-block", "2", "--max-blocks", "4", "--quiet",
+                       "--out", str(tmp_path / "ab.json")])
+    assert status == 0
+    [case] = json.loads((tmp_path / "ab.json").read_text())["cases"]
+    assert case["status"] == "ok" and case["verdicts"]["latency"]["ratio"] > 1.3
+
+
+SLOWER_FORWARD = """
+
+_forward = NumpyManual.forward
+
+
+def _slower_forward(self):
+    for _ in range(8):
+        self.x.copy()
+    _forward(self)
+
+
+NumpyManual.forward = _slower_forward
+"""
 
 
 def test_the_worker_runs_as_a_script_and_answers_one_line_per_request():

@@ -174,7 +174,7 @@ def test_a_plugin_named_like_a_built_in_kernel_is_listed_with_why(tmp_path):
 
 def test_more_ranks_than_cpus_gives_a_warning(monkeypatch, tmp_path, capsys):
     pytest.importorskip("torch.distributed", reason="torch is not installed")
-    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     status = cli.main(["run", "--device", "cpu", "--kernels", "torch-manual", "--sizes", "100",
                        "--nproc", "2", "--dist-backend", "nccl", "--out",
                        str(tmp_path / "r.json")])

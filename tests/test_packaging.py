@@ -36,6 +36,7 @@ def test_entry_point_kernel(tmp_path):
         x, y = gdbench.make_problem(100)
         print(json.dumps({
             "names": gdbench.kernel_names(),
+            "builtin": list(gdbench.registry.BUILTIN),
             "source": infos["double-numpy"].source,
             "available": infos["double-numpy"].available_on("cpu"),
             "broken": infos["broken"].reason,
@@ -43,7 +44,9 @@ def test_entry_point_kernel(tmp_path):
         }))
     """, **env)
     got = json.loads(out)
-    assert got["names"][-2:] == ["broken", "double-numpy"]
+    plugins = got["names"][len(got["builtin"]):]  # after the built-in kernels, sorted
+    assert got["names"][:len(got["builtin"])] == got["builtin"]
+    assert {"broken", "double-numpy"} <= set(plugins) and plugins == sorted(plugins)
     assert got["source"] == "plugin" and got["available"]
     assert "failed to load" in got["broken"]
     assert "gradient" in got["check"]  # the plugin's doubled gradient is caught by the reference

@@ -1,0 +1,98 @@
+"""gdbench ab: is NEW faster than BASE? Both sides in one interleaved session (docs/ab.md)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from gdbench.ab import summary
+from gdbench.ab.session import Settings, Side, pair_cases, run_ab
+from gdbench.analysis.compare import parse_threshold
+from gdbench.cli.common import dtypes, interrupted, kernel_list, stdout_console, wrote
+from gdbench.devices import resolve_device
+from gdbench.measure.sweep import default_sizes, parse_sizes
+from gdbench.paths import check_report_target
+from gdbench.results import Output, write_atomic
+
+NAME = "ab"
+HELP = ("is NEW faster than BASE? Both measured in one session, "
+        "interleaved, with a paired verdict per case")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("base", nargs="?", help="the base side's kernels, comma-separated "
+                                           "(default: every kernel that runs here)")
+    p.add_argument("new", nargs="?", help="the new side's kernels, paired with the base's "
+                                          "in order (default: the same as the base)")
+    p.add_argument("--base-python", help="run the base side in this Python environment")
+    p.add_argument("--new-python", help="run the new side in this Python environment")
+    p.add_argument("--base-rev", help="run the base side from this git revision of the "
+                                      "checkout here (a cached worktree, this environment's "
+                                      "packages)")
+    p.add_argument("--new-rev", help="run the new side from this git revision")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    p.add_argument("--sizes", help="sample counts (default 1e2:1e7 on cpu, to 1e8 on cuda)")
+    p.add_argument("--features", type=int, default=1, help="features D (default 1)")
+    p.add_argument("--dtype", default="float32", type=dtypes, help="one dtype (default float32)")
+    p.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    p.add_argument("--window", type=float, default=0.05,
+                   help="seconds of sampling per window (default 0.05)")
+    p.add_argument("--rounds-per-block", type=int, default=3,
+                   help="rounds measured by each pair of fresh worker processes (default 3)")
+    p.add_argument("--min-blocks", type=int, default=4, help="blocks before the first look "
+                                                               "(default 4)")
+    p.add_argument("--max-blocks", type=int, default=12, help="blocks at most (default 12)")
+    p.add_argument("--max-time", type=float, default=170.0,
+                   help="no new block after this many seconds (default 170)")
+    p.add_argument("--out", default="gdbench-ab.json", help="JSON file with every window")
+    p.add_argument("--markdown", metavar="FILE.md", help="also write a summary for a pull request")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 1 when any case is SLOWER")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def main(args) -> int:
+    device = resolve_device(args.device)
+    if "," in args.dtype:
+        raise ValueError("gdbench ab takes one --dtype")
+    settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
+                                      default_sizes(device)), args.features, args.dtype,
+                        parse_threshold(args.threshold), window_s=args.window,
+                        rounds_per_block=args.rounds_per_block, min_blocks=args.min_blocks,
+                        max_blocks=args.max_blocks, max_seconds=args.max_time)
+    sides = []
+    for name, python, rev in (("base", args.base_python, args.base_rev),
+                              ("new", args.new_python, args.new_rev)):
+        if python and rev:
+            raise ValueError(f"--{name}-python and --{name}-rev name one side twice")
+        sides.append(Side.of_python(name, python) if python else
+                     Side.of_revision(name, rev) if rev else Side(name))
+    names = [kernel_list(text, device, args.dtype, args.features)
+             for text in (args.base, args.new or args.base)]
+    cases = pair_cases(*names, settings.sizes)
+    output = Output(args.out)
+    markdown = check_report_target(args.markdown, "--markdown") if args.markdown else None
+    err = Console(stderr=True, soft_wrap=True)
+
+    def on_round(index, block, active):
+        if not args.quiet:
+            err.print(f"round {index + 1} (block {block + 1}): {active} "
+                      f"case{'s' if active > 1 else ''} undecided", markup=False,
+                      highlight=False)
+
+    try:
+        result = run_ab(tuple(sides), cases, settings, output.save, on_round)
+    except KeyboardInterrupt as stop:
+        return interrupted("ab", stop, output, "rounds measured")
+    output.finish(result)
+    title = (f"{sides[1].source}: {args.new or 'all'} against {sides[0].source}: "
+             f"{args.base or 'all'}")
+    stdout_console().print(summary.table(result, title))
+    table_rows = summary.rows(result)
+    print(", ".join(f"{n} {v.lower()}" for v, n in summary.counts(table_rows).items())
+          + f" in {result.rounds} rounds, {result.blocks} blocks ({result.seconds:.0f} s)")
+    if markdown:
+        write_atomic(markdown, summary.markdown(result, title))
+    wrote(err, str(args.out) + (f" and {markdown}" if markdown else ""), output.moved, None,
+           None)
+    slower = any(r["verdict"] == "SLOWER" for r in table_rows)
+    return 1 if args.fail_on_regression and slower else 0

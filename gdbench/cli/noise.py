@@ -1,0 +1,105 @@
+"""gdbench noise: how far identical runs differ here; with --paired, what gdbench ab can promise."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.table import Table
+
+from gdbench.ab.session import Settings
+from gdbench.ab.study import study
+from gdbench.analysis.compare import parse_threshold
+from gdbench.analysis.noise import assess, read_floor, write_floor
+from gdbench.cli.common import add_run_options, kernel_list, stdout_console, sweep_with_progress
+from gdbench.devices import resolve_device
+from gdbench.measure.sweep import default_sizes, parse_sizes
+from gdbench.paths import check_folder, check_target, move_aside
+
+NAME = "noise"
+HELP = ("run one configuration several times: how far identical "
+        "runs differ here, and what compare makes of it")
+
+
+def add_arguments(p) -> None:
+    add_run_options(p)
+    p.add_argument("--runs", type=int, default=2, help="how many runs (default 2)")
+    p.add_argument("--threshold", default="5%", help="compare's threshold (default 5%%)")
+    p.add_argument("--out-dir", default=".",
+                   help="folder for noise-1.json, noise-2.json, ... and noise.json")
+    p.add_argument("--noise", help="judge the runs with this noise floor (a noise file of an "
+                                   "earlier study, or a fraction such as 3%%)")
+    p.add_argument("--paired", action="store_true",
+                   help="measure what gdbench ab promises here instead: --runs A/A sessions of "
+                        "the kernels, and as many of numpy-manual against the slowed copies of "
+                        "the example plugin (paired-*.json and paired.json in --out-dir)")
+    p.add_argument("--no-power", action="store_true",
+                   help="with --paired, the A/A sessions only")
+
+
+def main(args) -> int:
+    if args.paired:
+        return _noise_paired(args)
+    if args.runs < 2:
+        raise ValueError(f"--runs must be at least 2, got {args.runs}")
+    threshold = parse_threshold(args.threshold)
+    floor = read_floor(args.noise) if args.noise else None
+    folder = check_folder(args.out_dir, "--out-dir")
+    paths = [check_target(folder / f"noise-{i + 1}.json", "--out-dir")
+             for i in range(args.runs)]
+    floor_path = check_target(folder / "noise.json", "--out-dir")
+    runs = [sweep_with_progress(args, path, probe=False, label=f"run {index + 1}/{args.runs}: ")
+            for index, path in enumerate(paths)]
+    report = assess(runs, threshold, floor)
+    kept = move_aside(floor_path)
+    write_floor(report, floor_path, [str(p) for p in paths])
+    if kept:
+        print(f"kept the earlier noise floor as {kept}", file=sys.stderr)
+    files = ", ".join(map(str, paths))
+    table = Table("case", "spread of the medians between runs",
+                  title=f"{args.runs} runs of the same configuration ({files})")
+    for label, spread in sorted(report.spreads.items(), key=lambda kv: -kv[1]):
+        table.add_row(label, f"{spread:.1%}")
+    stdout_console().print(table)
+    v = report.verdicts
+    given = f"with the noise floor of {args.noise}" if floor else "without a noise floor"
+    print(f"identical runs compared at a {threshold:.0%} threshold, {given}: "
+          f"{report.comparisons} cases, {v['FASTER']} faster, {v['SLOWER']} slower, "
+          f"{v['SAME']} same, {v['AMBIGUOUS']} ambiguous: false verdicts {report.false_rate:.1%}")
+    for factor, share in report.detected.items():
+        print(f"samples made {factor - 1:.0%} slower: called SLOWER in {share:.1%} of cases")
+    print(f"noise floor of these runs: {report.floor.default:.1%} relative standard deviation "
+          f"between runs (median over cases); per case in {floor_path}, for "
+          f"gdbench compare --noise")
+    return 0
+
+
+def _noise_paired(args) -> int:
+    """``noise --paired``: the A/A false-verdict rate and the power of ``ab`` here."""
+    if args.runs < 1:
+        raise ValueError(f"--runs must be at least 1, got {args.runs}")
+    device = resolve_device(args.device)
+    if "," in args.dtype:
+        raise ValueError("noise --paired takes one --dtype")
+    settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
+                                      default_sizes(device)), args.features, args.dtype,
+                        parse_threshold(args.threshold))
+    kernels = kernel_list(args.kernels, device, args.dtype, args.features)
+    folder = check_folder(args.out_dir, "--out-dir")
+
+    def on_session(kind, index, runs):
+        if not args.quiet:
+            print(f"{'A/A' if kind == 'aa' else 'slowed'} session {index + 1}/{runs} ...",
+                  file=sys.stderr)
+
+    s = study(kernels, settings, args.runs, folder, not args.no_power, on_session)
+    aa = s["aa"]
+    print(f"A/A, {aa['comparisons']} comparisons at a {settings.threshold:.0%} threshold: "
+          f"{aa['FASTER'] + aa['SLOWER']} false verdicts ({aa['false_rate']:.1%}), "
+          f"{aa['SAME']} same ({aa['same_rate']:.1%}), {aa['AMBIGUOUS']} ambiguous")
+    for name, p in s["power"].items():
+        print(f"{name}: measured ratio {p['median_ratio']:.3f}, called SLOWER in "
+              f"{p['slower']:.0%} of {p['comparisons']}")
+    print(f"{len(s['sessions'])} sessions in {s['seconds']:.0f} s; summary in "
+          f"{folder / 'paired.json'}" + (f" (the earlier one kept as {s['kept']})"
+                                          if s["kept"] else ""))
+    return 0

@@ -1,0 +1,29 @@
+"""gdbench probe: the device's memory bandwidth, the roofline."""
+
+from __future__ import annotations
+
+from gdbench.analysis.tables import format_bytes
+from gdbench.measure.probe import probe
+
+NAME = "probe"
+HELP = "measure the device's memory bandwidth, the roofline"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+
+
+def main(args) -> int:
+    result = probe(args.device)
+    print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s from memory "
+          f"({result.best_method}, {format_bytes(result.nbytes)} streamed)")
+    for method, rate in result.methods.items():
+        print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
+    levels = sorted(result.levels.items(), key=lambda kv: kv[1])
+    print("bandwidth against the working set (the caches as "
+          + ("the driver" if result.device == "cuda" else "the OS") + " reports them: "
+          + (", ".join(f"{name} {format_bytes(size)}" for name, size in levels) or "none") + ")")
+    for size, rate in sorted(result.curve.items()):
+        level = next((name for name, cap in levels if size <= cap), "memory")
+        print(f"  {format_bytes(size):>10s} {rate / 1e9:8.1f} GB/s   fits in {level}")
+    return 0

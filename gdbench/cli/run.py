@@ -1,0 +1,134 @@
+"""gdbench run: time every kernel over a sweep of sample counts, and write the results."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+from gdbench.analysis import tables
+from gdbench.analysis.plot import plot
+from gdbench.cli.common import (
+    add_run_options,
+    interrupted,
+    stdout_console,
+    sweep_with_progress,
+    wrote,
+)
+from gdbench.devices import resolve_device
+from gdbench.distributed import worker
+from gdbench.distributed.launch import RankFailure, launch, parse_world_sizes
+from gdbench.distributed.worker import data_parallel_kernels, measure
+from gdbench.dtypes import parse_dtypes
+from gdbench.measure import sweep
+from gdbench.paths import check_folder
+from gdbench.results import Output
+
+NAME = "run"
+HELP = "time every kernel over a sweep of sample counts"
+
+
+def add_arguments(p) -> None:
+    add_run_options(p)
+    p.add_argument("--out", default="gdbench-results.json", help="JSON results file")
+    p.add_argument("--csv", help="also write a CSV file")
+    p.add_argument("--plot", metavar="DIR", help="also write the plots into DIR")
+
+
+def main(args) -> int:
+    err = Console(stderr=True, soft_wrap=True)
+    if worker.launched() or args.nproc:
+        _check_data_parallel_options(args)
+    if worker.launched():  # one rank of torchrun or of the agent behind --nproc
+        result = _rank(args)
+        if result is None or args.quiet:  # ranks other than 0 show nothing
+            return 0
+        return _show(args, result, err)
+    output = Output(args.out, args.csv)  # every path is checked before anything is measured
+    if args.plot:
+        check_folder(args.plot, "--plot")
+    try:
+        result = _launch(args, output) if args.nproc else sweep_with_progress(args, output)
+    except KeyboardInterrupt as stop:
+        return interrupted("run", stop, output, "windows measured")
+    except RankFailure as exc:  # one line, and the cases so far are kept
+        partial = output.abandon()
+        print(f"gdbench run: {exc}" + (f"; the cases finished so far are in {partial}"
+                                       if partial else "; no case had finished"),
+              file=sys.stderr)
+        return 1
+    return _show(args, result, err)
+
+
+def _show(args, result, err) -> int:
+    """The table and the failures; exit status 1 when no case was timed."""
+    if not args.quiet:
+        stdout_console().print(tables.step_table(result, stdout_console().width,
+                                                 getattr(args, "detail", False)))
+        for line in tables.failures(result):
+            err.print(line, markup=False, highlight=False)
+    timed = any(c.ok for c in result.cases)
+
+    wrote(err, f"{args.out}" + (f" and {args.csv}" if args.csv else ""), result.moved_aside,
+           args.plot if timed else None, lambda: plot([result], args.plot))
+    if not timed:
+        err.print(f"gdbench run: no case was timed ({len(result.cases)} failed); their reasons "
+                  f"are in {args.out}", markup=False, highlight=False)
+        return 1
+    return 0
+
+
+def _check_data_parallel_options(args) -> None:
+    for flag, used in (("--cuda-graph", args.cuda_graph), ("--cold", args.cold),
+                       ("--processes", args.processes != 1), ("--threads", args.threads)):
+        if used:
+            raise ValueError(f"{flag} does not go with a data-parallel run (--nproc, torchrun)")
+    if len(parse_dtypes(args.dtype)) > 1:
+        raise ValueError("a data-parallel run (--nproc, torchrun) takes one --dtype")
+    if not args.dist_timeout > 0:
+        raise ValueError(f"--dist-timeout must be a positive number of seconds, got "
+                         f"{args.dist_timeout}")
+
+
+def _sizes(args, device):
+    return sweep.parse_sizes(args.sizes) if args.sizes is not None else \
+        sweep.default_sizes(device)
+
+
+def _rank(args):
+    """This process's rank of a data-parallel run; the result on rank 0, else None."""
+    device = resolve_device(args.device)
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    return measure(device, kernels, _sizes(args, device), args.features, args.dtype,
+                   args.budget, args.precision, windows=args.windows,
+                   backend=args.dist_backend, timeout_s=args.dist_timeout, out=args.out,
+                   csv=args.csv)
+
+
+def _launch(args, output):
+    """``--nproc``: the agent starts the ranks, once per world size."""
+    device = resolve_device(args.device)
+    world_sizes = parse_world_sizes(args.nproc)
+    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    names = data_parallel_kernels(device, args.dtype, kernels)
+    if not names:
+        raise ValueError(f"no kernel runs data-parallel on {device} in {args.dtype} here")
+    options = {"device": device, "kernels": names, "sizes": _sizes(args, device),
+               "n_features": args.features, "dtype": args.dtype, "budget": args.budget,
+               "precision": args.precision, "windows": args.windows,
+               "timeout_s": args.dist_timeout, "backend": args.dist_backend,
+               "weak": args.weak_scaling}
+    err = Console(stderr=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if max(world_sizes) > cores:
+        err.print(f"warning: {max(world_sizes)} ranks on {cores} CPUs: the ranks wait for each "
+                  "other's CPU time, and the scaling measured is that of a crowded machine",
+                  markup=False, highlight=False)
+
+    def on_launch(world):
+        if not args.quiet:
+            err.print(f"starting {world} rank{'s' if world > 1 else ''} ..." if world else
+                      "measuring the plain step in one process ...", markup=False)
+
+    return launch(options, world_sizes, output, device, args.dist_port, on_launch)
