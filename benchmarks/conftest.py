@@ -14,12 +14,12 @@ if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
     os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels on CPU tensors, as in tests/
 
 import gdbench  # noqa: E402
-from gdbench.devices import resolve_device  # noqa: E402
-from gdbench.dtypes import DTYPES, problem_dtype  # noqa: E402
-from gdbench.measure.sweep import parse_sizes  # noqa: E402
-from gdbench.measure.timing import SynchronizedClock  # noqa: E402
-from gdbench.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
-from gdbench.results import CaseSpec, format_size  # noqa: E402
+from gdbench.core.devices import resolve_device  # noqa: E402
+from gdbench.core.dtypes import DTYPES, problem_dtype  # noqa: E402
+from gdbench.core.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
+from gdbench.measure.clocks import SynchronizedClock  # noqa: E402
+from gdbench.records.results import CaseSpec, format_size  # noqa: E402
+from gdbench.runs.sweep import parse_sizes  # noqa: E402
 
 TIMED_SIZES = {"cpu": "1e3,1e5,1e6", "cuda": "1e4,1e6,1e8"}
 UNTIMED_SIZES = "100"

@@ -3,10 +3,10 @@
 Importing gdbench imports NumPy only; each kernel imports its own backend when it is made.
 """
 
-from gdbench.measure.sweep import run
-from gdbench.protocol import FUSED, PHASES, Kernel
-from gdbench.reference import check_step, loss_and_grad, make_problem
-from gdbench.registry import KernelInfo, kernel_names, list_kernels, make_kernel
+from gdbench.core.protocol import FUSED, PHASES, Kernel
+from gdbench.core.reference import check_step, loss_and_grad, make_problem
+from gdbench.kernels.registry import KernelInfo, kernel_names, list_kernels, make_kernel
+from gdbench.runs.sweep import run
 
 __version__ = "0.1.0"
 

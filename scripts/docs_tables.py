@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gdbench.analysis.tables import markdown_table  # noqa: E402
-from gdbench.measure.sweep import parse_sizes  # noqa: E402
-from gdbench.results import read_json  # noqa: E402
+from gdbench.files.results import read_json  # noqa: E402
+from gdbench.runs.sweep import parse_sizes  # noqa: E402
 
 MARK = re.compile(r"^<!-- table: (?P<file>\S+)(?: sizes=(?P<sizes>\S+))? -->$")
 END = "<!-- end table -->"

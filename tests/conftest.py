@@ -18,7 +18,7 @@ def kernels_on(device: str) -> list[str]:
 
 
 def cuda_present() -> bool:
-    from gdbench.devices import resolve_device
+    from gdbench.core.devices import resolve_device
 
     return resolve_device("auto") == "cuda"
 

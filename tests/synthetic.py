@@ -2,9 +2,11 @@
 
 import numpy as np
 
-from gdbench.environment import capture
-from gdbench.measure.timing import Samples
-from gdbench.results import CaseResult, CaseSpec, RunResult, write_json
+from gdbench.files.results import write_json
+from gdbench.measure.environment import capture
+from gdbench.records.results import CaseResult, CaseSpec
+from gdbench.records.run import RunResult
+from gdbench.records.samples import Samples
 
 
 def window_samples(median: float, rng, spread: float = 0.01, n: int = 60, windows: int = 4,

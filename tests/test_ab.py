@@ -5,17 +5,19 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gdbench import cli
-from gdbench.ab import session
-from gdbench.ab.paired import paired, t_quantile
-from gdbench.ab.session import Case, Settings, Side, pair_cases, run_ab
-from gdbench.ab.worker import make_data
-from gdbench.reference import loss_and_grad
+from gdbench.core.reference import loss_and_grad
+from gdbench.runs.ab import session
+from gdbench.runs.ab.paired import paired, t_quantile
+from gdbench.runs.ab.session import Case, Settings, pair_cases, run_ab
+from gdbench.runs.ab.sides import Side
+from gdbench.runs.ab.worker import make_data
 from tests.plugins import REPO, plugin_env
 
 BUSY = {"run_delay_fraction": 0.6, "others_cpu_per_wall": 1.0}
@@ -80,6 +82,12 @@ class FakeWorker:
             answer["check"] = {"loss": loss, "grad": list(grad),
                                "weight": list(-request["lr"] * grad)}
         return answer
+
+    def pause(self):
+        pass
+
+    def resume(self):
+        pass
 
     def close(self):
         pass
@@ -278,7 +286,7 @@ def test_ab_is_in_the_help():
 
 
 def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp_path):
-    from gdbench.ab import study
+    from gdbench.runs.ab import study
 
     real_ask = FakeWorker.ask
 
@@ -303,8 +311,8 @@ def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp
 
 
 def test_the_power_study_says_how_to_install_the_slowed_kernels(monkeypatch):
-    from gdbench import registry
-    from gdbench.ab import study
+    from gdbench.kernels import registry
+    from gdbench.runs.ab import study
 
     monkeypatch.setattr(registry, "kernel_names", lambda: list(registry.BUILTIN))
     with pytest.raises(ValueError, match="pip install -e examples/slowed-plugin"):
@@ -324,3 +332,31 @@ def test_the_example_plugins_slowdowns_are_about_what_they_say(tmp_path, monkeyp
     reference = loss_and_grad(x, y, np.zeros(1))
     assert kernel.grad == pytest.approx(reference[1], rel=1e-9)  # the same step, more work
     assert kernel._extra >= 1
+
+
+def test_a_session_cut_short_by_its_budget_gives_no_verdict_on_too_few_blocks(fake):
+    fake.ratio = {"base": 1.0, "new": 1.5}  # plain to see, but only one block was measured
+    result = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,), max_seconds=1e-9))
+    v = result.cases[0].verdicts["latency"]
+    assert result.blocks == 1 and v["verdict"] == "AMBIGUOUS"
+    assert v["why"] == "only 1 block: a verdict needs 4"
+
+
+def test_the_side_not_measured_is_paused(tmp_path):
+    """A paused worker takes no CPU time: its idle thread pools cannot spin against the other
+    side's window."""
+    worker = session.Worker(Side("base"))
+    try:
+        worker.pause()
+        for _ in range(100):  # the signal is delivered asynchronously
+            state = open(f"/proc/{worker.process.pid}/stat").read().split(")")[1].split()[0]
+            if state == "T":
+                break
+            time.sleep(0.01)
+        assert state == "T"  # stopped
+        worker.resume()
+        assert "latency" in worker.ask({"kernel": "numpy-manual", "device": "cpu",
+                                        "dtype": "float32", "n": 100, "d": 1, "seed": 0,
+                                        "lr": 0.01, "budget": 0.01, "check": False})
+    finally:
+        worker.close()

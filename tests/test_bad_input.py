@@ -16,7 +16,7 @@ import pytest
 from gdbench import cli
 
 QUICK = ["--device", "cpu", "--kernels", "numpy-manual", "--sizes", "100", "--budget", "0.01",
-         "--windows", "2", "--no-probe", "--no-memory", "--quiet"]
+         "--windows", "2", "--no-roofline", "--no-memory", "--quiet"]
 CONVERGE = ["converge", "--device", "cpu", "--kernels", "numpy-manual", "--max-steps", "5",
             "--lr", "tutorial", "--quiet"]
 

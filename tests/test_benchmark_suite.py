@@ -8,7 +8,7 @@ import time
 import pytest
 
 import gdbench
-from gdbench.measure.timing import SynchronizedClock
+from gdbench.measure.clocks import SynchronizedClock
 from tests.plugins import REPO, scaled_gradient_plugin
 
 
@@ -68,11 +68,11 @@ def test_round_time_holds_the_device_work(name):
     info = {k.name: k for k in gdbench.list_kernels("cuda")}[name]
     if not info.available_on("cuda"):
         pytest.skip(info.unavailable["cuda"])
-    from gdbench.measure.probe import probe
+    from gdbench.measure.roofline import measure_roofline
 
     n = 10**8
-    bytes_model = gdbench.registry.kernel_class(name).passes * 8 * n  # x and y, float32
-    floor = bytes_model / probe("cuda").bandwidth
+    bytes_model = gdbench.kernels.registry.kernel_class(name).passes * 8 * n  # x and y, float32
+    floor = bytes_model / measure_roofline("cuda").bandwidth
     clock = SynchronizedClock("cuda")
     kernel = gdbench.make_kernel(name, "cuda")
     kernel.prepare(*gdbench.make_problem(n))

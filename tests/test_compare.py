@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from gdbench.analysis.compare import Timing, compare, parse_threshold, ratio_interval, verdict
+from gdbench.analysis.compare import Timing, compare, parse_threshold, ratio_interval
 from gdbench.analysis.noise import NoiseFloor
+from gdbench.records.stats import verdict
 from tests.synthetic import write_run
 
 SIZES = (1000, 100_000)
@@ -57,7 +58,7 @@ def test_serially_correlated_samples_get_an_interval_that_covers():
     Over many walks around a true median of 1, the block-bootstrap interval covers it most of
     the time; the interval that takes the samples as independent mostly does not.
     """
-    from gdbench.measure.stats import Summary, median_ci
+    from gdbench.records.stats import Summary, median_ci
     from tests.synthetic import window_samples
 
     covered = naive = 0
@@ -225,3 +226,18 @@ def test_pytest_benchmark_names_keep_their_brackets_and_few_rounds_are_said(tmp_
     assert result.returncode == 0, result.stderr
     assert "[...]" in result.stdout  # the fullname, not taken as markup
     assert "only 4 rounds or samples on one side: the interval is wide" in result.stdout
+
+
+def test_results_of_an_older_version_read_and_of_a_newer_one_are_refused(tmp_path):
+    from gdbench.files.results import read_json
+
+    path = write_run(tmp_path / "v1.json", "cpu", {("k", 1000): 1e-4})
+    d = json.loads(path.read_text())
+    d["schema_version"] = 1
+    d["settings"].pop("fresh_layout", None)
+    path.write_text(json.dumps(d))
+    assert read_json(path).settings["fresh_layout"] is False
+    d["schema_version"] = 99
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="newer than this gdbench's"):
+        read_json(path)

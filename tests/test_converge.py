@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench.converge import (
-    converge,
-    descend,
-    learning_rate,
-    optimum,
-    parse_rates,
-    read_converge,
-    thin,
-)
+from gdbench.files.results import read_converge
+from gdbench.runs.converge import converge, descend, learning_rate, optimum, parse_rates, thin
 from tests.conftest import kernels_on
 
 
@@ -119,7 +112,7 @@ def test_cli_converge_table_json_plot_and_report(tmp_path):
     assert "# gdbench converge report" in text and "| numpy-manual | tutorial (0.01) |" in text
     run_file = tmp_path / "run.json"
     assert cli("run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes", "100",
-               "--budget", "0.02", "--no-probe", "--out", run_file, cwd=tmp_path).returncode == 0
+               "--budget", "0.02", "--no-roofline", "--out", run_file, cwd=tmp_path).returncode == 0
     mixed = cli("plot", out, run_file, "-o", tmp_path / "p", cwd=tmp_path)
     assert mixed.returncode == 2 and "plots and reports of their own" in mixed.stderr
 

@@ -15,7 +15,8 @@ import pytest
 
 from gdbench.analysis.tables import format_time
 from gdbench.distributed.step import shard
-from gdbench.results import partial_path, read_json
+from gdbench.files.paths import partial_path
+from gdbench.files.results import read_json
 from tests.plugins import REPO, plugin_env
 
 pytest.importorskip("torch.distributed", reason="torch is not installed")
@@ -189,7 +190,7 @@ def test_a_signal_stops_a_data_parallel_run_as_it_stops_a_plain_one(tmp_path, si
     out = tmp_path / "r.json"
     command = [sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
                "torch-manual", "--sizes", "1e3", "--nproc", "2", "--budget", "20", "--windows",
-               "2", "--no-probe", "--out", str(out)]
+               "2", "--no-roofline", "--out", str(out)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, cwd=tmp_path, start_new_session=True,
                                env=dict(os.environ, PYTHONPATH=str(REPO)))

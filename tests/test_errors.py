@@ -78,7 +78,7 @@ def test_cli_one_line_error(args, message):
 
 
 def test_probe_cuda_without_cuda_is_one_line():
-    from gdbench.devices import resolve_device
+    from gdbench.core.devices import resolve_device
 
     if resolve_device("auto") == "cuda":
         pytest.skip("a CUDA device is present here")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from gdbench.analysis.compare import load_timings
-from gdbench.results import read_json
+from gdbench.files.results import read_json
 from tests.plugins import REPO
 
 STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench.dtypes import HALF, host_dtype
-from gdbench.reference import descend, loss_and_grad, tolerance
+from gdbench.core.dtypes import HALF, host_dtype
+from gdbench.core.reference import descend, loss_and_grad, tolerance
 from tests.conftest import kernels_on
 
 CPU_KERNELS = kernels_on("cpu")
@@ -193,7 +193,7 @@ def test_cuda_matches_float64_reference(name, n, d, dtype):
 @pytest.mark.parametrize("name", CPU_KERNELS)
 def test_calls_out_of_order_say_which_call_is_missing(name):
     """One rule for every kernel: OrderError naming the call that has to come first."""
-    from gdbench.protocol import OrderError
+    from gdbench.core.protocol import OrderError
 
     kernel = gdbench.make_kernel(name, "cpu", "float64")
     fused = kernel.phases == gdbench.FUSED

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import gdbench
+from gdbench.files.results import read_json
 from gdbench.kernels.numpy_manual import NumpyManual
-from gdbench.measure import sweep
 from gdbench.measure.memory import PoolCounter, measure_memory
-from gdbench.results import read_json
+from gdbench.runs import sweep
 from tests.conftest import kernels_on
 
 N = 100_000  # 400 KB a float32 array: far above what the steps' Python objects take
@@ -96,7 +96,7 @@ def test_pool_counter_follows_mallocs_and_frees():
 
 def test_sweep_records_memory_and_the_model(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
-    result = sweep.run("cpu", ["numpy-manual"], [N], budget=0.02, windows=1, probe=False,
+    result = sweep.run("cpu", ["numpy-manual"], [N], budget=0.02, windows=1, roofline=False,
                        out=out, csv=csv)
     case = result.cases[0]
     assert case.memory_peak == pytest.approx(2 * 4 * N, rel=0.01)
@@ -109,7 +109,7 @@ def test_sweep_records_memory_and_the_model(tmp_path):
     from gdbench.analysis.tables import cell
 
     assert "mem 2×N (model 3)" in cell(case)
-    skipped = sweep.run("cpu", ["numpy-manual"], [100], budget=0.02, windows=1, probe=False,
+    skipped = sweep.run("cpu", ["numpy-manual"], [100], budget=0.02, windows=1, roofline=False,
                         memory=False)
     assert skipped.cases[0].memory is None and skipped.settings["memory"] is False
 

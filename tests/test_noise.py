@@ -81,7 +81,7 @@ def test_cli_noise_needs_two_runs(tmp_path):
 
 def test_written_runs_round_trip(tmp_path):
     path = write_run(tmp_path / "r.json", "cpu", CASES)
-    from gdbench.results import read_json
+    from gdbench.files.results import read_json
 
     case = read_json(path).cases[0]
     assert case.windows == 4 and case.samples.batch_window is not None

@@ -15,8 +15,8 @@ from gdbench import cli
 from gdbench.analysis import findings
 from gdbench.analysis.compare import compare
 from gdbench.analysis.tables import format_precision, format_time, step_table
-from gdbench.paths import check_target, holds_results, move_aside
-from gdbench.results import Output, partial_path, read_json, write_json
+from gdbench.files.paths import check_target, holds_results, move_aside, partial_path
+from gdbench.files.results import Output, read_json, write_json
 from tests.plugins import plugin_env
 from tests.synthetic import synthetic_run
 
@@ -99,7 +99,7 @@ def test_a_run_with_no_timed_case_exits_1_and_report_and_plot_list_its_failures(
                                                                                 capsys):
     out = tmp_path / "r.json"
     status = cli.main(["run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes", "1e30",
-                       "--budget", "0.01", "--no-probe", "--quiet", "--out", str(out)])
+                       "--budget", "0.01", "--no-roofline", "--quiet", "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 1 and "no case was timed (1 failed)" in err
     run = read_json(out)

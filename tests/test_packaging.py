@@ -17,7 +17,7 @@ def python(code, **env):
 def test_import_pulls_in_no_backend():
     out = python("""
         import sys, gdbench
-        import gdbench.registry, gdbench.reference, gdbench.cli
+        import gdbench.kernels.registry, gdbench.core.reference, gdbench.cli
         gdbench.list_kernels("cpu")
         print([m for m in ("torch", "cupy", "triton", "numba", "jax", "matplotlib", "pynvml")
                if m in sys.modules])
@@ -36,7 +36,7 @@ def test_entry_point_kernel(tmp_path):
         x, y = gdbench.make_problem(100)
         print(json.dumps({
             "names": gdbench.kernel_names(),
-            "builtin": list(gdbench.registry.BUILTIN),
+            "builtin": list(gdbench.kernels.registry.BUILTIN),
             "source": infos["double-numpy"].source,
             "available": infos["double-numpy"].available_on("cpu"),
             "broken": infos["broken"].reason,
@@ -79,7 +79,7 @@ def test_a_plugin_that_lacks_part_of_the_contract_is_listed_as_unavailable(tmp_p
     assert listed.returncode == 0, listed.stderr
     assert "no-reason" in listed.stdout and "lacks" in listed.stdout
     ran = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
-                          "all", "--sizes", "1e2", "--budget", "0.02", "--no-probe", "--quiet",
+                          "all", "--sizes", "1e2", "--budget", "0.02", "--no-roofline", "--quiet",
                           "--out", str(tmp_path / "r.json")],
                          capture_output=True, text=True, timeout=300, env=env)
     assert ran.returncode == 0, ran.stderr

@@ -36,7 +36,7 @@ def test_phase_plot_size_must_exist(tmp_path):
 
 
 def test_without_matplotlib_says_how_to_install(monkeypatch, tmp_path, capsys):
-    from gdbench.devices import INSTALL_HINT
+    from gdbench.core.devices import INSTALL_HINT
 
     monkeypatch.setattr(plot, "missing_module",
                         lambda m: f"{m} is not installed (pip install 'gdbench[{INSTALL_HINT[m]}]')")
@@ -80,7 +80,7 @@ def test_two_runs_of_one_device_stay_apart(tmp_path):
 
 
 def test_phases_plot_shows_cases_that_were_not_timed(tmp_path):
-    from gdbench.results import CaseResult, CaseSpec
+    from gdbench.records.results import CaseResult, CaseSpec
 
     run = synthetic_run("cpu", CPU, phased=True)
     run.cases.append(CaseResult(CaseSpec("torch-module", "cpu", "float32", 1_000_000), "wrong",
@@ -111,7 +111,7 @@ def test_report_cli(tmp_path):
 def test_run_with_plot(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
                              "--kernels", "numpy-manual", "--sizes", "1e2,1e3", "--budget", "0.02",
-                             "--no-probe", "--out", str(tmp_path / "r.json"), "--plot",
+                             "--no-roofline", "--out", str(tmp_path / "r.json"), "--plot",
                              str(tmp_path / "plots"), "--quiet"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -168,7 +168,7 @@ def test_report_keeps_the_marks(tmp_path):
 def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
     from dataclasses import replace
 
-    from gdbench.results import write_json
+    from gdbench.files.results import write_json
 
     run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5, ("jax-jit", 100): 2e-5})
     busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}

@@ -8,12 +8,13 @@ import pytest
 
 import gdbench
 from gdbench.kernels.cuda_graph import CudaGraphStep
-from gdbench.measure.probe import Probe, probe
+from gdbench.measure.roofline import measure_roofline
+from gdbench.records.roofline import Probe
 from tests.conftest import kernels_on
 
 
 def test_cpu_probe_measures_memory_and_the_curve():
-    result = probe("cpu", nbytes=64 << 20)
+    result = measure_roofline("cpu", nbytes=64 << 20)
     assert result.device == "cpu" and result.nbytes == 64 << 20
     assert "numpy-sum" in result.methods and all(r > 1e8 for r in result.methods.values())
     assert result.bandwidth == max(result.methods.values())
@@ -66,7 +67,7 @@ def test_cli_probe():
                                          ("torch-compile", 1), ("triton-fused", 1),
                                          ("cupy-fused", 1)])
 def test_byte_model(name, passes):
-    from gdbench.registry import kernel_class
+    from gdbench.kernels.registry import kernel_class
 
     assert kernel_class(name).passes == passes
 
@@ -138,5 +139,5 @@ def test_cuda_graph_step_matches_reference(name, n):
     for _ in range(9):
         graph.step()
     graph.synchronize()
-    expected = gdbench.reference.descend(x, y, 0.0, 0.01, 10)
+    expected = gdbench.core.reference.descend(x, y, 0.0, 0.01, 10)
     assert graph.weight == pytest.approx(expected, rel=1e-3)

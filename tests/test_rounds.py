@@ -9,21 +9,16 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench.measure import cases
-from gdbench.measure.contention import (
-    OTHERS,
-    Watch,
-    contended,
-    contention_reasons,
-    self_inflicted,
-)
-from gdbench.measure.timing import Samples
-from gdbench.results import read_json
+from gdbench.files.results import read_json
+from gdbench.measure import cases, contention
+from gdbench.measure.contention import Watch
+from gdbench.records.readings import OTHERS, contended, contention_reasons, self_inflicted
+from gdbench.records.samples import Samples
 
 
 def run(*args, **kwargs):
     kwargs.setdefault("budget", 0.04)
-    kwargs.setdefault("probe", False)
+    kwargs.setdefault("roofline", False)
     return gdbench.run("cpu", *args, **kwargs)
 
 
@@ -44,7 +39,7 @@ def test_windows_are_spread_over_the_whole_run():
 
 
 def test_precision_comes_from_the_spread_between_windows():
-    from gdbench.measure.stats import Summary
+    from gdbench.records.stats import Summary
     from tests.synthetic import window_samples
 
     rng = np.random.default_rng(0)
@@ -81,7 +76,7 @@ def test_a_contended_case_is_measured_again(monkeypatch):
                 reading["run_delay_fraction"] = 0.6
             return reading
 
-    monkeypatch.setattr(cases, "Watch", Busy)
+    monkeypatch.setattr(contention, "Watch", Busy)
     [case] = run(["numpy-manual"], [100], windows=2).cases
     assert case.remeasured and not case.contended  # the second, idle attempt was kept
     assert len(calls) == 4
@@ -94,7 +89,7 @@ def test_contention_is_flagged_when_remeasuring_does_not_help(monkeypatch, tmp_p
         def stop(self):
             return dict(super().stop(), run_delay_fraction=0.5)
 
-    monkeypatch.setattr(cases, "Watch", AlwaysBusy)
+    monkeypatch.setattr(contention, "Watch", AlwaysBusy)
     result = run(["numpy-manual"], [100], windows=2, out=tmp_path / "r.json")
     [case] = result.cases
     assert case.contended and case.remeasured
@@ -122,7 +117,7 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
     monkeypatch.setattr(cases, "sample_window", stalls_once)
     # an idle machine throughout: a real CPU wait in the second attempt would rightly keep
     # the first, which this test is not about
-    monkeypatch.setattr(cases, "Watch", FakeWatch)
+    monkeypatch.setattr(contention, "Watch", FakeWatch)
     [case] = run(["numpy-manual"], [1000], windows=3).cases
     # the stalled attempt's spread is at least 4 (one window five times slower): not kept
     assert case.remeasured and case.summary().spread < 4
@@ -226,7 +221,7 @@ def test_watch_counts_the_page_faults_of_fresh_memory():
 
 
 def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):
-    from gdbench.measure import sweep
+    from gdbench.runs import sweep
 
     flushes = []
 
@@ -249,7 +244,7 @@ def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):
 
 
 def test_worker_processes_join_their_windows(tmp_path):
-    result = run(["numpy-manual"], [100, 1000], windows=4, processes=2, probe=True,
+    result = run(["numpy-manual"], [100, 1000], windows=4, processes=2, roofline=True,
                  out=tmp_path / "r.json")
     assert result.complete and result.settings["processes"] == 2
     for case in result.cases:
@@ -275,7 +270,8 @@ def test_a_case_faster_than_its_roofline_is_flagged():
 def test_each_window_is_set_against_its_own_rounds_roofline():
     """The machine's bandwidth halves between rounds, and the case's time doubles with it:
     every window reached 50% of the roofline measured beside it."""
-    from gdbench.results import CaseResult, CaseSpec, RunResult
+    from gdbench.records.results import CaseResult, CaseSpec
+    from gdbench.records.run import RunResult
 
     times = np.repeat([1e-6, 2e-6, 1e-6, 2e-6], 10)  # 8000 bytes: 8 and 4 GB/s
     samples = Samples(("step",), times[:, None], window=np.repeat(np.arange(4), 10))

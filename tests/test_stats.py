@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from gdbench.measure.stats import Summary, median_ci, relative_precision
 from gdbench.measure.timing import StopRule, sample, warm_up
+from gdbench.records.stats import Summary, median_ci, relative_precision
 
 
 def test_median_interval_covers_the_median_about_95_percent_of_the_time():
@@ -23,7 +23,7 @@ def test_exact_binomial_ranks():
     """The order statistics bracket the median with at least 95%: checked against the sum."""
     from math import comb
 
-    from gdbench.measure.stats import _lower_rank
+    from gdbench.records.stats import _lower_rank
 
     for n in (1, 5, 6, 7, 20, 61, 400):
         rank = _lower_rank(n, 0.025)

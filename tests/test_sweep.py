@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 import gdbench
-from gdbench import registry
-from gdbench.measure import sweep
-from gdbench.results import partial_path, read_json
+from gdbench.files.paths import partial_path
+from gdbench.files.results import read_json
+from gdbench.kernels import registry
+from gdbench.runs import sweep
+from gdbench.runs.settings import default_sizes
 from tests.fake_kernels import FAKES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,12 +57,12 @@ def test_parse_sizes_rejects(text, match):
 @pytest.mark.parametrize("sizes", [[], [0], [1.5], [-3]])
 def test_run_rejects_bad_sizes(sizes):
     with pytest.raises(ValueError, match="sizes must be positive whole numbers"):
-        gdbench.run("cpu", ["numpy-manual"], sizes, probe=False)
+        gdbench.run("cpu", ["numpy-manual"], sizes, roofline=False)
 
 
 def test_default_sizes():
-    assert sweep.default_sizes("cpu") == [10**k for k in range(2, 8)]
-    assert sweep.default_sizes("cuda") == [10**k for k in range(2, 9)]
+    assert default_sizes("cpu") == tuple(10**k for k in range(2, 8))
+    assert default_sizes("cuda") == tuple(10**k for k in range(2, 9))
 
 
 def test_run_records_every_case(tmp_path):
@@ -81,7 +83,7 @@ def test_run_records_every_case(tmp_path):
     assert saved.complete and len(saved.cases) == 4
     np.testing.assert_array_equal(saved.cases[0].samples.device, result.cases[0].samples.device)
     raw = json.loads(out.read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
     assert raw["probe"]["device"] == "cpu" and raw["probe"]["bandwidth"] > 0
     for case, saved_case in zip(result.cases, raw["cases"]):
         assert saved_case["bytes_model"] == case.passes * case.spec.bytes_min
@@ -99,7 +101,7 @@ def test_run_records_every_case(tmp_path):
 
 def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):
     names = ["raises", "out-of-memory", "wrong", "diverges", "numpy-manual"]
-    result = gdbench.run("cpu", names, [64, 128], budget=0.02, probe=False,
+    result = gdbench.run("cpu", names, [64, 128], budget=0.02, roofline=False,
                          out=tmp_path / "r.json")
     status = {(c.spec.kernel, c.spec.n_samples): (c.status, c.message) for c in result.cases}
     for n in (64, 128):
@@ -121,7 +123,7 @@ def test_data_that_does_not_fit_is_recorded(monkeypatch, tmp_path):
         return real(n, *args)
 
     monkeypatch.setattr(sweep, "make_problem", make_problem)
-    result = gdbench.run("cpu", ["numpy-manual"], [100, 10**9, 1000], budget=0.02, probe=False)
+    result = gdbench.run("cpu", ["numpy-manual"], [100, 10**9, 1000], budget=0.02, roofline=False)
     assert [(c.spec.n_samples, c.status) for c in result.cases] == [
         (100, "ok"), (1000, "ok"), (10**9, "oom")]  # in ascending order
     assert "generating the data" in result.cases[2].message
@@ -130,7 +132,7 @@ def test_data_that_does_not_fit_is_recorded(monkeypatch, tmp_path):
 def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
     out = tmp_path / "r.json"
     with pytest.raises(KeyboardInterrupt):
-        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, probe=False,
+        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, roofline=False,
                     out=out)
     saved = read_json(partial_path(out))
     assert not saved.complete and not out.exists()
@@ -139,7 +141,7 @@ def test_interrupted_run_leaves_valid_results(fakes, tmp_path):
 
 def cli_with_fakes(*args, cwd=REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    code = ("import signal, sys; from gdbench import registry, cli;"
+    code = ("import signal, sys; from gdbench import cli; from gdbench.kernels import registry;"
             "from tests.fake_kernels import FAKES; registry.BUILTIN.update(FAKES);"
             # Ctrl-C as on a terminal, even under a shell that started the tests in the background
             "signal.signal(signal.SIGINT, signal.default_int_handler);"
@@ -155,7 +157,7 @@ def test_cli_ctrl_c_and_sigterm_keep_the_windows_and_the_earlier_file(tmp_path, 
     out = tmp_path / "r.json"
     out.write_text("earlier results\n")
     result = cli_with_fakes("run", "--device", "cpu", "--kernels", f"numpy-manual,{kernel}",
-                            "--sizes", "100", "--no-probe", "--out", out)
+                            "--sizes", "100", "--no-roofline", "--out", out)
     assert result.returncode == status, result.stderr
     assert result.stderr.strip() == (f"gdbench run: {word}: the windows measured so far are in "
                                      f"{partial_path(out)}; {out} is as it was")
@@ -168,7 +170,7 @@ def test_a_finished_run_moves_the_earlier_file_aside(tmp_path):
     out.write_text("first\n")
     (tmp_path / "r.1.json").write_text("an even earlier one\n")
     csv.write_text("first csv\n")
-    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False, out=out, csv=csv)
+    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, roofline=False, out=out, csv=csv)
     assert read_json(out).complete
     assert (tmp_path / "r.2.json").read_text() == "first\n"
     assert (tmp_path / "r.1.json").read_text() == "an even earlier one\n"
@@ -180,9 +182,9 @@ def test_a_finished_run_moves_the_earlier_file_aside(tmp_path):
 def test_an_interrupted_runs_partial_file_is_kept_by_the_next_run(fakes, tmp_path):
     out = tmp_path / "r.json"
     with pytest.raises(KeyboardInterrupt):
-        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, probe=False,
+        gdbench.run("cpu", ["numpy-manual", "interrupts"], [100], budget=0.02, roofline=False,
                     out=out)
-    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False, out=out)
+    gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, roofline=False, out=out)
     kept = tmp_path / "r.partial.1.json"
     assert not read_json(kept).complete and read_json(out).complete
 
@@ -258,7 +260,7 @@ def test_threads_set_every_pool_for_each_case_and_restore_them():
     before = thread_counts()
     counts = [1, 2] if usable_cpus() >= 2 else [1]
     result = sweep.run("cpu", ["numpy-manual", "torch-manual", "numba-fused"], [10_000],
-                       threads=counts, budget=0.02, windows=2, probe=False)
+                       threads=counts, budget=0.02, windows=2, roofline=False)
     assert [c.spec.name for c in result.cases] == [
         f"{k} T={t}" for k in ("numpy-manual", "torch-manual", "numba-fused") for t in counts]
     assert result.settings["threads"] == counts
@@ -275,7 +277,7 @@ def test_threads_set_every_pool_for_each_case_and_restore_them():
 
 def test_a_kernel_named_twice_is_measured_once():
     result = gdbench.run("cpu", ["numpy-manual", "numpy-manual"], [100], budget=0.02,
-                         probe=False)
+                         roofline=False)
     assert len(result.cases) == 1
 
 
@@ -315,7 +317,7 @@ def test_a_step_is_timed_until_its_kernel_says_it_is_done():
 def test_median_agrees_with_timeit():
     """The harness's step time against an independent timer of the same step."""
     x, y = gdbench.make_problem(200_000)
-    result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5, probe=False)
+    result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5, roofline=False)
     kernel = gdbench.make_kernel("numpy-manual")
     kernel.prepare(x, y)
     kernel.step()
@@ -364,13 +366,13 @@ def test_cli_run_bad_arguments(args, message, tmp_path):
 def test_cli_run_table_and_files(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
-                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05", "--no-probe",
+                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05", "--no-roofline",
                              "--out", str(out), "--csv", str(csv)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "N = 1e2" in result.stdout and "torch-autograd" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "numpy-manual" in line)
-    assert row.count("±") == 2 and "GB/s" not in result.stdout  # one line per cell
+    assert row.count("±") == 2 and "GB/s" not in row  # one line per cell
     # Not a terminal: no progress bar in stderr, just where the results went.
     assert result.stderr.strip() == f"wrote {out} and {csv}"
     assert read_json(out).complete and csv.exists()
@@ -379,7 +381,7 @@ def test_cli_run_table_and_files(tmp_path):
 def test_cli_run_detail_shows_every_figure(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
                              "--kernels", "numpy-manual", "--sizes", "1e2", "--budget", "0.02",
-                             "--no-probe", "--detail", "--out", str(tmp_path / "r.json")],
+                             "--no-roofline", "--detail", "--out", str(tmp_path / "r.json")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "GB/s" in result.stdout and "tput" in result.stdout
@@ -394,7 +396,7 @@ def test_cli_list():
 
 def bandwidth_floor(case, probe) -> float:
     """The least time a step can take: its modelled bytes at the measured bandwidth."""
-    return case.bytes_model / gdbench.measure.probe.Probe.from_dict(probe).bandwidth
+    return case.bytes_model / gdbench.records.roofline.Probe.from_dict(probe).bandwidth
 
 
 @pytest.mark.cuda
@@ -461,7 +463,7 @@ def test_every_window_is_of_a_fresh_instance_on_fresh_buffers(fakes, fresh, inst
     from tests.fake_kernels import Counted
 
     Counted.buffers = []
-    run = gdbench.run("cpu", ["counted"], [1000], budget=0.03, windows=3, probe=False,
+    run = gdbench.run("cpu", ["counted"], [1000], budget=0.03, windows=3, roofline=False,
                       memory=False, remeasure=False, fresh=fresh)
     assert run.cases[0].ok and run.cases[0].windows == 3
     assert len(Counted.buffers) == instances  # prepared once per window, or once

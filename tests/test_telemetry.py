@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 
 from gdbench.analysis import tables
-from gdbench.measure import sweep, telemetry
-from gdbench.measure.telemetry import Telemetry, open_telemetry, throttle_reasons
+from gdbench.files.results import read_json, write_json
+from gdbench.measure import telemetry
+from gdbench.measure.telemetry import Telemetry, TelemetryHook, open_telemetry
 from gdbench.measure.timing import StopRule
-from gdbench.results import CaseResult, CaseSpec, RunResult, read_json, write_json
+from gdbench.records.readings import throttle_reasons
+from gdbench.records.results import CaseResult, CaseSpec
+from gdbench.records.run import RunResult
+from gdbench.runs import sweep
 
 
 class FakeNvml:
@@ -121,7 +125,7 @@ def test_a_throttled_case_is_flagged_in_the_json_and_the_table(tmp_path):
     x, y = np.ones((200, 1), np.float32), np.ones(200, np.float32)
     spec = CaseSpec("numpy-manual", "cpu", "float32", 200)
     slow = Telemetry(FakeNvml(sm_clock=1200, reasons=0x4), "gpu0")
-    case = sweep.run_case(spec, x, y, StopRule(budget=0.02), telemetry=slow)
+    case = sweep.run_case(spec, x, y, StopRule(budget=0.02), hooks=(TelemetryHook(slow),))
     assert case.ok and case.throttled
     assert case.telemetry["windows"][0]["end"]["sm_clock_mhz"] == 1200
     run = RunResult({}, {"device": "cpu", "dtype": "float32", "n_features": 1}, [case])
@@ -130,7 +134,7 @@ def test_a_throttled_case_is_flagged_in_the_json_and_the_table(tmp_path):
     assert saved.throttled and saved.throttle_reasons == case.throttle_reasons
     assert tables.cell(saved).splitlines()[0].endswith("!")
     fine = sweep.run_case(spec, x, y, StopRule(budget=0.02),
-                          telemetry=Telemetry(FakeNvml(), "gpu0"))
+                          hooks=(TelemetryHook(Telemetry(FakeNvml(), "gpu0")),))
     assert not fine.throttled and not tables.cell(fine).splitlines()[0].endswith("!")
     untracked = CaseResult(spec, "ok")
     assert untracked.telemetry is None and not untracked.throttled
@@ -144,7 +148,7 @@ def test_cpu_runs_record_no_telemetry():
 def gdbench_run_one():
     import gdbench
 
-    return gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, probe=False).cases[0]
+    return gdbench.run("cpu", ["numpy-manual"], [100], budget=0.02, roofline=False).cases[0]
 
 
 def test_constants_match_pynvml():

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import gdbench
-from gdbench.train import predict, train
+from gdbench.runs.train import predict, train
 from tests.conftest import kernels_on
 
 

@@ -40,6 +40,8 @@ class Slowed(NumpyManual):
             step = _median_time(plain_step)
             full = _median_time(lambda: np.copyto(self._scratch, self.x))
             Slowed._copies[key] = max(1, round(self.SLOWDOWN * step / full * self.x.size))
+            for made in ("r", "_loss", "_grad"):  # the timed steps leave no loss or gradient
+                self.__dict__.pop(made, None)
         self._extra = Slowed._copies[key]
 
     def forward(self):

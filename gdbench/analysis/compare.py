@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.measure.stats import Summary, t975, window_medians
-from gdbench.results import RunResult, format_size, read_json
+from gdbench.files.results import read_json
+from gdbench.records.results import format_size
+from gdbench.records.run import RunResult
+from gdbench.records.stats import Summary, t975, verdict, window_medians
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
 FEW = 10  # rounds or samples below which a row says its interval is wide for that reason
@@ -170,18 +172,6 @@ def ratio_interval(base: Timing, new: Timing, noise: float = 0.0) -> tuple[float
                                   "(sample in several windows, or pass --noise)")
     half = 1.96 * math.sqrt(variance + 2 * noise**2)
     return ratio, ratio * math.exp(-half), ratio * math.exp(half), ""
-
-
-def verdict(lo: float, hi: float, threshold: float) -> str:
-    """SLOWER or FASTER when the whole interval is beyond the threshold, SAME when it is within."""
-    up, down = 1 + threshold, 1 / (1 + threshold)
-    if lo > up:
-        return "SLOWER"
-    if hi < down:
-        return "FASTER"
-    if down <= lo and hi <= up:
-        return "SAME"
-    return "AMBIGUOUS"
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gdbench.analysis.plot import _pyplot, _save, check_plot_files
 from gdbench.analysis.tables import format_time
-from gdbench.converge import ConvergeResult
-from gdbench.results import format_size, write_atomic
+from gdbench.files.results import write_atomic
+from gdbench.records.converge import ConvergeResult
+from gdbench.records.results import format_size
 
 COLUMNS = ("kernel", "learning rate", "steps", "time", "loss above the optimum",
            "weights off by", "first step", "end")
@@ -67,7 +69,6 @@ def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
     colour; each direct solve's time a vertical line, the tolerance a horizontal one."""
     from matplotlib.lines import Line2D
 
-    from gdbench.analysis.plot import _pyplot, _save, check_plot_files
 
     plt = _pyplot()
     sizes = sorted({d.n_samples for r in results for d in r.descents})

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdbench.results import CaseResult, RunResult
+from gdbench.core.devices import is_cpu, is_cuda
+from gdbench.records.results import CaseResult
+from gdbench.records.run import RunResult
 
 BASELINE = "numpy-manual"
 
@@ -52,7 +54,7 @@ def fastest(runs, labels=None) -> dict[tuple[str, str, int], CaseResult]:
 
 
 def _baseline_run(runs):
-    return next((r for r in runs if r.settings.get("device") == "cpu"
+    return next((r for r in runs if is_cpu(r.settings.get("device"))
                  and any(c.reliable and c.spec.kernel == BASELINE for c in r.cases)), None)
 
 
@@ -88,13 +90,13 @@ class Crossover:
 def crossovers(runs, labels=None) -> list[Crossover]:
     """Where each GPU kernel of each CUDA run overtakes the best kernel of the first CPU run."""
     labels = labels or run_labels(runs)
-    cpu = next((r for r in runs if r.settings.get("device") == "cpu"), None)
+    cpu = next((r for r in runs if is_cpu(r.settings.get("device"))), None)
     if cpu is None:
         return []
     cpu_best = {n: median(c) for (_, _, n), c in fastest([cpu], [""]).items()}
     out = []
     for run, label in zip(runs, labels):
-        if run.settings.get("device") != "cuda":
+        if not is_cuda(run.settings.get("device")):
             continue
         gpu: dict[str, dict[int, float]] = {}
         for c in _ok(run):

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.analysis.compare import VERDICTS, case_label, compare_timings, run_timings
-from gdbench.results import RunResult, write_atomic
+from gdbench.analysis.compare import (
+    VERDICTS,
+    case_label,
+    compare_timings,
+    parse_fraction,
+    run_timings,
+)
+from gdbench.files.results import write_atomic
+from gdbench.records.run import RunResult
 
 SLOWDOWNS = (1.1, 1.3)
 
@@ -99,7 +106,6 @@ def write_floor(report: NoiseReport, path, sources: list[str]) -> None:
 
 def read_floor(text: str) -> NoiseFloor:
     """A noise floor from ``3%`` or ``0.03`` (every case), or from a noise file's path."""
-    from gdbench.analysis.compare import parse_fraction
 
     if Path(text).suffix == ".json" or Path(text).exists():
         try:

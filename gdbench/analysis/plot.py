@@ -9,9 +9,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from gdbench.devices import missing_module
-from gdbench.paths import check_folder, check_target
-from gdbench.results import RunResult, format_size
+from gdbench.analysis.findings import run_labels, scaling
+from gdbench.core.devices import is_cuda, missing_module
+from gdbench.files.paths import check_folder, check_target
+from gdbench.records.results import format_size
+from gdbench.records.run import RunResult
 
 FORMATS = ("png", "svg")
 PLOTS = ("scaling", "bandwidth", "phases", "probe", "ranks")
@@ -45,7 +47,7 @@ def _name(name: str, device: str, label: str) -> str:
 
 def check_plot_files(out_dir, stems) -> Path:
     """``out_dir`` once it is a folder (or can be made one) in which every plot file of
-    ``stems`` is nothing yet or a regular file (``gdbench.paths``); ValueError otherwise."""
+    ``stems`` is nothing yet or a regular file (``gdbench.files.paths``); ValueError otherwise."""
     out_dir = check_folder(out_dir, "the plot folder")
     for stem in stems:
         for fmt in FORMATS:
@@ -75,7 +77,7 @@ def plot_scaling(plt, lines, out_dir) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for (name, device, label), cases in lines.items():
         ax.loglog([c.spec.n_samples for c in cases], [c.summary().median for c in cases],
-                  marker="o", linestyle="-" if device == "cuda" else "--",
+                  marker="o", linestyle="-" if is_cuda(device) else "--",
                   label=_name(name, device, label))
     ax.set(xlabel="samples N", ylabel="median step time (s)", title="Step time against sample count")
     ax.grid(True, which="both", alpha=0.3)
@@ -89,7 +91,7 @@ def plot_bandwidth(plt, runs, labels, lines, out_dir) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for (name, device, label), cases in lines.items():
         ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
-                  marker="o", linestyle="-" if device == "cuda" else "--",
+                  marker="o", linestyle="-" if is_cuda(device) else "--",
                   label=_name(name, device, label))
     for run, label in zip(runs, labels):
         if run.rooflines:  # measured at each case's size, in every round
@@ -186,7 +188,6 @@ def plot_probe(plt, runs, labels, out_dir) -> list[Path]:
 
 def plot_ranks(plt, runs, labels, out_dir) -> list[Path]:
     """Parallel efficiency against N for each data-parallel kernel and world size."""
-    from gdbench.analysis.findings import scaling
 
     rows = [(label, s) for run, label in zip(runs, labels) for s in scaling(run)]
     if not rows:
@@ -221,7 +222,6 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None,
     plot only for runs whose probe measured the bandwidth curve, and ``ranks`` (parallel
     efficiency) only for data-parallel runs over several world sizes.
     """
-    from gdbench.analysis.findings import run_labels
 
     plt = _pyplot()
     labels = labels or run_labels(runs)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gdbench.analysis import findings
+from gdbench.analysis.plot import plot
 from gdbench.analysis.tables import (
     MARKS,
     format_arrays,
@@ -17,8 +18,11 @@ from gdbench.analysis.tables import (
     marks,
     memory_arrays,
 )
-from gdbench.measure.contention import self_inflicted
-from gdbench.results import RunResult, format_size, write_atomic
+from gdbench.core.devices import is_cuda
+from gdbench.files.results import write_atomic
+from gdbench.records.readings import self_inflicted
+from gdbench.records.results import format_size
+from gdbench.records.run import RunResult
 
 
 def _environment(run: RunResult) -> list[str]:
@@ -41,7 +45,7 @@ def _environment(run: RunResult) -> list[str]:
     if run.probe:
         line = f"- roofline: {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
         if run.probe.get("cache_bandwidth"):
-            cache = "L2" if run.probe["device"] == "cuda" else "the last-level cache"
+            cache = "L2" if is_cuda(run.probe["device"]) else "the last-level cache"
             line += (f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from {cache} "
                      f"({run.probe['cache_nbytes'] / 2**20:.3g} MiB streamed)")
         if run.rooflines:
@@ -191,7 +195,6 @@ def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
 
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None) -> Path:
     """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/``."""
-    from gdbench.analysis.plot import plot
 
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"

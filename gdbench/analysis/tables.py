@@ -9,8 +9,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gdbench.dtypes import ITEMSIZE
-from gdbench.results import RunResult, format_size
+from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import ITEMSIZE
+from gdbench.records.results import format_size
+from gdbench.records.run import RunResult
 
 
 def format_time(seconds: float) -> str:
@@ -149,7 +151,7 @@ def legend(run: RunResult) -> str:
     """What the cells of ``step_table`` say."""
     s = run.settings
     roof = ", and as % of the roofline measured at the case's size" if run.probe else ""
-    cache = "L2" if s.get("device") == "cuda" else "the last-level cache"
+    cache = "L2" if is_cuda(s.get("device")) else "the last-level cache"
     marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
     return ("First line: median latency of one step (it starts on an idle device) and the "
             "half-width of its 95% interval, from the spread between windows; host: its launch "

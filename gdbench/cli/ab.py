@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from gdbench.ab import summary
-from gdbench.ab.session import Settings, Side, pair_cases, run_ab
+from gdbench.analysis import ab as summary
 from gdbench.analysis.compare import parse_threshold
 from gdbench.cli.common import dtypes, interrupted, kernel_list, stdout_console, wrote
-from gdbench.devices import resolve_device
-from gdbench.measure.sweep import default_sizes, parse_sizes
-from gdbench.paths import check_report_target
-from gdbench.results import Output, write_atomic
+from gdbench.core.devices import resolve_device
+from gdbench.files.paths import check_report_target
+from gdbench.files.results import Output, write_atomic
+from gdbench.runs.ab.session import Settings, pair_cases, run_ab
+from gdbench.runs.ab.sides import Side
+from gdbench.runs.settings import default_sizes
+from gdbench.runs.sweep import parse_sizes
 
 NAME = "ab"
 HELP = ("is NEW faster than BASE? Both measured in one session, "

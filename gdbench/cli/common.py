@@ -18,13 +18,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gdbench import registry
-from gdbench.converge import read_converge
-from gdbench.dtypes import ALIASES, parse_dtypes
-from gdbench.measure import sweep
-from gdbench.measure.sweep import parse_sizes, plan
+from gdbench.core.dtypes import ALIASES, parse_dtypes
+from gdbench.files.results import read_converge, read_json
+from gdbench.kernels import registry
 from gdbench.measure.threads import parse_threads
-from gdbench.results import read_json
+from gdbench.runs import sweep
+from gdbench.runs.settings import Settings
+from gdbench.runs.sweep import parse_sizes, plan
 
 
 def stdout_console():
@@ -33,30 +33,36 @@ def stdout_console():
     return console if console.is_terminal else Console(width=200)
 
 
-def sweep_with_progress(args, out, csv=None, probe=None, label=""):
-    """``gdbench.run`` with the run options of ``args``, behind a progress bar on a terminal."""
-    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
-    sizes = sweep.parse_sizes(args.sizes) if args.sizes is not None else None
-    threads = parse_threads(args.threads) if args.threads is not None else None
+def settings(args) -> Settings:
+    """The run options of ``args`` as one checked ``Settings``: built once, handed to every
+    runner (the sweep, its workers, the ranks)."""
+    kernels = ("all" if args.kernels == "all" else
+               tuple(k.strip() for k in args.kernels.split(",") if k.strip()))
+    return Settings(
+        args.device, kernels, tuple(parse_sizes(args.sizes)) if args.sizes is not None else None,
+        args.features, tuple(args.dtype.split(",")),
+        tuple(parse_threads(args.threads)) if args.threads is not None else None,
+        args.budget, args.precision, cuda_graph=args.cuda_graph,
+        roofline=not args.no_roofline, windows=args.windows, cold=args.cold,
+        remeasure=not args.no_remeasure, processes=args.processes,
+        memory=not args.no_memory, fresh=not args.keep_layout,
+        dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
+        weak_scaling=args.weak_scaling).checked()
+
+
+def sweep_with_progress(settings: Settings, quiet: bool, out, csv=None, label=""):
+    """The sweep of ``settings``, behind a progress bar on a terminal."""
     err = Console(stderr=True, soft_wrap=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
-                        disable=args.quiet or not err.is_terminal)
+                        disable=quiet or not err.is_terminal)
     task = progress.add_task("starting", total=None)
 
     def on_start(spec, index, total):
         progress.update(task, description=label + spec.label, total=total, completed=index)
 
     with progress:
-        return sweep.run(args.device, kernels, sizes, n_features=args.features,
-                         dtype=args.dtype, threads=threads, budget=args.budget,
-                         precision=args.precision,
-                         cuda_graph=args.cuda_graph,
-                         probe=not args.no_probe if probe is None else probe,
-                         windows=args.windows, cold=args.cold, remeasure=not args.no_remeasure,
-                         processes=args.processes, memory=not args.no_memory,
-                         fresh=not args.keep_layout,
-                         out=out, csv=csv, on_start=on_start)
+        return sweep.sweep(settings, out, csv, on_start=on_start)
 
 
 def interrupted(command: str, stop: KeyboardInterrupt, output, what: str) -> int:
@@ -187,5 +193,5 @@ def add_run_options(p) -> None:
                    help="table cells with throughput, phases, GB/s and memory besides latency")
     p.add_argument("--cuda-graph", action="store_true",
                    help="also replay each kernel's step from a CUDA graph where it can be captured")
-    p.add_argument("--no-probe", action="store_true",
+    p.add_argument("--no-roofline", "--no-probe", action="store_true", dest="no_roofline",
                    help="skip measuring the memory bandwidth (no %% of roofline)")

@@ -7,12 +7,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gdbench.analysis.convergence import converge_tables, plot_converge
 from gdbench.cli.common import dtypes, interrupted, stdout_console, wrote
-from gdbench.converge import converge, parse_rates
-from gdbench.devices import resolve_device
-from gdbench.dtypes import parse_dtypes
-from gdbench.measure.sweep import parse_sizes
-from gdbench.paths import check_folder
-from gdbench.results import Output
+from gdbench.core.devices import resolve_device
+from gdbench.core.dtypes import parse_dtypes
+from gdbench.files.paths import check_folder
+from gdbench.files.results import Output
+from gdbench.runs.converge import converge, parse_rates
+from gdbench.runs.sweep import parse_sizes
 
 NAME = "converge"
 HELP = ("time gradient descent to the least-squares optimum, "

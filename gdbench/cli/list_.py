@@ -5,9 +5,10 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from gdbench import registry
 from gdbench.cli.common import stdout_console
-from gdbench.dtypes import SHORT
+from gdbench.core.devices import DEVICES, is_cuda
+from gdbench.core.dtypes import SHORT
+from gdbench.kernels import registry
 
 NAME = "list"
 HELP = "list the kernels and whether each runs here"
@@ -19,10 +20,10 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     table = Table("kernel", "backend", "phases", "features", "dtypes", "CUDA graph",
-                  "data-parallel", *(f"{d}" for d in ("cpu", "cuda")))
+                  "data-parallel", *DEVICES)
     for info in registry.list_kernels():
         cells = []
-        for device in ("cpu", "cuda"):
+        for device in DEVICES:
             if "any" in info.unavailable:  # a plugin that failed to load: why, everywhere
                 cells.append(f"[red]{escape(info.unavailable['any'])}[/red]")
             elif device not in info.devices:
@@ -33,7 +34,7 @@ def main(args) -> int:
                 cells.append(f"[red]{escape(info.unavailable[device])}[/red]")
         phases = {("step",): "fused step", (): "?"}.get(tuple(info.phases), "3 phases")
         features = "any" if info.max_features is None else f"≤ {info.max_features}"
-        graph = "yes" if info.cuda_graph else "-" if "cuda" not in info.devices else "no"
+        graph = ("yes" if info.cuda_graph else "no" if any(map(is_cuda, info.devices)) else "-")
         parallel = "yes" if info.data_parallel else "no"
         dtypes = " ".join(SHORT.get(d, d) for d in info.dtypes)
         table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, *cells)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from rich.table import Table
 
-from gdbench.ab.session import Settings
-from gdbench.ab.study import study
 from gdbench.analysis.compare import parse_threshold
 from gdbench.analysis.noise import assess, read_floor, write_floor
-from gdbench.cli.common import add_run_options, kernel_list, stdout_console, sweep_with_progress
-from gdbench.devices import resolve_device
-from gdbench.measure.sweep import default_sizes, parse_sizes
-from gdbench.paths import check_folder, check_target, move_aside
+from gdbench.cli.common import (
+    add_run_options,
+    kernel_list,
+    settings,
+    stdout_console,
+    sweep_with_progress,
+)
+from gdbench.core.devices import resolve_device
+from gdbench.files.paths import check_folder, check_target, move_aside
+from gdbench.runs.ab.session import Settings
+from gdbench.runs.ab.study import study
+from gdbench.runs.settings import default_sizes
+from gdbench.runs.sweep import parse_sizes
 
 NAME = "noise"
 HELP = ("run one configuration several times: how far identical "
@@ -47,7 +55,8 @@ def main(args) -> int:
     paths = [check_target(folder / f"noise-{i + 1}.json", "--out-dir")
              for i in range(args.runs)]
     floor_path = check_target(folder / "noise.json", "--out-dir")
-    runs = [sweep_with_progress(args, path, probe=False, label=f"run {index + 1}/{args.runs}: ")
+    given = replace(settings(args), roofline=False)
+    runs = [sweep_with_progress(given, args.quiet, path, label=f"run {index + 1}/{args.runs}: ")
             for index, path in enumerate(paths)]
     report = assess(runs, threshold, floor)
     kept = move_aside(floor_path)

@@ -9,7 +9,7 @@ from gdbench.analysis.findings import run_labels
 from gdbench.analysis.plot import plot
 from gdbench.analysis.tables import failures
 from gdbench.cli.common import converge_files, parse_size, read_runs
-from gdbench.paths import check_folder
+from gdbench.files.paths import check_folder
 
 NAME = "plot"
 HELP = "plot scaling, bandwidth and phases of results files"

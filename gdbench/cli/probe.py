@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gdbench.analysis.tables import format_bytes
-from gdbench.measure.probe import probe
+from gdbench.core.devices import is_cuda
+from gdbench.measure.roofline import measure_roofline
 
 NAME = "probe"
 HELP = "measure the device's memory bandwidth, the roofline"
@@ -14,14 +15,14 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    result = probe(args.device)
+    result = measure_roofline(args.device)
     print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s from memory "
           f"({result.best_method}, {format_bytes(result.nbytes)} streamed)")
     for method, rate in result.methods.items():
         print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
     levels = sorted(result.levels.items(), key=lambda kv: kv[1])
     print("bandwidth against the working set (the caches as "
-          + ("the driver" if result.device == "cuda" else "the OS") + " reports them: "
+          + ("the driver" if is_cuda(result.device) else "the OS") + " reports them: "
           + (", ".join(f"{name} {format_bytes(size)}" for name, size in levels) or "none") + ")")
     for size, rate in sorted(result.curve.items()):
         level = next((name for name, cap in levels if size <= cap), "memory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gdbench.analysis.convergence import write_converge_report
 from gdbench.analysis.report import write_report
 from gdbench.cli.common import converge_files, parse_size, read_runs
-from gdbench.paths import check_report_target
+from gdbench.files.paths import check_report_target
 
 NAME = "report"
 HELP = "write a Markdown report with plots and findings"

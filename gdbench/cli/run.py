@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -12,18 +13,17 @@ from gdbench.analysis.plot import plot
 from gdbench.cli.common import (
     add_run_options,
     interrupted,
+    settings,
     stdout_console,
     sweep_with_progress,
     wrote,
 )
-from gdbench.devices import resolve_device
 from gdbench.distributed import worker
 from gdbench.distributed.launch import RankFailure, launch, parse_world_sizes
 from gdbench.distributed.worker import data_parallel_kernels, measure
-from gdbench.dtypes import parse_dtypes
-from gdbench.measure import sweep
-from gdbench.paths import check_folder
-from gdbench.results import Output
+from gdbench.files.paths import check_folder
+from gdbench.files.results import Output
+from gdbench.runs.settings import Settings
 
 NAME = "run"
 HELP = "time every kernel over a sweep of sample counts"
@@ -38,18 +38,20 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     err = Console(stderr=True, soft_wrap=True)
+    given = settings(args)  # every option is checked before anything is measured
     if worker.launched() or args.nproc:
-        _check_data_parallel_options(args)
+        _check_data_parallel_options(args, given)
     if worker.launched():  # one rank of torchrun or of the agent behind --nproc
-        result = _rank(args)
+        result = measure(given, args.out, args.csv)
         if result is None or args.quiet:  # ranks other than 0 show nothing
             return 0
         return _show(args, result, err)
-    output = Output(args.out, args.csv)  # every path is checked before anything is measured
+    output = Output(args.out, args.csv)  # and every path
     if args.plot:
         check_folder(args.plot, "--plot")
     try:
-        result = _launch(args, output) if args.nproc else sweep_with_progress(args, output)
+        result = (_launch(args, given, output) if args.nproc else
+                  sweep_with_progress(given, args.quiet, output))
     except KeyboardInterrupt as stop:
         return interrupted("run", stop, output, "windows measured")
     except RankFailure as exc:  # one line, and the cases so far are kept
@@ -79,46 +81,21 @@ def _show(args, result, err) -> int:
     return 0
 
 
-def _check_data_parallel_options(args) -> None:
-    for flag, used in (("--cuda-graph", args.cuda_graph), ("--cold", args.cold),
-                       ("--processes", args.processes != 1), ("--threads", args.threads)):
+def _check_data_parallel_options(args, given: Settings) -> None:
+    for flag, used in (("--cuda-graph", given.cuda_graph), ("--cold", given.cold),
+                       ("--processes", given.processes != 1), ("--threads", given.threads)):
         if used:
             raise ValueError(f"{flag} does not go with a data-parallel run (--nproc, torchrun)")
-    if len(parse_dtypes(args.dtype)) > 1:
+    if len(given.dtypes) > 1:
         raise ValueError("a data-parallel run (--nproc, torchrun) takes one --dtype")
-    if not args.dist_timeout > 0:
-        raise ValueError(f"--dist-timeout must be a positive number of seconds, got "
-                         f"{args.dist_timeout}")
 
 
-def _sizes(args, device):
-    return sweep.parse_sizes(args.sizes) if args.sizes is not None else \
-        sweep.default_sizes(device)
-
-
-def _rank(args):
-    """This process's rank of a data-parallel run; the result on rank 0, else None."""
-    device = resolve_device(args.device)
-    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
-    return measure(device, kernels, _sizes(args, device), args.features, args.dtype,
-                   args.budget, args.precision, windows=args.windows,
-                   backend=args.dist_backend, timeout_s=args.dist_timeout, out=args.out,
-                   csv=args.csv)
-
-
-def _launch(args, output):
+def _launch(args, given: Settings, output):
     """``--nproc``: the agent starts the ranks, once per world size."""
-    device = resolve_device(args.device)
     world_sizes = parse_world_sizes(args.nproc)
-    kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
-    names = data_parallel_kernels(device, args.dtype, kernels)
+    names = data_parallel_kernels(given.device, given.dtype, given.kernels)
     if not names:
-        raise ValueError(f"no kernel runs data-parallel on {device} in {args.dtype} here")
-    options = {"device": device, "kernels": names, "sizes": _sizes(args, device),
-               "n_features": args.features, "dtype": args.dtype, "budget": args.budget,
-               "precision": args.precision, "windows": args.windows,
-               "timeout_s": args.dist_timeout, "backend": args.dist_backend,
-               "weak": args.weak_scaling}
+        raise ValueError(f"no kernel runs data-parallel on {given.device} in {given.dtype} here")
     err = Console(stderr=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if max(world_sizes) > cores:
@@ -131,4 +108,5 @@ def _launch(args, output):
             err.print(f"starting {world} rank{'s' if world > 1 else ''} ..." if world else
                       "measuring the plain step in one process ...", markup=False)
 
-    return launch(options, world_sizes, output, device, args.dist_port, on_launch)
+    return launch(replace(given, kernels=tuple(names)), world_sizes, output, args.dist_port,
+                  on_launch)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gdbench import registry
 from gdbench.cli.common import one_dtype
-from gdbench.devices import resolve_device
-from gdbench.train import predict, train
+from gdbench.core.devices import resolve_device
+from gdbench.kernels import registry
+from gdbench.runs.train import predict, train
 
 NAME = "train"
 HELP = "replay the tutorial's training loop on one kernel"

@@ -27,9 +27,16 @@ import socket
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
-from gdbench.results import Output, RunResult, format_size, partial_path, read_json
+from gdbench.core.devices import is_cpu, is_cuda
+from gdbench.files.paths import partial_path
+from gdbench.files.results import Output, read_json
+from gdbench.measure.environment import capture
+from gdbench.records.run import RunResult
+from gdbench.runs import sweep
+from gdbench.runs.settings import Settings
 
 
 class RankFailure(RuntimeError):
@@ -98,18 +105,12 @@ def check_port(port: int) -> None:
                              "--dist-port, or leave it out for a free one") from None
 
 
-def worker_command(options: dict, sizes: list[int], out: Path) -> list[str]:
+def worker_command(settings: Settings, sizes: list[int], out: Path) -> list[str]:
     """``-m gdbench run ...`` for the workers of one launch."""
-    o = options
-    command = ["-m", "gdbench", "run", "--device", o["device"], "--kernels",
-               ",".join(o["kernels"]) if o["kernels"] != "all" else "all",
-               "--sizes", ",".join(format_size(n) for n in sizes),
-               "--features", str(o["n_features"]), "--dtype", o["dtype"],
-               "--budget", repr(o["budget"]), "--precision", repr(o["precision"]),
-               "--windows", str(o["windows"]), "--dist-timeout", repr(o["timeout_s"]),
-               "--quiet", "--no-probe", "--out", str(out)]
-    if o.get("backend"):
-        command += ["--dist-backend", o["backend"]]
+    command = ["-m", "gdbench", "run", *replace(settings, sizes=tuple(sizes)).worker_args(),
+               "--dist-timeout", repr(settings.dist_timeout), "--out", str(out)]
+    if settings.dist_backend:
+        command += ["--dist-backend", settings.dist_backend]
     return command
 
 
@@ -179,29 +180,25 @@ def _shutdown_timeout(config_class) -> dict:
     return {"shutdown_timeout": SHUTDOWN_S} if "shutdown_timeout" in fields else {}
 
 
-def plain_baseline(options: dict, device: str) -> list:
+def plain_baseline(settings: Settings) -> list:
     """The plain step of every kernel at every size, in this one process: what scaling is
     judged against."""
-    from gdbench.measure import sweep
-
-    o = options
-    return sweep.run(device, o["kernels"], o["sizes"], n_features=o["n_features"],
-                     dtype=o["dtype"], budget=o["budget"], precision=o["precision"],
-                     windows=o["windows"], probe=False, memory=False).cases
+    return sweep.sweep(replace(settings, roofline=False, memory=False)).cases
 
 
-def launch(options: dict, world_sizes: list[int], output: Output, device: str,
+def launch(settings: Settings, world_sizes: list[int], output: Output,
            port: int | None = None, on_launch=None) -> RunResult:
-    """Run the sweep once per world size; the joined result, written through ``output``."""
+    """Run the sweep of ``settings`` (checked, data-parallel kernels, one dtype) once per world
+    size; the joined result, written through ``output``."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from gdbench.environment import capture
-
-    if device == "cpu" and options.get("backend") == "nccl":
+    s, device = settings, settings.device
+    backend = s.dist_backend or ("nccl" if is_cuda(device) else "gloo")
+    if is_cpu(device) and backend == "nccl":
         raise ValueError("NCCL all-reduces CUDA tensors: use --device cuda, or --dist-backend "
                          "gloo on the CPU")
-    if device == "cuda" and (options.get("backend") or "nccl") == "nccl":
+    if is_cuda(device) and backend == "nccl":
         import torch
 
         if max(world_sizes) > torch.cuda.device_count():
@@ -209,27 +206,25 @@ def launch(options: dict, world_sizes: list[int], output: Output, device: str,
                              f"{torch.cuda.device_count()} GPU(s)")
     if port is not None:
         check_port(port)
-    o = options
+    weak = s.weak_scaling or 1 in world_sizes
     result = RunResult(capture(device), {
-        "device": device, "kernels": o["kernels"], "sizes": o["sizes"],
-        "n_features": o["n_features"], "dtype": o["dtype"], "budget_s": o["budget"],
-        "precision": o["precision"], "windows": o["windows"], "cache_state": "warm",
-        "world_sizes": world_sizes, "dist_timeout_s": o["timeout_s"],
-        "dist_backend": o.get("backend") or ("nccl" if device == "cuda" else "gloo")})
+        "device": device, "kernels": list(s.kernels), "sizes": list(s.sizes),
+        "n_features": s.n_features, "dtype": s.dtype, "budget_s": s.budget,
+        "precision": s.precision, "windows": s.windows, "cache_state": "warm",
+        "world_sizes": world_sizes, "dist_timeout_s": s.dist_timeout, "dist_backend": backend,
+        "weak_scaling": bool(weak), "fresh_layout": s.fresh})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads_before = os.environ.get("OMP_NUM_THREADS")
-    weak = options.get("weak") or 1 in world_sizes
-    result.settings["weak_scaling"] = bool(weak)
     try:
         if on_launch:
             on_launch(0)
-        result.cases += plain_baseline(options, device)
+        result.cases += plain_baseline(s)
         output.save(result)
         with tempfile.TemporaryDirectory(prefix="gdbench-ranks-") as folder:
             for world in world_sizes:
                 if on_launch:
                     on_launch(world)
-                strong = options["sizes"]
+                strong = s.sizes
                 sizes = sorted(set(strong) | ({n * world for n in strong}
                                               if weak and world > 1 else set()))
                 out = Path(folder) / f"ranks-{world}.json"
@@ -239,14 +234,14 @@ def launch(options: dict, world_sizes: list[int], output: Output, device: str,
                     min_nodes=1, max_nodes=1, nproc_per_node=world,
                     run_id=f"gdbench-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d",
                     rdzv_endpoint=f"127.0.0.1:{port or free_port()}",
-                    rdzv_configs={"join_timeout": options["timeout_s"]}, max_restarts=0,
+                    rdzv_configs={"join_timeout": s.dist_timeout}, max_restarts=0,
                     monitor_interval=0.2, start_method="spawn",
                     logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL),
                     **_shutdown_timeout(LaunchConfig))
                 try:
                     with _quiet_agent(), _signal_handlers_kept():
                         elastic_launch(config, sys.executable)(
-                            *worker_command(options, sizes, out))
+                            *worker_command(s, sizes, out))
                 except BaseException as exc:
                     partial = partial_path(out)
                     if partial.exists():  # the windows rank 0 saved before the failure
@@ -256,8 +251,7 @@ def launch(options: dict, world_sizes: list[int], output: Output, device: str,
                         raise _stopped(exc) from None
                     if isinstance(exc, KeyboardInterrupt):
                         raise
-                    raise RankFailure(failure_line(exc, world, logs, options["timeout_s"])) \
-                        from None
+                    raise RankFailure(failure_line(exc, world, logs, s.dist_timeout)) from None
                 ranks_run = read_json(out)
                 result.cases += ranks_run.cases
                 result.allreduce_floors.update(ranks_run.allreduce_floors)

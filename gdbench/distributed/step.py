@@ -4,17 +4,18 @@ Each of P ranks holds N/P samples, the last rank also the remainder. A kernel wi
 phases runs its forward and backward on the shard; ``allreduce`` then weights the local loss
 and gradient by the shard's share of the samples and sums them over the ranks in one
 all-reduce, in place, so that every rank's ``update`` applies exactly the gradient of all N
-samples. torch-module is PyTorch's own ``DistributedDataParallel``, which all-reduces the
-gradient during backward; its allreduce phase carries the loss alone. A fused kernel computes
+samples (``gdbench.distributed.adapters`` says which tensors each kind of kernel all-reduces;
+torch-module's are PyTorch's own ``DistributedDataParallel``). A fused kernel computes
 its shard's sums of r**2 and r * x (``local_sums``), the sums are all-reduced (they add up
 exactly), and ``apply_sums`` turns them into the loss, gradient and update.
 """
 
 from __future__ import annotations
 
-from gdbench.dtypes import accumulator
+from gdbench.core.dtypes import accumulator
+from gdbench.core.protocol import FUSED, PHASES
+from gdbench.distributed.adapters import adapter
 from gdbench.kernels.base import Wrapper
-from gdbench.protocol import FUSED, PHASES
 
 DP_PHASES = ("forward", "backward", "allreduce", "update")
 DP_FUSED = ("sums", "allreduce", "update")
@@ -50,8 +51,8 @@ class DataParallel(Wrapper):
             raise ValueError(f"{n} samples cannot be split over {self.world} ranks")
         start, stop = shard(n, self.rank, self.world)
         self.n_total, self.share = n, (stop - start) / n
-        if self.inner.name == "torch-module":
-            self.inner.dp_scale = self.share * self.world  # see TorchModule.dp_scale
+        self.adapter = adapter(self.inner)
+        self.adapter.before_prepare(self.inner, self.share, self.world)
         self.inner.prepare(x[start:stop], np.asarray(y)[start:stop], w0=w0, lr=lr)
         torch = self.inner.torch
         # Sums of half-precision ranks travel in float32, the format they were accumulated in.
@@ -71,7 +72,7 @@ class DataParallel(Wrapper):
         if self.fused:
             self.dist.all_reduce(self.local)  # sums add up exactly across ranks
             return
-        loss, grad = self.inner.dp_tensors()
+        loss, grad = self.adapter.tensors(self.inner)
         buffer = self.buffer
         with self.inner.torch.no_grad():
             buffer[0].copy_(loss.detach())

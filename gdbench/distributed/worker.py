@@ -23,12 +23,20 @@ from datetime import timedelta
 
 import numpy as np
 
-from gdbench import registry
+from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import accumulator, problem_dtype
+from gdbench.core.reference import compare_step, loss_and_grad, make_problem
 from gdbench.distributed.step import DataParallel
-from gdbench.dtypes import accumulator, problem_dtype
-from gdbench.measure.timing import Samples, StopRule, make_timer
-from gdbench.reference import compare_step, loss_and_grad, make_problem
-from gdbench.results import CaseResult, CaseSpec, Output, RunResult
+from gdbench.files.results import Output
+from gdbench.kernels import registry
+from gdbench.measure.cases import is_oom
+from gdbench.measure.clocks import make_timer
+from gdbench.measure.environment import capture
+from gdbench.measure.timing import StopRule
+from gdbench.records.results import CaseResult, CaseSpec
+from gdbench.records.run import RunResult
+from gdbench.records.samples import Samples
+from gdbench.runs.settings import Settings
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 FLOOR_REPEATS = 50
@@ -66,8 +74,8 @@ class Ranks:
         self.torch, self.dist = torch, dist
         self.rank, self.world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ["LOCAL_RANK"])
-        self.backend = backend or ("nccl" if device == "cuda" else "gloo")
-        if device == "cuda":
+        self.backend = backend or ("nccl" if is_cuda(device) else "gloo")
+        if is_cuda(device):
             if self.local_rank >= torch.cuda.device_count():
                 raise ValueError(f"rank {self.rank} needs GPU {self.local_rank}, but this "
                                  f"machine has {torch.cuda.device_count()}")
@@ -98,7 +106,7 @@ def allreduce_floor(ranks: Ranks, size: int, dtype: str, device: str) -> float:
     """Median seconds of one all-reduce of ``size`` elements, the slowest rank's."""
     torch = ranks.torch
     buffer = torch.zeros(size, dtype=getattr(torch, dtype), device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if is_cuda(device) else (lambda: None)
     ranks.dist.all_reduce(buffer)
     sync()
     times = []
@@ -178,33 +186,32 @@ def slowest(per_rank: list[Samples]) -> Samples:
                    first.batch_window)
 
 
-def measure(device: str = "cpu", kernels="all", sizes=(10**3, 10**5), n_features: int = 1,
-            dtype: str = "float32", budget: float = 0.5, precision: float = 0.02,
-            lr: float = 0.01, seed: int = 0, windows: int = 4, backend: str | None = None,
-            timeout_s: float = 120.0, out=None, csv=None, settings: dict | None = None,
+def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
             on_start=None) -> RunResult | None:
-    """Measure this rank's part of a data-parallel sweep; rank 0 returns (and writes) the run."""
-    from gdbench.environment import capture
-
-    names = data_parallel_kernels(device, dtype, kernels)
+    """Measure this rank's part of the data-parallel sweep of ``settings`` (checked, one
+    dtype); rank 0 returns (and writes) the run."""
+    s = settings
+    device, dtype, n_features, lr, seed = s.device, s.dtypes[0], s.n_features, s.lr, s.seed
+    names = data_parallel_kernels(device, dtype, s.kernels)
     if not names:
         raise ValueError(f"no kernel runs data-parallel on {device} in {dtype} here")
-    ranks = Ranks(device, backend, timeout_s)
+    ranks = Ranks(device, s.dist_backend, s.dist_timeout)
     try:
-        rule = StopRule(precision=precision, budget=budget)
+        rule = StopRule(precision=s.precision, budget=s.budget)
         output = Output(out, csv) if ranks.rank == 0 else None
         specs = [CaseSpec(k, device, dtype, int(n), n_features, ranks=ranks.world)
-                 for n in sorted(set(sizes)) for k in names]
+                 for n in s.sizes for k in names]
         all_settings = {"device": device, "dtype": dtype, "n_features": n_features,
-                        "sizes": sorted(set(sizes)), "kernels": names, "budget_s": budget,
-                        "precision": precision, "lr": lr, "seed": seed, "windows": windows,
-                        "cache_state": "warm", "dist_backend": ranks.backend,
-                        "world_size": ranks.world, "dist_timeout_s": timeout_s,
-                        "hosts": ranks.everyone(socket.gethostname()), **(settings or {})}
+                        "sizes": list(s.sizes), "kernels": names, "budget_s": s.budget,
+                        "precision": s.precision, "lr": lr, "seed": seed,
+                        "windows": s.windows, "cache_state": "warm",
+                        "dist_backend": ranks.backend, "world_size": ranks.world,
+                        "dist_timeout_s": s.dist_timeout,
+                        "hosts": ranks.everyone(socket.gethostname()), **(extra or {})}
         result = RunResult(capture(device), all_settings)
         cases = _prepare(ranks, specs, n_features, dtype, seed, lr, rule, result)
         live = [c for c in cases if isinstance(c, Case)]
-        for index in range(windows):
+        for index in range(s.windows):
             floor = allreduce_floor(ranks, n_features + 1, accumulator(dtype), device)
             result.allreduce_floors.setdefault(ranks.world, []).append(floor)
             group_sizes = sorted({c.spec.n_samples for c in live})
@@ -213,8 +220,8 @@ def measure(device: str = "cpu", kernels="all", sizes=(10**3, 10**5), n_features
                 shift = index % len(group)
                 for case in group[shift:] + group[:shift]:
                     if on_start and ranks.rank == 0:
-                        on_start(case.spec, index * len(live), windows * len(live))
-                    case.window(ranks, rule, budget / windows)
+                        on_start(case.spec, index * len(live), s.windows * len(live))
+                    case.window(ranks, rule, s.budget / s.windows)
             if output is not None:
                 result.cases = _results(ranks, cases, gather=False)
                 output.save(result)
@@ -261,7 +268,6 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
                 wrong = compare_step(kernel, problem[0], problem[1], 0.0, lr, problem[2])
                 status = ("wrong", wrong) if wrong else None
             except Exception as exc:
-                from gdbench.measure.cases import is_oom
 
                 status = ("oom" if is_oom(exc) else "error",
                           f"{type(exc).__name__}: {exc}".splitlines()[0])

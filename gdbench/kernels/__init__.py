@@ -1,1 +1,1 @@
-"""The built-in kernels, one file each; ``gdbench.registry`` finds them by name."""
+"""The built-in kernels, one file each; ``gdbench.kernels.registry`` finds them by name."""

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from gdbench.devices import DEVICES, cuda_unavailable, missing_module
-from gdbench.dtypes import DTYPES, host_dtype
-from gdbench.protocol import FUSED, PHASES, OrderError
+from gdbench.core.devices import DEVICES, cuda_unavailable, is_cuda, missing_module
+from gdbench.core.dtypes import DTYPES, host_dtype
+from gdbench.core.protocol import FUSED, PHASES, OrderError
 
 
 def check_problem(x, y, w0, lr):
@@ -50,7 +50,7 @@ def check_problem(x, y, w0, lr):
 
 
 class KernelBase(ABC):
-    """Base of the built-in kernels; see ``gdbench.protocol.Kernel`` for the contract."""
+    """Base of the built-in kernels; see ``gdbench.core.protocol.Kernel`` for the contract."""
 
     name: ClassVar[str]
     backend: ClassVar[str]
@@ -92,7 +92,7 @@ class KernelBase(ABC):
             reason = missing_module(module)
             if reason:
                 return reason
-        if device == "cuda":
+        if is_cuda(device):
             return cuda_unavailable("cupy" if cls.backend == "cupy" else "torch")
         return None
 

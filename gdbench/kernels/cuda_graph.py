@@ -10,12 +10,13 @@ its step can be captured with the class attribute ``cuda_graph``: cupy-manual ca
 CuPy's memory pool is not made for allocations during a capture.
 """
 
+from gdbench.core.devices import is_cuda
+from gdbench.core.protocol import FUSED
 from gdbench.kernels.base import Wrapper
-from gdbench.protocol import FUSED
 
 
 def capturable(kernel) -> bool:
-    return kernel.device == "cuda" and bool(getattr(kernel, "cuda_graph", False))
+    return is_cuda(kernel.device) and bool(getattr(kernel, "cuda_graph", False))
 
 
 class CudaGraphStep(Wrapper):

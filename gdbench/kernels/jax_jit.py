@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from gdbench.core.devices import is_cpu, is_cuda
 from gdbench.kernels.base import FusedKernelBase
 
 
@@ -60,7 +61,7 @@ class JaxJit(FusedKernelBase):
     @classmethod
     def unavailable_reason(cls, device):
         reason = super().unavailable_reason("cpu")  # whether jax imports; CUDA is JAX's to say
-        if reason or device == "cpu":
+        if reason or is_cpu(device):
             return reason
         try:
             _jax().devices("gpu")
@@ -72,7 +73,7 @@ class JaxJit(FusedKernelBase):
         jax = self.jax = _jax()
         self.x64 = jax.enable_x64(True) if self.dtype == "float64" else contextlib.nullcontext()
         with self.x64:
-            device = jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
+            device = jax.devices("gpu" if is_cuda(self.device) else "cpu")[0]
             self.x = jax.device_put(x[:, 0] if x.shape[1] == 1 else x, device)
             self.y = jax.device_put(y, device)
             self.w = jax.device_put(w0.astype(self.dtype), device)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdbench.dtypes import DTYPES
+from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import DTYPES
 from gdbench.kernels.base import KernelBase
 
 
@@ -34,16 +35,11 @@ class TorchKernel(KernelBase):
     def _setup_weights(self, w0) -> None:
         self.w = w0
 
-    def dp_tensors(self):
-        """The loss and gradient tensors a data-parallel step all-reduces in place, so that
-        ``update`` then applies the gradient of all the samples."""
-        return self._loss, self._grad
-
     def predict(self):
         return self.x * self.w if self.x.ndim == 1 else self.x @ self.w
 
     def synchronize(self):
-        if self.device == "cuda":
+        if is_cuda(self.device):
             self.torch.cuda.synchronize()
 
     def _host(self, t) -> np.ndarray:

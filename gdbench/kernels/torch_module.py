@@ -11,6 +11,7 @@ update:   optimizer.step(); optimizer.zero_grad()
 Memory traffic (D = 1) as torch-autograd: 7.5 passes over x and y, 5 arrays written.
 """
 
+from gdbench.core.devices import is_cuda
 from gdbench.kernels.torch_base import TorchKernel
 
 
@@ -19,7 +20,7 @@ class TorchModule(TorchKernel):
     passes = 7.5
     writes = 5.0
 
-    # Set by gdbench.distributed.DataParallel before prepare: DDP averages the ranks' gradients,
+    # Set by gdbench.distributed.adapters before prepare: DDP averages the ranks' gradients,
     # so each rank's loss is scaled by (its samples / all samples) * world size for backward,
     # which makes the average the gradient of all the samples when shards differ in size.
     dp_scale = None
@@ -37,7 +38,7 @@ class TorchModule(TorchKernel):
         if self.dp_scale is not None:  # the way users write data parallelism in PyTorch
             parallel = self.torch.nn.parallel.DistributedDataParallel
             self.model = parallel(self.model, device_ids=[self.x.device.index]
-                                  if self.device == "cuda" else None)
+                                  if is_cuda(self.device) else None)
 
     def forward(self):
         self._loss = self.loss_fn(self.model(self.x), self.y)
@@ -46,9 +47,6 @@ class TorchModule(TorchKernel):
         loss = self._loss if self.dp_scale is None else self._loss * self.dp_scale
         loss.backward()  # under DDP, the gradient's all-reduce runs here, bucket by bucket
         self._grad = self.w.grad
-
-    def dp_tensors(self):
-        return self._loss, None  # DDP has all-reduced the gradient in backward
 
     def update(self):
         self._needs_grad(self.w.grad)  # the optimizer would skip a weight without one

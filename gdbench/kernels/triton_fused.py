@@ -19,7 +19,8 @@ import os
 
 import numpy as np
 
-from gdbench.dtypes import DTYPES, accumulator
+from gdbench.core.devices import is_cpu, is_cuda
+from gdbench.core.dtypes import DTYPES, accumulator
 from gdbench.kernels.base import FusedKernelBase, OutBuffer
 from gdbench.kernels.torch_base import TorchKernel
 
@@ -42,9 +43,9 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
     @classmethod
     def unavailable_reason(cls, device):
         interpreted = os.environ.get("TRITON_INTERPRET") == "1"
-        if device == "cpu" and not interpreted:
+        if is_cpu(device) and not interpreted:
             return "runs on the CPU only in Triton's interpreter (set TRITON_INTERPRET=1)"
-        if device == "cuda" and interpreted:
+        if is_cuda(device) and interpreted:
             return "TRITON_INTERPRET=1 is set: Triton would interpret instead of compiling"
         return super().unavailable_reason(device)
 
@@ -61,7 +62,7 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
         elements = BLOCK_ELEMENTS[self.device]
         self.block = elements if d == 1 else max(16, elements // self.d_pad)
         blocks = triton.cdiv(self.n_samples, self.block)
-        if self.device == "cuda":
+        if is_cuda(self.device):
             sms = torch.cuda.get_device_properties(self.x.device).multi_processor_count
             self.grid = (min(blocks, PROGRAMS_PER_SM * sms),)
         else:

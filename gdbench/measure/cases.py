@@ -24,16 +24,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gdbench import registry
-from gdbench.devices import release_device_memory
-from gdbench.dtypes import problem_dtype
+from gdbench.core.devices import release_device_memory
+from gdbench.core.dtypes import problem_dtype
+from gdbench.core.reference import compare_step
+from gdbench.kernels import registry
 from gdbench.kernels.cuda_graph import CudaGraphStep
-from gdbench.measure.contention import Watch
 from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
-from gdbench.measure.timing import Samples, StopRule, rewarm, sample_window, warm_up
-from gdbench.reference import compare_step
-from gdbench.results import CaseResult, CaseSpec
+from gdbench.measure.timing import StopRule, rewarm, sample_window, warm_up
+from gdbench.records.results import CaseResult, CaseSpec
+from gdbench.records.samples import Samples
 
 # Windows whose medians differ by more than this (slowest over fastest) disagree: something
 # else was running in some of them, and the case is measured once more.
@@ -60,8 +60,8 @@ class Live:
     kernel: object
     fields: dict
     parts: list = field(default_factory=list)  # Samples of each window
-    contention: list = field(default_factory=list)  # Watch readings of each window
-    telemetry: list = field(default_factory=list)  # NVML start and end of each window
+    hooks: tuple = ()  # gdbench.measure.hooks: what is read around each window
+    readings: dict = field(default_factory=dict)  # a hook's field -> its reading of each window
     batch_size: int | None = None
     problem: tuple | None = None  # (x, y, lr): to prepare a fresh instance for every window
     held: tuple = ()  # this window's copies of the data and the padding before them
@@ -86,10 +86,11 @@ class Live:
         if not self.parts:
             return CaseResult(self.spec, "error", "interrupted before its first window",
                               **self.fields)
-        fields = dict(self.fields, remeasured=remeasured,
-                      contention=self.contention if any(self.contention) else None)
-        if any(self.telemetry):
-            fields["telemetry"] = {"windows": self.telemetry}
+        fields = dict(self.fields, remeasured=remeasured)
+        for hook in self.hooks:
+            values = self.readings.get(hook.field, [])
+            if any(values):
+                fields[hook.field] = hook.record(values)
         if not math.isfinite(self.kernel.loss):
             return CaseResult(self.spec, "diverged", f"loss became {self.kernel.loss}", **fields)
         return CaseResult(self.spec, "ok", samples=Samples.concat(self.parts), **fields)
@@ -97,7 +98,7 @@ class Live:
 
 def problem_key(spec: CaseSpec) -> tuple[int, str]:
     """The problem a case steps on: its sample count and the dtype the data are made in,
-    which every half-precision case shares with float32 (``gdbench.dtypes``)."""
+    which every half-precision case shares with float32 (``gdbench.core.dtypes``)."""
     return spec.n_samples, problem_dtype(spec.dtype)
 
 
@@ -141,28 +142,27 @@ def _instance(spec: CaseSpec):
 
 
 def measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
-                   telemetry=None, fresh: bool = True) -> None:
+                   fresh: bool = True) -> None:
     """One window of ``live``: warm-up, latency samples, batches; appended to ``live``. With
     ``fresh``, every window after the first is of a new instance on fresh buffers."""
     with limit_threads(live.spec.threads):
         if fresh and live.parts and live.problem is not None:
             live.refresh()
-        _measure_window(live, rule, budget, batches, flush, telemetry)
+        _measure_window(live, rule, budget, batches, flush)
 
 
-def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
-                    telemetry=None) -> None:
+def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool,
+                    flush=None) -> None:
     kernel = live.kernel
     if not live.parts:
         settle = warm_up(kernel, rule)
         live.fields.update(settle_steps=settle.steps, settled=settle.settled)
     else:
         rewarm(kernel)
-    watch = Watch()
-    start = telemetry.snapshot() if telemetry else None
+    started = [hook.start() for hook in live.hooks]
     samples, size = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
-    live.telemetry.append({"start": start, "end": telemetry.snapshot()} if telemetry else None)
-    live.contention.append(watch.stop())
+    for hook, token in reversed(list(zip(live.hooks, started))):
+        live.readings.setdefault(hook.field, []).append(hook.stop(token))
     live.batch_size = live.batch_size or size or None
     live.parts.append(samples)
 
@@ -177,7 +177,7 @@ class Rounds:
     fields: dict = field(default_factory=dict)  # recorded with every case
     cold: bool = False
     flush: object = None  # cache flush before each latency sample, in cold mode
-    telemetry: object = None  # gdbench.measure.telemetry.Telemetry on CUDA
+    hooks: tuple = ()  # gdbench.measure.hooks.window_hooks: what is read around each window
     remeasure: bool = True
     memory: bool = True  # measure each case's step memory before timing it
     fresh: bool = True  # a new instance on fresh buffers for every window (layout drawn anew)
@@ -199,6 +199,7 @@ class Rounds:
                 continue
             case = prepare(spec, *problem, self.lr, self.fields, self.memory)
             if isinstance(case, Live):
+                case.hooks = tuple(self.hooks)
                 live.append(case)
             elif case.status == "oom" and live:  # it may fit once the others are gone
                 deferred.append(spec)
@@ -225,8 +226,9 @@ class Rounds:
                 alone = prepare(spec, *problems[problem_key(spec)], self.lr, self.fields,
                                 self.memory)
                 if isinstance(alone, Live):
+                    alone.hooks = tuple(self.hooks)
                     for index in range(self.windows):
-                        self._round([alone], index, steps, probe=False)
+                        self._round([alone], index, steps, roofline=False)
                     alone = replace(alone.result(), message="measured alone: its data did not "
                                                             "fit beside the other kernels'")
                 done[spec] = alone
@@ -237,10 +239,10 @@ class Rounds:
             raise
         return [done[s] for s in specs if s in done]
 
-    def _round(self, live: list[Live], index: int, steps: list[int], probe: bool = True) -> None:
+    def _round(self, live: list[Live], index: int, steps: list[int], roofline: bool = True) -> None:
         """One window of every case: sizes in order, each size's cases starting one further on."""
         for n in sorted({c.spec.n_samples for c in live}):
-            if probe and self.before_size:
+            if roofline and self.before_size:
                 self.before_size(n)
             group = [c for c in live if c.spec.n_samples == n]
             shift = index % len(group)
@@ -248,7 +250,7 @@ class Rounds:
                 if self.on_window and steps[0] < steps[1]:
                     self.on_window(case.spec, steps[0], steps[1])
                 measure_window(case, self.rule, self.rule.budget / self.windows,
-                               not self.cold, self.flush, self.telemetry, self.fresh)
+                               not self.cold, self.flush, self.fresh)
                 steps[0] += 1
 
     def _remeasured(self, case: Live) -> CaseResult:
@@ -257,10 +259,11 @@ class Rounds:
         first = case.result()
         if not (self.remeasure and first.ok and unsteady(first)):
             return first
-        again = Live(case.spec, case.kernel, dict(case.fields), problem=case.problem)
+        again = Live(case.spec, case.kernel, dict(case.fields), hooks=case.hooks,
+                     problem=case.problem)
         again.batch_size = case.batch_size
         for index in range(self.windows):
-            self._round([again], index, [0, 0], probe=False)
+            self._round([again], index, [0, 0], roofline=False)
         second = again.result(remeasured=True)
         if not second.ok:
             return replace(first, remeasured=True)

@@ -25,9 +25,6 @@ import os
 import resource
 import time
 
-CONTENDED = 0.10
-OTHERS = 0.25
-
 
 def _run_delay() -> float | None:
     """Seconds this process's threads have waited for a CPU, or None where Linux does not say."""
@@ -88,29 +85,21 @@ class Watch:
         return reading
 
 
-def contention_reasons(windows: list | None) -> list[str]:
-    """Why a case with these per-window readings counts as contended; [] if it does not."""
-    why = []
-    for index, reading in enumerate(windows or []):
-        if contended(reading):
-            others = reading.get("others_cpu_per_wall")
-            why.append(f"window {index + 1}: waited for a CPU "
-                       f"{reading['run_delay_fraction']:.0%} of the time"
-                       + ("" if others is None else
-                          f", while other processes used {others:.2g} CPUs"))
-    return why
+class ContentionHook:
+    """Contention as a window hook (``gdbench.measure.hooks``): a ``Watch`` around each window,
+    its readings in the case's ``contention``."""
 
+    field = "contention"
 
-def contended(reading: dict | None) -> bool:
-    """Held back by other work: waited for a CPU, while the rest of the machine was busy
-    (where that is known; a reading without it counts the wait alone)."""
-    if not reading or reading["run_delay_fraction"] <= CONTENDED:
-        return False
-    return reading.get("others_cpu_per_wall", OTHERS + 1) > OTHERS
+    @classmethod
+    def open(cls, device: str) -> ContentionHook:
+        return cls()
 
+    def start(self) -> Watch:
+        return Watch()
 
-def self_inflicted(windows: list | None) -> float:
-    """The largest share of a window spent waiting for a CPU that no other process explains:
-    the kernel's own threads outnumbering the CPUs. 0 where there is none."""
-    return max((w["run_delay_fraction"] for w in windows or []
-                if w and w["run_delay_fraction"] > CONTENDED and not contended(w)), default=0.0)
+    def stop(self, watch: Watch) -> dict | None:
+        return watch.stop()
+
+    def record(self, readings: list) -> list:
+        return readings

@@ -34,6 +34,8 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from gdbench.core.devices import is_cuda
+
 
 @contextmanager
 def without_lines(noise: tuple[str, ...]):
@@ -212,7 +214,7 @@ def accounting(kernel) -> Accounting:
     """The accounting for ``kernel``'s backend and device; NotMeasured where there is none."""
     backend = getattr(kernel, "backend", "")
     if backend in ("torch", "triton"):
-        return TorchCuda() if kernel.device == "cuda" else TorchProfiler()
+        return TorchCuda() if is_cuda(kernel.device) else TorchProfiler()
     if backend == "numpy":
         return Tracemalloc()
     if backend == "cupy":

@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import importlib
 
-CLOCK_FRACTION = 0.90
+from gdbench.core.devices import is_cuda
+from gdbench.records.readings import SLOWDOWNS
 
-# NVML's clock-event reason bits, by the name of their pynvml constant (older pynvml releases
-# spell them ClocksThrottleReason...).
-SLOWDOWNS = {"SwPowerCap": "sw_power_cap", "HwSlowdown": "hw_slowdown",
-             "SwThermalSlowdown": "sw_thermal_slowdown", "HwThermalSlowdown": "hw_thermal_slowdown",
-             "HwPowerBrakeSlowdown": "hw_power_brake_slowdown"}
 SETTINGS = {"GpuIdle": "gpu_idle", "ApplicationsClocksSetting": "applications_clocks_setting",
             "SyncBoost": "sync_boost", "DisplayClockSetting": "display_clock_setting",
             "UserDefinedClocks": "user_defined_clocks"}
@@ -113,27 +109,25 @@ def open_telemetry(nvml=None) -> Telemetry | None:
         return None
 
 
-def throttle_reasons(telemetry: dict | None) -> list[str]:
-    """Why a case ran throttled, from its readings; [] if it did not, or nothing was recorded.
+class TelemetryHook:
+    """NVML telemetry as a window hook (``gdbench.measure.hooks``): a snapshot at each window's
+    start and end, in the case's ``telemetry``; on CUDA, where NVML can be opened."""
 
-    ``telemetry`` is ``{"windows": [{"start": reading, "end": reading}, ...]}``, or one such
-    pair (results of gdbench 0.1.0).
-    """
-    if not telemetry:
-        return []
-    windows = telemetry.get("windows") or [telemetry]
-    why = []
-    for index, pair in enumerate(windows):
-        where = f" of window {index + 1}" if len(windows) > 1 else ""
-        for when in ("start", "end"):
-            reading = (pair or {}).get(when)
-            if not reading:
-                continue
-            clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
-            if clock and top and clock < CLOCK_FRACTION * top:
-                why.append(f"SM clock {clock} MHz at the {when}{where}, under "
-                           f"{CLOCK_FRACTION:.0%} of {top} MHz")
-            slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
-            if slow:
-                why.append(f"{', '.join(slow)} at the {when}{where}")
-    return why
+    field = "telemetry"
+
+    def __init__(self, telemetry: Telemetry):
+        self.telemetry = telemetry
+
+    @classmethod
+    def open(cls, device: str) -> TelemetryHook | None:
+        telemetry = open_telemetry() if is_cuda(device) else None
+        return cls(telemetry) if telemetry is not None else None
+
+    def start(self) -> dict | None:
+        return self.telemetry.snapshot()
+
+    def stop(self, start: dict | None) -> dict:
+        return {"start": start, "end": self.telemetry.snapshot()}
+
+    def record(self, readings: list) -> dict:
+        return {"windows": readings}

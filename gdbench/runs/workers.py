@@ -16,28 +16,18 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from gdbench.measure.probe import roofline_at
-from gdbench.measure.timing import Samples
-from gdbench.results import CaseResult, RunResult, format_size, read_json
+from gdbench.files.results import read_json
+from gdbench.measure.roofline import roofline_at
+from gdbench.records.results import CaseResult
+from gdbench.records.run import RunResult
+from gdbench.records.samples import Samples
+from gdbench.runs.settings import Settings
 
 
-def worker_command(run_args: dict, windows: int, out: Path) -> list[str]:
-    """The command line of one worker for the sweep described by ``run_args``."""
-    a = run_args
-    command = [sys.executable, "-m", "gdbench", "run", "--device", a["device"],
-               "--kernels", ",".join(a["kernels"]),
-               "--sizes", ",".join(format_size(n) for n in a["sizes"]),
-               "--features", str(a["n_features"]), "--dtype", a["dtype"],
-               "--budget", repr(a["budget"] * windows / a["windows"]),
-               "--precision", repr(a["precision"]), "--windows", str(windows),
-               "--no-probe", "--quiet", "--out", str(out)]
-    return command + [flag for flag, on in (("--cuda-graph", a["cuda_graph"]),
-                                            ("--cold", a["cold"]),
-                                            ("--no-remeasure", not a["remeasure"]),
-                                            ("--no-memory", not a.get("memory", True)),
-                                            ("--keep-layout",
-                                             not a.get("fresh_layout", True))) if on] + (
-        ["--threads", ",".join(map(str, a["threads"]))] if a.get("threads") else [])
+def worker_command(settings: Settings, windows: int, out: Path) -> list[str]:
+    """The command line of one worker measuring ``windows`` of the sweep of ``settings``."""
+    return [sys.executable, "-m", "gdbench", "run", *settings.worker_args(windows),
+            "--out", str(out)]
 
 
 def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
@@ -59,20 +49,21 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
     return merged
 
 
-def run_workers(result: RunResult, run_args: dict, processes: int, probe: bool, save,
+def run_workers(result: RunResult, settings: Settings, roofline: bool, save,
                 working_sets=()) -> None:
-    """Fill ``result.cases`` from ``processes`` workers, saving after each; with ``probe``,
-    the roofline is measured at each of ``working_sets`` (bytes) before every worker."""
-    per_worker = max(1, math.ceil(run_args["windows"] / processes))
+    """Fill ``result.cases`` from ``settings.processes`` workers, saving after each; with
+    ``roofline``, the roofline is measured at each of ``working_sets`` (bytes) before every
+    worker."""
+    per_worker = max(1, math.ceil(settings.windows / settings.processes))
     case_lists = []
     with tempfile.TemporaryDirectory(prefix="gdbench-workers-") as folder:
-        for worker in range(processes):
-            if probe:
+        for worker in range(settings.processes):
+            if roofline:
                 for nbytes in working_sets:
                     result.rooflines.setdefault(nbytes, []).append(
-                        roofline_at(run_args["device"], nbytes))
+                        roofline_at(settings.device, nbytes))
             out = Path(folder) / f"worker-{worker + 1}.json"
-            done = subprocess.run(worker_command(run_args, per_worker, out),
+            done = subprocess.run(worker_command(settings, per_worker, out),
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 lines = (done.stderr.strip() or f"exit status {done.returncode}").splitlines()

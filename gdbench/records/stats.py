@@ -142,3 +142,15 @@ class Summary:
     def noisy(self, target: float) -> bool:
         """The median is not known to ``target`` (relative half-width of its 95% interval)."""
         return self.precision > target
+
+
+def verdict(lo: float, hi: float, threshold: float) -> str:
+    """SLOWER or FASTER when the whole interval is beyond the threshold, SAME when it is within."""
+    up, down = 1 + threshold, 1 / (1 + threshold)
+    if lo > up:
+        return "SLOWER"
+    if hi < down:
+        return "FASTER"
+    if down <= lo and hi <= up:
+        return "SAME"
+    return "AMBIGUOUS"

@@ -5,7 +5,7 @@ Another project adds a kernel by naming its class in the entry-point group ``gdb
     [project.entry-points."gdbench.kernels"]
     my-kernel = "my_project.kernels:MyKernel"
 
-The class follows ``gdbench.protocol.Kernel``, is constructed as ``cls(device=..., dtype=...)``
+The class follows ``gdbench.core.protocol.Kernel``, is constructed as ``cls(device=..., dtype=...)``
 and has class attributes ``name``, ``backend``, ``devices``, ``dtypes``, ``phases`` and
 ``passes``, plus a classmethod ``unavailable_reason(device)`` (subclassing
 ``gdbench.kernels.base.KernelBase`` gives all of that).
@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from gdbench.dtypes import ALIASES
+from gdbench.core.dtypes import ALIASES
 
 ENTRY_POINT_GROUP = "gdbench.kernels"
 

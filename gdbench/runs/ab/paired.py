@@ -24,7 +24,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from gdbench.analysis.compare import verdict
+from gdbench.records.stats import verdict
 
 
 def t_cdf(t: float, dof: float) -> float:

@@ -9,6 +9,15 @@ from functools import cache
 
 DEVICES = ("cpu", "cuda")
 
+
+def is_cuda(device: str | None) -> bool:
+    """Whether ``device`` (a resolved device name) is a CUDA device."""
+    return device == "cuda"
+
+
+def is_cpu(device: str | None) -> bool:
+    return device == "cpu"
+
 INSTALL_HINT = {
     "torch": "torch",
     "cupy": "cupy",
@@ -66,7 +75,7 @@ def resolve_device(device: str) -> str:
 def release_device_memory(device: str) -> None:
     """Collect garbage and hand cached CUDA memory back, so that the next case starts clean."""
     gc.collect()
-    if device == "cuda":
+    if is_cuda(device):
         if "torch" in sys.modules:
             sys.modules["torch"].cuda.empty_cache()
         if "cupy" in sys.modules:

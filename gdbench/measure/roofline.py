@@ -15,78 +15,29 @@ The roofline at a size is the best method's median. ``probe`` measures the memor
 times the last-level cache, at least 1 GiB on the CPU; 2 GiB on CUDA) and the curve of
 bandwidth against size, with the cache sizes the OS reports beside it: a VM may report its
 host's caches, and the curve says where the levels really are. A sweep measures the roofline at
-each case's own size in every window, interleaved with the cases (``gdbench.measure.sweep``).
+each case's own size in every window, interleaved with the cases (``gdbench.runs.sweep``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gdbench.devices import missing_module, release_device_memory, resolve_device
-from gdbench.environment import cpu_cache_bytes, cpu_cache_levels
+from gdbench.core.devices import (
+    cuda_unavailable,
+    is_cuda,
+    missing_module,
+    release_device_memory,
+    resolve_device,
+)
+from gdbench.measure.environment import cpu_cache_bytes, cpu_cache_levels, gpu_info
+from gdbench.records.roofline import Probe
 
 MIN_BYTES = 1 << 30
 CALL_SECONDS = 2e-3  # each timed call streams the buffer for at least this long
 CURVE_START = {"cpu": 4 << 10, "cuda": 64 << 10}
-
-
-@dataclass(frozen=True)
-class Probe:
-    device: str
-    nbytes: int  # size of the array streamed from memory
-    methods: dict  # method name -> bytes/s from memory
-    cache_bytes: int = 0  # last-level cache (L2 on CUDA) the OS or driver reports; 0 if none
-    cache_methods: dict = field(default_factory=dict)  # results files of gdbench 0.1.0
-    cache_nbytes: int = 0
-    curve: dict = field(default_factory=dict)  # working-set bytes -> best bytes/s
-    levels: dict = field(default_factory=dict)  # cache name -> bytes, as reported
-
-    @property
-    def bandwidth(self) -> float:
-        """Memory roofline in bytes/s: the best method's."""
-        return max(self.methods.values())
-
-    @property
-    def best_method(self) -> str:
-        return max(self.methods, key=self.methods.get)
-
-    @property
-    def cache_bandwidth(self) -> float | None:
-        return max(self.cache_methods.values()) if self.cache_methods else None
-
-    def roofline(self, nbytes: int) -> float:
-        """The roofline for a step reading ``nbytes``, from the curve where there is one.
-
-        Between two measured sizes the curve is interpolated on log-log axes; past its ends it
-        keeps its end values. Never below the memory level: a figure under it says the method,
-        not the level, was slow.
-        """
-        if self.curve:
-            sizes = sorted(self.curve)
-            logs = np.log([self.curve[s] for s in sizes])
-            value = float(np.exp(np.interp(math.log(nbytes), np.log(sizes), logs)))
-            return max(value, self.bandwidth)
-        if self.cache_methods and nbytes <= self.cache_bytes:
-            return max(self.cache_bandwidth, self.bandwidth)
-        return self.bandwidth
-
-    def to_dict(self) -> dict:
-        d = {**asdict(self), "bandwidth": self.bandwidth, "best_method": self.best_method,
-             "cache_bandwidth": self.cache_bandwidth}
-        d["curve"] = {str(k): v for k, v in self.curve.items()}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Probe:
-        return cls(d["device"], int(d["nbytes"]), dict(d["methods"]),
-                   int(d.get("cache_bytes", 0)), dict(d.get("cache_methods", {})),
-                   int(d.get("cache_nbytes", 0)),
-                   {int(k): float(v) for k, v in d.get("curve", {}).items()},
-                   dict(d.get("levels", {})))
 
 
 def _median_rate(stream, nbytes: int, repeats: int, clock) -> float:
@@ -124,7 +75,6 @@ def _cpu_methods(a: np.ndarray) -> dict:
 
 def _cuda_methods(nbytes: int):
     """(ways to stream ``nbytes`` on CUDA device 0 ``reps`` times, event clock)."""
-    from gdbench.devices import cuda_unavailable
 
     if cuda_unavailable("torch") is None:
         import torch
@@ -184,7 +134,7 @@ def _event_clock(events, elapsed_ms):
 def bandwidth_at(device: str, nbytes: int, repeats: int = 5) -> dict:
     """Each method's median bytes/s streaming a buffer of ``nbytes`` on ``device``."""
     nbytes = max(nbytes // 4 * 4, 4096)
-    if device == "cuda":
+    if is_cuda(device):
         methods, clock = _cuda_methods(nbytes)
         scale = {"torch-copy": 2 * (nbytes // 8) * 4}  # half the buffer read, half written
     else:
@@ -194,7 +144,7 @@ def bandwidth_at(device: str, nbytes: int, repeats: int = 5) -> dict:
                                 repeats, clock)
              for name, stream in methods.items()}
     del methods
-    if device == "cuda":
+    if is_cuda(device):
         release_device_memory("cuda")
     return rates
 
@@ -206,8 +156,7 @@ def roofline_at(device: str, nbytes: int, repeats: int = 5) -> float:
 
 def cache_levels(device: str) -> dict:
     """The cache sizes the OS (CPU) or the driver (CUDA L2) reports, by name."""
-    if device == "cuda":
-        from gdbench.environment import gpu_info
+    if is_cuda(device):
 
         l2 = int(gpu_info().get("l2_cache_bytes") or 0)
         return {"L2": l2} if l2 else {}
@@ -223,7 +172,7 @@ def curve_sizes(device: str, largest: int) -> list[int]:
     return sizes + [largest]
 
 
-def probe(device: str = "auto", nbytes: int | None = None, curve: bool = True,
+def measure_roofline(device: str = "auto", nbytes: int | None = None, curve: bool = True,
           repeats: int = 5) -> Probe:
     """Measure the roofline of ``device`` (cpu, cuda or auto) from memory, and its curve.
 
@@ -231,14 +180,13 @@ def probe(device: str = "auto", nbytes: int | None = None, curve: bool = True,
     (at least 1 GiB), or 2 GiB on CUDA.
     """
     device = resolve_device(device)
-    if device == "cuda":
-        from gdbench.devices import cuda_unavailable
+    if is_cuda(device):
 
         reasons = [cuda_unavailable(b) for b in ("torch", "cupy")]
         if all(reasons):
             raise ValueError(f"cannot probe cuda: {reasons[0]}; {reasons[1]}")
     levels = cache_levels(device)
-    if device == "cuda":
+    if is_cuda(device):
         nbytes = nbytes or 2 << 30
         cache = levels.get("L2", 0)
     else:

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench import registry
-from gdbench.ab.session import Settings, Side, pair_cases, run_ab
-from gdbench.paths import check_target, move_aside
-from gdbench.results import Output, write_atomic
+from gdbench.files.paths import check_target, move_aside
+from gdbench.files.results import Output, write_atomic
+from gdbench.kernels import registry
+from gdbench.runs.ab.session import Settings, pair_cases, run_ab
+from gdbench.runs.ab.sides import Side
 
 SLOWED = ("numpy-slowed-5", "numpy-slowed-10", "numpy-slowed-30")
 BASE = "numpy-manual"

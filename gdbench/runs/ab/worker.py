@@ -3,8 +3,8 @@
 It reads one JSON request per line on stdin and answers one JSON line on stdout. It is started
 as a script, ``python .../gdbench/ab/worker.py``, with the side's own gdbench first on the
 path: a kernel in this environment, another Python environment's, or a git revision's
-worktree. So it touches only what every version of gdbench has, the public kernel protocol
-(``gdbench.make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
+worktree. So it touches only what every version of gdbench has, the kernel protocol
+(``make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
 NumPy; the data, the timing loop and the contention readings are this file's (the readings
 load ``gdbench/measure/contention.py`` beside it by path), so that both sides are measured by
 the same code whatever version of the kernels they run.
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 def _contention():
     """gdbench/measure/contention.py of the gdbench this file belongs to (stdlib only)."""
     spec = importlib.util.spec_from_file_location(
-        "_gdbench_ab_contention", HERE.parent / "measure" / "contention.py")
+        "_gdbench_ab_contention", HERE.parents[1] / "measure" / "contention.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -83,10 +83,18 @@ def window(kernel, budget: float, min_samples: int = 5) -> dict:
     return {"latency": latency, "throughput": batches, "batch_size": size}
 
 
+def _make_kernel():
+    """The side's ``make_kernel``: ``gdbench.kernels.registry``'s, or ``gdbench.registry``'s in
+    revisions of gdbench before its package was laid out by job."""
+    try:
+        from gdbench.kernels.registry import make_kernel
+    except ImportError:
+        from gdbench.registry import make_kernel
+    return make_kernel
+
+
 def measure(request: dict, data: dict, watch_class) -> dict:
     """One window of one case, verified on its first step when asked."""
-    import gdbench
-
     key = (request["n"], request["d"], request["dtype"], request["seed"])
     if key not in data:
         data.clear()  # one problem at a time: the largest may take most of the memory
@@ -95,7 +103,7 @@ def measure(request: dict, data: dict, watch_class) -> dict:
     rng = np.random.default_rng()
     padding = np.ones(int(rng.integers(1, 1 << 20)), np.uint8)  # shifts the next allocations
     x, y = x.copy(), y.copy()
-    kernel = gdbench.make_kernel(request["kernel"], request["device"], request["dtype"])
+    kernel = _make_kernel()(request["kernel"], request["device"], request["dtype"])
     kernel.prepare(x, y, w0=0.0, lr=request["lr"])
     kernel.step()
     kernel.synchronize()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gdbench.dtypes import UNIT_ROUNDOFF, accumulator, host_dtype
+from gdbench.core.dtypes import UNIT_ROUNDOFF, accumulator, host_dtype
 
 CHUNK_ROWS = 1 << 20  # the reference works in float64 chunks so that 10^8 samples fit in memory
 

@@ -10,27 +10,27 @@ run leaves a valid file.
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from gdbench import registry
-from gdbench.devices import resolve_device
-from gdbench.dtypes import parse_dtypes
-from gdbench.environment import capture, cpu_cache_bytes
+from gdbench.core.devices import is_cpu, is_cuda
+from gdbench.core.dtypes import parse_dtypes
+from gdbench.core.reference import loss_and_grad, make_problem
+from gdbench.files.results import Output
+from gdbench.kernels import registry
 from gdbench.kernels.cuda_graph import capturable
 from gdbench.measure.cases import Rounds, problem_key
-from gdbench.measure.probe import probe as measure_roofline
-from gdbench.measure.probe import roofline_at
-from gdbench.measure.telemetry import open_telemetry
-from gdbench.measure.threads import check_threads
-from gdbench.measure.timing import StopRule, cache_flush
-from gdbench.reference import loss_and_grad, make_problem
-from gdbench.results import CaseResult, CaseSpec, Output, RunResult
-
-DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
+from gdbench.measure.clocks import cache_flush
+from gdbench.measure.environment import capture, cpu_cache_bytes
+from gdbench.measure.hooks import window_hooks
+from gdbench.measure.roofline import measure_roofline, roofline_at
+from gdbench.measure.timing import StopRule
+from gdbench.records.results import CaseResult, CaseSpec
+from gdbench.records.run import RunResult
+from gdbench.runs.settings import Settings, default_sizes  # noqa: F401 (default_sizes: for callers)
+from gdbench.runs.workers import run_workers
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -61,10 +61,6 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def default_sizes(device: str) -> list[int]:
-    return parse_sizes(f"1e2:{DEFAULT_MAX_SIZE[device]:.0e}")
-
-
 def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_features: int,
          dtypes: Sequence[str] | str, cuda_graph: bool = False,
          threads: Sequence[int] = (0,), skipped: list | None = None) -> list[CaseSpec]:
@@ -77,7 +73,7 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
     from a CUDA graph, right after the same kernel without.
     """
     dtypes = parse_dtypes(dtypes) if isinstance(dtypes, str) else list(dtypes)
-    if cuda_graph and device != "cuda":
+    if cuda_graph and not is_cuda(device):
         raise ValueError("CUDA graphs need --device cuda")
     if n_features < 1:
         raise ValueError(f"features must be at least 1, got {n_features}")
@@ -117,15 +113,16 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
 
 
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
-             cache_bytes: int = 0, reference=None, telemetry=None) -> CaseResult:
+             cache_bytes: int = 0, reference=None, hooks=None) -> CaseResult:
     """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
 
-    One window, with the whole budget; ``telemetry`` (a ``gdbench.measure.telemetry.Telemetry``) is
-    read at the window's start and end.
+    One window, with the whole budget, and ``hooks`` (``gdbench.measure.hooks``; by default
+    those that read something on the case's device) read around it.
     """
     reference = reference or loss_and_grad(x, y, np.zeros(np.asarray(x).reshape(len(y), -1)
                                                           .shape[1]))
-    rounds = Rounds(rule, windows=1, lr=lr, telemetry=telemetry, remeasure=False,
+    rounds = Rounds(rule, windows=1, lr=lr, remeasure=False,
+                    hooks=window_hooks(spec.device) if hooks is None else hooks,
                     fields={"cache_bytes": cache_bytes, "precision_target": rule.precision})
     return rounds.measure([spec], {problem_key(spec): (x, y, reference)})[0]
 
@@ -133,67 +130,56 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",
         sizes: Sequence[int] | None = None, n_features: int = 1,
         dtype: str | Sequence[str] = "float32", threads: Sequence[int] | None = None,
-        budget: float = 0.5, precision: float = 0.01, lr: float = 0.01, seed: int = 0,
-        cuda_graph: bool = False, probe: bool = True, probe_bytes: int | None = None,
-        windows: int = 4, cold: bool = False, remeasure: bool = True, processes: int = 1,
-        memory: bool = True, fresh: bool = True,
         out=None, csv=None,
         on_start: Callable[[CaseSpec, int, int], None] | None = None,
-        on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
+        on_result: Callable[[CaseResult], None] | None = None, **settings) -> RunResult:
     """Sweep ``kernels`` over ``sizes`` on ``device``; return the records, writing them to ``out``.
 
-    ``budget`` is the latency-sampling time of one case in seconds, shared by its ``windows``;
-    a window stops earlier once its median is known to ``precision`` (relative half-width of
-    its 95% interval). The cases of one size are measured in rounds, one window each per round
-    (``gdbench.measure.cases``). With ``probe``, the device's bandwidth is measured first (memory level
-    and the curve against size), then at each size's working set once per round, and every
-    case reports its fraction of that roofline. ``cold`` flushes the caches before every
-    latency sample and takes no batches. ``remeasure`` measures a contended case once more.
-    ``memory`` measures each case's step memory before timing it (``gdbench.measure.memory``).
-    ``fresh`` measures every window after a case's first on a new instance prepared on fresh
-    copies of the data (``False``: the instance prepared first serves every window).
-    With ``processes`` over 1 the windows are measured in that many fresh worker processes,
-    one after the other (``gdbench.measure.workers``). ``dtype`` may name several dtypes
-    (``"float32,bfloat16"`` or a list), and ``threads`` several CPU thread counts: every kernel
-    runs in each dtype it supports, at each thread count.
+    The keyword arguments are those of ``gdbench.runs.settings.Settings``: ``budget`` is the
+    latency-sampling time of one case in seconds, shared by its ``windows``; a window stops
+    earlier once its median is known to ``precision`` (relative half-width of its 95%
+    interval). ``dtype`` may name several dtypes (``"float32,bfloat16"`` or a list), and
+    ``threads`` several CPU thread counts: every kernel runs in each dtype it supports, at each
+    thread count. See ``sweep`` for the rest.
     """
-    device = resolve_device(device)
-    if not (budget > 0 and math.isfinite(budget)):
-        raise ValueError(f"budget must be a positive number of seconds, got {budget}")
-    if not 0 < precision < 1:
-        raise ValueError(f"precision must be between 0 and 1, got {precision}")
-    if not (isinstance(windows, int) and windows >= 1):
-        raise ValueError(f"windows must be a whole number of at least 1, got {windows}")
-    if not (isinstance(processes, int) and processes >= 1):
-        raise ValueError(f"processes must be a whole number of at least 1, got {processes}")
-    if processes > windows:
-        raise ValueError(f"processes ({processes}) cannot be more than windows ({windows}): "
-                         "each process measures at least one window of every case")
-    sizes = default_sizes(device) if sizes is None else sorted(set(sizes))
-    if not sizes or any(int(n) != n or n < 1 for n in sizes):
-        raise ValueError(f"sizes must be positive whole numbers, got {sizes}")
-    sizes = [int(n) for n in sizes]
-    dtypes = parse_dtypes(dtype) if isinstance(dtype, str) else parse_dtypes(",".join(dtype))
-    if threads is not None:
-        if device != "cpu":
-            raise ValueError("thread counts set the CPU's thread pools: they need --device cpu")
-        threads = check_threads(threads)
+    dtypes = tuple(dtype.split(",")) if isinstance(dtype, str) else tuple(dtype)
+    given = Settings(device, kernels if kernels == "all" else tuple(kernels),
+                     None if sizes is None else tuple(sizes), n_features, dtypes,
+                     None if threads is None else tuple(threads), **settings)
+    return sweep(given.checked(), out, csv, on_start, on_result)
+
+
+def sweep(settings: Settings, out=None, csv=None,
+          on_start: Callable[[CaseSpec, int, int], None] | None = None,
+          on_result: Callable[[CaseResult], None] | None = None) -> RunResult:
+    """Measure the cases of ``settings`` (checked); the records, written to ``out``.
+
+    The cases of one size are measured in rounds, one window each per round
+    (``gdbench.measure.cases``). With ``roofline``, the device's bandwidth is measured first
+    (memory level and the curve against size), then at each size's working set once per
+    round, and every case reports its fraction of that roofline. ``cold`` flushes the caches
+    before every latency sample and takes no batches. ``remeasure`` measures a contended case
+    once more. ``memory`` measures each case's step memory before timing it
+    (``gdbench.measure.memory``). ``fresh`` measures every window after a case's first on a new
+    instance prepared on fresh copies of the data. With ``processes`` over 1 the windows are
+    measured in that many fresh worker processes, one after the other
+    (``gdbench.runs.workers``).
+    """
+    s = settings
+    device, sizes, n_features = s.device, list(s.sizes), s.n_features
     skipped: list[str] = []
-    specs = plan(device, kernels, sizes, n_features, dtypes, cuda_graph, threads or (0,),
-                 skipped)
-    rule = StopRule(precision=precision, budget=budget)
-    settings = {"device": device, "kernels": sorted({s.kernel for s in specs}), "sizes": sizes,
-                "n_features": n_features, "dtype": ",".join(dtypes), "threads": threads,
-                "skipped": skipped, "budget_s": budget,
-                "precision": precision, "lr": lr, "seed": seed, "cuda_graph": cuda_graph,
-                "windows": windows, "remeasure": remeasure, "processes": processes,
-                "memory": memory, "fresh_layout": fresh,
-                "min_samples_per_window": rule.min_samples, "max_samples": rule.max_samples,
-                "batch_seconds": rule.batch_seconds, "warmup_max_s": rule.warmup,
-                "cache_state": "cold" if cold else "warm"}
+    specs = plan(device, s.kernels, sizes, n_features, list(s.dtypes), s.cuda_graph,
+                 s.threads or (0,), skipped)
+    rule = StopRule(precision=s.precision, budget=s.budget)
+    recorded = s.record(kernels=sorted({c.kernel for c in specs}), skipped=skipped,
+                        min_samples_per_window=rule.min_samples, max_samples=rule.max_samples,
+                        batch_seconds=rule.batch_seconds, warmup_max_s=rule.warmup)
+    for gone in ("dist_timeout", "weak_scaling"):
+        recorded.pop(gone, None)
+    roofline, windows, cold = s.roofline, s.windows, s.cold
     output = out if isinstance(out, Output) else Output(out, csv)  # checks the paths now
-    result = RunResult(capture(device), settings)
-    cache_bytes = cpu_cache_bytes() if device == "cpu" else result.environment.get(
+    result = RunResult(capture(device), recorded)
+    cache_bytes = cpu_cache_bytes() if is_cpu(device) else result.environment.get(
         "gpu", {}).get("l2_cache_bytes", 0)
 
     def save():
@@ -201,34 +187,29 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
 
     save()
     try:
-        if probe:
+        if roofline:
             try:
-                result.probe = measure_roofline(device, probe_bytes).to_dict()
+                result.probe = measure_roofline(device, s.probe_bytes).to_dict()
             except Exception as exc:  # out of memory, say: the run goes on without a roofline
-                settings["probe_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                probe = False
-        if processes > 1:
-            from gdbench.measure.workers import run_workers
-
-            run_args = dict(settings, kernels=list(dict.fromkeys(s.kernel for s in specs)),
-                            budget=budget, cold=cold)
-            run_workers(result, run_args, processes, probe, save,
-                        sorted({s.bytes_min for s in specs}))
+                recorded["probe_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                roofline = False
+        if s.processes > 1:
+            run_workers(result, s, roofline, save, sorted({c.bytes_min for c in specs}))
             result.complete = True
             return result
         rounds = Rounds(
-            rule, windows, lr, {"cache_bytes": cache_bytes, "precision_target": precision},
-            cold=cold, remeasure=remeasure, memory=memory, fresh=fresh,
+            rule, windows, s.lr, {"cache_bytes": cache_bytes, "precision_target": s.precision},
+            cold=cold, remeasure=s.remeasure, memory=s.memory, fresh=s.fresh,
             flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
             if cold else None,
             # after the probe has made the CUDA context NVML is matched with
-            telemetry=open_telemetry() if device == "cuda" else None,
+            hooks=window_hooks(device),
             on_window=(lambda spec, done, total: on_start(spec, done, total)) if on_start else None)
-        problems = {key: _problem(*key, n_features, seed)
-                    for key in dict.fromkeys(problem_key(s) for s in specs)}
+        problems = {key: _problem(*key, n_features, s.seed)
+                    for key in dict.fromkeys(problem_key(c) for c in specs)}
 
         def probe_size(n):  # at the working set of each dtype of the size
-            for nbytes in sorted({s.bytes_min for s in specs if s.n_samples == n}):
+            for nbytes in sorted({c.bytes_min for c in specs if c.n_samples == n}):
                 try:
                     result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
                 except Exception:  # too large to stream twice: no roofline for its cases
@@ -243,7 +224,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
                 recaptured.append(True)
             save()
 
-        rounds.before_size = probe_size if probe else None
+        rounds.before_size = probe_size if roofline else None
         rounds.on_round = partial
         result.cases = rounds.measure(specs, problems)
         del problems

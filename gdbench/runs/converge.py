@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from gdbench import registry
-from gdbench.dtypes import problem_dtype
-from gdbench.reference import CHUNK_ROWS, loss_and_grad, make_problem
+from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import problem_dtype
+from gdbench.core.reference import CHUNK_ROWS, compare_step, loss_and_grad, make_problem
+from gdbench.kernels import registry
+from gdbench.measure.cases import failure
+from gdbench.measure.environment import capture
+from gdbench.records.converge import ConvergeResult, Descent
+from gdbench.runs.sweep import plan
 
 TUTORIAL_LR = 0.01
 RULES = ("tutorial", "curvature")
@@ -76,41 +81,6 @@ def parse_rates(text: str) -> list[str | float]:
 
 def learning_rate(rule: str | float, opt: Optimum) -> float:
     return {"tutorial": TUTORIAL_LR, "curvature": 1.0 / opt.curvature}.get(rule, rule)
-
-
-@dataclass(frozen=True)
-class Descent:
-    """One kernel's gradient descent to the optimum."""
-
-    kernel: str
-    device: str
-    dtype: str
-    n_samples: int
-    n_features: int
-    rule: str  # tutorial, curvature, or the rate as given
-    lr: float
-    status: str  # converged, stalled, max-steps, max-time, diverged, wrong, error
-    message: str = ""
-    steps: int = 0
-    seconds: float = float("nan")  # from the first step to the reading that ended the descent
-    loss: float = float("nan")  # the last loss read
-    excess: float = float("nan")  # (loss - optimum's) / optimum's
-    weight_error: float = float("nan")  # |w - w*| / |w*| of the final weights
-    warmup_s: float = float("nan")  # the untimed first step, compilation included
-    trace: list = field(default_factory=list)  # [step, seconds, loss] readings
-
-    @property
-    def name(self) -> str:
-        from gdbench.results import CaseSpec
-
-        return CaseSpec(self.kernel, self.device, self.dtype, self.n_samples).name
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "name": self.name}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Descent:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def descend(kernel, x, y, opt: Optimum, rule, lr: float, tol: float = 1e-6,
@@ -181,7 +151,7 @@ def direct_solve(x, y, opt: Optimum, device: str, dtype: str, repeats: int = 5) 
     dtype = problem_dtype(dtype)
     x2 = np.ascontiguousarray(np.asarray(x).reshape(len(y), -1), dtype)
     y1 = np.ascontiguousarray(y, dtype)
-    if device == "cuda":
+    if is_cuda(device):
         import torch
 
         xd, yd = torch.from_numpy(x2).cuda(), torch.from_numpy(y1).cuda()[:, None]
@@ -209,31 +179,6 @@ def direct_solve(x, y, opt: Optimum, device: str, dtype: str, repeats: int = 5) 
             "weight_error": float(np.linalg.norm(w - opt.w) / np.linalg.norm(opt.w))}
 
 
-@dataclass
-class ConvergeResult:
-    """A ``gdbench converge`` run: where, with which settings, the optima, solves and descents."""
-
-    environment: dict
-    settings: dict
-    optima: list = field(default_factory=list)  # Optimum.to_dict() of each size and dtype
-    direct: list = field(default_factory=list)  # direct_solve() of each size and dtype
-    descents: list = field(default_factory=list)
-    complete: bool = False
-
-    def to_dict(self) -> dict:
-        from gdbench.results import SCHEMA_VERSION
-
-        return {"schema_version": SCHEMA_VERSION, "tool": "gdbench", "kind": "converge",
-                "complete": self.complete, "environment": self.environment,
-                "settings": self.settings, "optima": self.optima,
-                "direct": self.direct, "descents": [d.to_dict() for d in self.descents]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ConvergeResult:
-        return cls(d["environment"], d["settings"], d.get("optima", []), d.get("direct", []),
-                   [Descent.from_dict(x) for x in d["descents"]], bool(d.get("complete")))
-
-
 def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32",),
              rates=("tutorial", "curvature"), tol: float = 1e-6, max_steps: int = 100_000,
              max_seconds: float = 60.0, patience: int = 100, check_every: int | None = None,
@@ -242,8 +187,6 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
 
     ``save(result)`` is called after every descent; ``on_start(label, done, total)`` before.
     """
-    from gdbench.environment import capture
-    from gdbench.measure.sweep import plan
 
     if not 0 < tol < 1:
         raise ValueError(f"tol must be between 0 and 1, got {tol}")
@@ -253,7 +196,7 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
     if not (max_seconds > 0 and math.isfinite(max_seconds)):
         raise ValueError(f"max_seconds must be a positive number, got {max_seconds}")
     if check_every is None:
-        check_every = 10 if device == "cuda" else 1
+        check_every = 10 if is_cuda(device) else 1
     if not (isinstance(check_every, int) and check_every >= 1):
         raise ValueError(f"check_every must be a whole number of at least 1, got {check_every}")
     if min(sizes) <= n_features:
@@ -300,8 +243,6 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
 
 
 def _one(spec, x, y, opt, rule, tol, max_steps, max_seconds, patience, check_every) -> Descent:
-    from gdbench.measure.cases import failure
-    from gdbench.reference import compare_step
 
     lr = learning_rate(rule, opt)
     try:
@@ -320,11 +261,3 @@ def _one(spec, x, y, opt, rule, tol, max_steps, max_seconds, patience, check_eve
                        str(rule), lr, case.status, case.message)
 
 
-def read_converge(path) -> ConvergeResult:
-    """A ``gdbench converge`` results file; ValueError when it is not one."""
-    from gdbench.results import load_json
-
-    d = load_json(path)
-    if not isinstance(d, dict) or d.get("kind") != "converge":
-        raise ValueError(f"{path}: not a gdbench converge file")
-    return ConvergeResult.from_dict(d)

@@ -9,6 +9,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from gdbench.core.devices import is_cuda
+from gdbench.measure.telemetry import open_telemetry
+from gdbench.measure.threads import thread_counts
+
 PACKAGES = ("numpy", "torch", "triton", "numba", "numba-cuda", "jax", "jaxlib", "nvidia-ml-py",
             "rich", "matplotlib", "pytest-benchmark")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -116,7 +120,6 @@ def git_commit() -> str:
 
 def capture(device: str) -> dict:
     """The environment of a run on ``device``; ask after the kernels have imported their backends."""
-    from gdbench.measure.threads import thread_counts
 
     threads = {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ}
     # torch's, Numba's and each BLAS and OpenMP pool's threads (a case run with --threads
@@ -133,9 +136,8 @@ def capture(device: str) -> dict:
                 else os.cpu_count(), "last_level_cache_bytes": cpu_cache_bytes()},
         "threads": threads,
     }
-    if device == "cuda":
+    if is_cuda(device):
         env["gpu"] = gpu_info()
-        from gdbench.measure.telemetry import open_telemetry
 
         nvml = open_telemetry()
         env["gpu"]["nvml"] = nvml.describe() if nvml else "not recorded (pip install nvidia-ml-py)"

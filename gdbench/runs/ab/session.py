@@ -4,7 +4,7 @@ A side is a kernel in this environment, the same kernels in another Python envir
 (``python``), or a git revision's worktree run by this interpreter (``Side.of_revision``).
 
 The session goes in blocks of rounds. Each block starts one fresh worker process per side
-(``gdbench.ab.worker``) and closes them after ``rounds_per_block`` rounds: what belongs to one
+(``gdbench.runs.ab.worker``) and closes them after ``rounds_per_block`` rounds: what belongs to one
 process (thread placement, where its code and heap sit, what it compiled) is drawn anew for
 every block. In each round every undecided case gets one window on each side, in a random order
 of (case, side) that changes every round, each window on a fresh kernel instance and fresh
@@ -13,72 +13,31 @@ again, up to ``RETRIES`` times, and never paired while contended. Each side's fi
 case in a block is checked against the float64 reference before any of its times count.
 
 A block's log ratio is the mean of its rounds'; blocks are independent (fresh processes, other
-minutes), so the interval is taken over blocks (``gdbench.ab.paired``), at each look of the
+minutes), so the interval is taken over blocks (``gdbench.runs.ab.paired``), at each look of the
 schedule; a case is decided once latency and throughput both are, and then leaves the session.
 The session ends when every case is decided, at ``max_blocks``, or past ``max_seconds``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from gdbench.ab.paired import look_rounds, paired
-from gdbench.ab.worker import make_data
-from gdbench.environment import capture
-from gdbench.measure.contention import contended
-from gdbench.reference import compare_step, loss_and_grad
-from gdbench.results import format_size
+from gdbench.core.reference import compare_step, loss_and_grad
+from gdbench.measure.environment import capture
+from gdbench.records.readings import contended
+from gdbench.records.results import format_size
+from gdbench.runs.ab.paired import look_rounds, paired
+from gdbench.runs.ab.sides import Side, Worker
+from gdbench.runs.ab.worker import make_data
 
-WORKER = Path(__file__).resolve().with_name("worker.py")
-PACKAGE_ROOT = WORKER.parents[2]  # the folder that holds this gdbench package
 RETRIES = 2
 METRICS = ("latency", "throughput")
-
-
-@dataclass(frozen=True)
-class Side:
-    """Where one side's kernels come from."""
-
-    name: str  # "base" or "new"
-    python: str = sys.executable
-    path: str | None = str(PACKAGE_ROOT)  # put first on PYTHONPATH; None: the python's own
-    source: str = "this environment"
-
-    @classmethod
-    def of_revision(cls, name: str, rev: str, cwd=".") -> Side:
-        """A git revision of the checkout at ``cwd``, as a worktree cached in the repository's
-        git folder (``gdbench-ab/<commit>``) and run with this environment's packages."""
-        def git(*args):
-            done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
-            if done.returncode:
-                raise ValueError(f"--{name}-rev {rev}: {done.stderr.strip().splitlines()[-1]}"
-                                 if done.stderr.strip() else f"--{name}-rev {rev}: git failed")
-            return done.stdout.strip()
-
-        commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-        common = Path(git("rev-parse", "--git-common-dir"))
-        folder = (common if common.is_absolute() else Path(cwd) / common) / "gdbench-ab" / commit
-        if not (folder / ".git").exists():
-            git("worktree", "add", "--detach", "--force", str(folder), commit)
-        root = folder / "src" if (folder / "src").is_dir() else folder
-        return cls(name, sys.executable, str(root.resolve()), f"revision {rev} ({commit[:12]})")
-
-    @classmethod
-    def of_python(cls, name: str, python: str) -> Side:
-        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
-            raise ValueError(f"--{name}-python {python} is not an executable file")
-        return cls(name, python, None, f"the environment of {python}")
 
 
 @dataclass(frozen=True)
@@ -173,44 +132,6 @@ class AbResult:
                 "cases": [c.to_dict() for c in self.cases]}
 
 
-class Worker:
-    """One worker process of a side."""
-
-    def __init__(self, side: Side):
-        env = dict(os.environ)
-        if side.path:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [side.path,
-                                                              env.get("PYTHONPATH")]))
-        self.side = side
-        self.process = subprocess.Popen([side.python, str(WORKER)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True, env=env)
-        hello = self.process.stdout.readline()
-        if not hello:
-            raise ValueError(f"the {side.name} side's worker ({side.source}) did not start; "
-                             f"run {side.python} {WORKER} to see why")
-
-    def ask(self, request: dict) -> dict:
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = ""
-        if not line:
-            code = self.process.poll()
-            return {"error": f"the worker died (exit status {code})", "died": True}
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 def pair_cases(base: list[str], new: list[str], sizes) -> list[Case]:
     """Kernel i of the base side against kernel i of the new; one kernel against each of several."""
     if len(base) == 1 and len(new) > 1:
@@ -276,6 +197,8 @@ def _round(active, sides, workers, block, index, settings, references, shuffle) 
     medians: dict = {}
     for record, side in order:
         if record.status == "ok":
+            for other in workers.values():  # only the side being measured runs
+                (other.resume if other is workers[side.name] else other.pause)()
             window = _window(workers[side.name], record, side, block, index, settings,
                              references)
             if window is not None:
@@ -339,7 +262,12 @@ def _look(records, settings: Settings, blocks: int, final: bool = False) -> None
         verdicts = {m: paired(means[m], settings.threshold, settings.level) for m in METRICS}
         record.verdicts = {m: v.to_dict() for m, v in verdicts.items()}
         record.components = {m: variance_components(record.pairs, m) for m in METRICS}
-        if all(v.verdict != "AMBIGUOUS" for v in verdicts.values()) and not final:
+        counted = min(len(v) for v in means.values())
+        if counted < settings.min_blocks:  # too few to trust their spread, whatever it says
+            for v in record.verdicts.values():
+                v.update(verdict="AMBIGUOUS", why=f"only {counted} block"
+                         f"{'s' if counted != 1 else ''}: a verdict needs {settings.min_blocks}")
+        elif all(v.verdict != "AMBIGUOUS" for v in verdicts.values()) and not final:
             record.decided_at = blocks
 
 

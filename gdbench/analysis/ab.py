@@ -30,7 +30,7 @@ def rows(result) -> list[dict]:
                             "verdict": "AMBIGUOUS", "blocks": len({p["block"] for p in record.pairs}),
                             "why": record.message or "too few blocks to judge"})
                 continue
-            why = "" if v["verdict"] != "AMBIGUOUS" else (
+            why = "" if v["verdict"] != "AMBIGUOUS" else v.get("why") or (
                 f"undecided after {v['blocks']} blocks: they disagree by {v['spread']:.1%} "
                 "(standard deviation of the log ratio)")
             out.append({"case": record.case.label, "metric": metric, "base": base, "new": new,

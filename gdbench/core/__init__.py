@@ -1,0 +1,1 @@
+"""The step's contract and its judge: the kernel protocol, dtypes, devices, the float64 reference."""

@@ -1,0 +1,206 @@
+"""Result records of a sweep, and their JSON and CSV files.
+
+A file is always whole: it is written to a temporary file beside the target and renamed over it,
+so a run stopped at any moment leaves the last complete version on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from gdbench.files.paths import check_target, move_aside, numbered_path, partial_path  # noqa: F401
+from gdbench.files.versions import upgrade
+from gdbench.records.converge import ConvergeResult
+from gdbench.records.run import RunResult
+
+
+def write_atomic(path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; results are ordinary files
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(run: RunResult, path) -> None:
+    write_atomic(path, dumps(run))
+
+
+class Output:
+    """Where a run's results go, so that nothing measured is ever destroyed.
+
+    While the run lasts, every save goes to its own partial file (``results.partial.json``,
+    and ``.partial.csv``); a run that ends writes them to the files asked for, moving a file
+    already there aside to the first free numbered name (``results.1.json``). A run that is
+    interrupted leaves its partial files, when they hold anything measured, and every earlier
+    file as they were. Every path is checked before anything is measured
+    (``gdbench.files.paths``: only a regular file is ever replaced or moved aside), and JSON and CSV
+    may not be the same file. An earlier interrupted run's partial file is moved aside, or
+    removed when nothing had been measured in it.
+    """
+
+    def __init__(self, out=None, csv=None, flags: tuple[str, str] = ("--out", "--csv")):
+        self.out = check_target(out, flags[0]) if out is not None else None
+        self.csv = check_target(csv, flags[1]) if csv is not None else None
+        if self.out and self.csv and self.out.resolve() == self.csv.resolve():
+            raise ValueError(f"{flags[0]} and {flags[1]} are the same file ({self.out}): the "
+                             "CSV would replace the JSON")
+        self.moved: list[Path] = []
+        self.empty = True  # whether the last save held nothing measured
+        for path, flag in ((self.out, flags[0]), (self.csv, flags[1])):
+            if path is None:
+                continue
+            partial = check_target(partial_path(path), flag)
+            if path.suffix == ".json" and _measured_nothing(partial):
+                partial.unlink()
+            elif (kept := move_aside(partial)) is not None:
+                self.moved.append(kept)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p in (self.out, self.csv) if p is not None]
+
+    def save(self, run) -> None:
+        self.empty = not (getattr(run, "cases", None) or getattr(run, "descents", None))
+        if self.out:
+            write_atomic(partial_path(self.out), dumps(run))
+        if self.csv:
+            write_csv(run, partial_path(self.csv))
+
+    def finish(self, run) -> None:
+        """Write the final files; earlier ones of the same names move aside first."""
+        self.save(run)
+        for path in self.paths:
+            if (kept := move_aside(path)) is not None:
+                self.moved.append(kept)
+            os.replace(partial_path(path), path)
+
+    def abandon(self) -> Path | None:
+        """After an interruption: the partial file that holds what was measured, or None when
+        nothing was (its partial files are then removed)."""
+        if self.empty:
+            for path in self.paths:
+                partial_path(path).unlink(missing_ok=True)
+            return None
+        return partial_path(self.out or self.csv) if self.paths else None
+
+
+def dumps(run) -> str:
+    return json.dumps(run.to_dict(), indent=1, default=_jsonable) + "\n"
+
+
+def _measured_nothing(path: Path) -> bool:
+    """A partial results file of gdbench's with no case or descent in it."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(d, dict) and d.get("tool") == "gdbench" and d.get("complete") is False
+            and not d.get("cases") and not d.get("descents"))
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def load_json(path):
+    """The JSON in ``path``; ValueError when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_json(path) -> RunResult:
+    """A gdbench results file; ValueError when it is missing, truncated or not gdbench's."""
+    path = Path(path)
+    d = load_json(path)
+    if not isinstance(d, dict) or d.get("tool") != "gdbench" or "cases" not in d:
+        raise ValueError(f"{path}: not a gdbench results file")
+    d = upgrade(d, path)
+    try:
+        return RunResult.from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
+
+
+CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "backend", "device", "dtype", "n_samples",
+              "n_features", "status", "message", "samples", "step_median_s", "step_iqr_s",
+              "step_min_s", "forward_median_s", "backward_median_s", "allreduce_median_s",
+              "sums_median_s", "update_median_s", "host_step_median_s", "noisy",
+              "samples_per_s", "bandwidth_gbs", "roofline_fraction", "batch_size",
+              "throughput_median_s", "throughput_bandwidth_gbs", "throughput_roofline_fraction",
+              "throttled", "bytes_min", "bytes_model", "passes", "memory_peak_bytes",
+              "memory_held_bytes", "memory_model_bytes", "fits_in_cache",
+              "prepare_s", "warmup_s", "settle_steps", "settled"]
+
+
+def write_csv(run: RunResult, path) -> None:
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS)
+    writer.writeheader()
+    for c in run.cases:
+        row = {**asdict(c.spec), "backend": c.backend, "status": c.status, "message": c.message,
+               "bytes_min": c.spec.bytes_min, "bytes_model": c.bytes_model, "passes": c.passes,
+               "fits_in_cache": c.fits_in_cache, "prepare_s": c.prepare_s,
+               "warmup_s": c.warmup_s, "settle_steps": c.settle_steps, "settled": c.settled,
+               "memory_peak_bytes": c.memory_peak,
+               "memory_held_bytes": (c.memory or {}).get("held_bytes"),
+               "memory_model_bytes": c.memory_model}
+        if c.telemetry is not None:
+            row["throttled"] = c.throttled
+        if c.samples is not None:
+            step = c.summary()
+            row.update(samples=step.n, step_median_s=step.median, step_iqr_s=step.iqr,
+                       step_min_s=step.min, noisy=c.noisy, samples_per_s=c.samples_per_s,
+                       bandwidth_gbs=c.bandwidth / 1e9)
+            if run.roofline(c):
+                row["roofline_fraction"] = run.fraction(c)
+            if c.throughput is not None:
+                row.update(batch_size=c.samples.batch_size,
+                           throughput_median_s=c.throughput.median,
+                           throughput_bandwidth_gbs=c.throughput_bandwidth / 1e9)
+                if run.roofline(c):
+                    row["throughput_roofline_fraction"] = run.fraction(c, throughput=True)
+            for p in c.samples.phases:
+                if p != "step":
+                    row[f"{p}_median_s"] = c.summary(p).median
+            if c.samples.host is not None:
+                row["host_step_median_s"] = c.summary("step", "host").median
+        writer.writerow(row)
+    write_atomic(path, out.getvalue())
+
+
+def read_converge(path) -> ConvergeResult:
+    """A ``gdbench converge`` results file; ValueError when it is not one."""
+    d = load_json(path)
+    if not isinstance(d, dict) or d.get("kind") != "converge":
+        raise ValueError(f"{path}: not a gdbench converge file")
+    return ConvergeResult.from_dict(upgrade(d, path))

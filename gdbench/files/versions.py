@@ -1,0 +1,50 @@
+"""The versions of gdbench's results files, and how a file of an older one is read.
+
+Every run and converge file carries ``schema_version``. A reader brings an older file up to the
+current version, one step at a time, so that what reads results (``compare``, ``report``,
+``plot``) sees one shape only; a file of a newer version than this gdbench knows is refused
+with one line, never misread.
+
+Change log:
+
+- **1** (gdbench 0.1): the sweep, each case's raw samples and windows, batches, the probe and
+  the rooflines of each round, contention and NVML readings; converge files (``"kind":
+  "converge"``). Files of the first 0.1 releases hold one window and a probe with a cache
+  level; they read as they are.
+- **2**: every window after a case's first is measured on a new instance prepared on fresh
+  buffers (``settings.fresh_layout``: a version 1 file measured every window on one instance,
+  and reads as ``fresh_layout: false``); a data-parallel run holds the plain single-process
+  step of each kernel (``ranks`` 0) as its scaling baseline, and says whether it measured weak
+  scaling (``settings.weak_scaling``; a version 1 run did whenever it had more than one rank).
+"""
+
+from __future__ import annotations
+
+from gdbench.records.results import SCHEMA_VERSION as VERSION
+
+
+def _from_1(d: dict) -> dict:
+    settings = d.setdefault("settings", {})
+    settings.setdefault("fresh_layout", False)
+    if settings.get("world_sizes"):
+        settings.setdefault("weak_scaling", True)
+    return d
+
+
+UPGRADES = {1: _from_1}  # version -> the step to the next one
+
+
+def upgrade(d: dict, path) -> dict:
+    """``d`` (a results file's JSON) in the current version; ValueError for one that is not
+    a version this gdbench reads."""
+    version = d.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: schema version {version!r} is not one gdbench writes")
+    if version > VERSION:
+        raise ValueError(f"{path}: schema version {version} is newer than this gdbench's "
+                         f"({VERSION}); upgrade gdbench to read it")
+    while version < VERSION:
+        d = UPGRADES[version](d)
+        version += 1
+    d["schema_version"] = VERSION
+    return d

@@ -1,0 +1,20 @@
+"""What is read around every window: each measured axis is a hook.
+
+A hook has a ``field`` (the case result's field its readings go to), ``open(device)`` (the hook
+for a run on ``device``, or None where it cannot read anything there), ``start()`` just before a
+window's samples, ``stop(token)`` right after, and ``record(readings)``, which gives the field's
+value from the readings of every window. A new measured axis is one module with such a class,
+and one line in ``HOOKS``.
+"""
+
+from __future__ import annotations
+
+from gdbench.measure.contention import ContentionHook
+from gdbench.measure.telemetry import TelemetryHook
+
+HOOKS = (ContentionHook, TelemetryHook)
+
+
+def window_hooks(device: str) -> tuple:
+    """The hooks that can read something on ``device`` here."""
+    return tuple(hook for hook in (cls.open(device) for cls in HOOKS) if hook is not None)

@@ -1,0 +1,245 @@
+"""Result records of a sweep: a case's spec, its result with its raw samples, and the run.
+
+Plain data: statistics are derived from the samples, never stored twice; reading and writing
+them is ``gdbench.files.results``'s job."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gdbench.core.dtypes import ITEMSIZE, SHORT
+from gdbench.records.readings import contention_reasons, throttle_reasons
+from gdbench.records.samples import Samples
+from gdbench.records.stats import Summary
+
+SCHEMA_VERSION = 2  # gdbench.files.versions has the change log
+
+
+def format_size(n: int) -> str:
+    """A sample count as people write it: ``1e6`` for a power of ten, else ``1500``."""
+    exponent = len(str(n)) - 1
+    return f"1e{exponent}" if n == 10**exponent else str(n)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    kernel: str
+    device: str
+    dtype: str
+    n_samples: int
+    n_features: int = 1
+    cuda_graph: bool = False  # the kernel's step captured in a CUDA graph and replayed
+    ranks: int = 0  # data-parallel over this many ranks (gdbench.distributed); 0: one process
+    threads: int = 0  # CPU threads of torch, Numba and BLAS; 0: as the libraries were set
+
+    @property
+    def name(self) -> str:
+        """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph,
+        the dtype's short name unless float32 (``bf16``), ``T=k`` at k threads and ``P=k``
+        when data-parallel over k ranks."""
+        return (self.kernel + ("+graph" if self.cuda_graph else "")
+                + ("" if self.dtype == "float32" else f" {SHORT.get(self.dtype, self.dtype)}")
+                + (f" T={self.threads}" if self.threads else "")
+                + (f" P={self.ranks}" if self.ranks else ""))
+
+    @property
+    def label(self) -> str:
+        return (f"{self.kernel}{'+graph' if self.cuda_graph else ''}-{self.device}-{self.dtype}"
+                f"-N{format_size(self.n_samples)}-D{self.n_features}"
+                + (f"-T{self.threads}" if self.threads else "")
+                + (f"-P{self.ranks}" if self.ranks else ""))
+
+    @property
+    def bytes_min(self) -> int:
+        """Bytes a step must read at least: ``x`` and ``y`` once, in the storage format."""
+        return self.n_samples * (self.n_features + 1) * ITEMSIZE[self.dtype]
+
+
+@dataclass(frozen=True, eq=False)
+class CaseResult:
+    """One case: its status, and when it was timed, its samples and what they imply.
+
+    ``status`` is ok, wrong (disagrees with the reference), oom, error or diverged.
+    """
+
+    spec: CaseSpec
+    status: str
+    message: str = ""
+    backend: str = ""
+    passes: float = float("nan")  # the kernel's modelled traffic, in reads of x and y
+    prepare_s: float = float("nan")  # prepare(): host-to-device transfer and set-up
+    warmup_s: float = float("nan")  # the first step, compilation included
+    samples: Samples | None = None
+    cache_bytes: int = 0  # last-level cache of the device (L2 on CUDA), 0 where unknown
+    precision_target: float = 0.01
+    settle_steps: int = 0  # untimed steps run until the step time settled
+    settled: bool = False  # whether it settled before the warm-up's time limit
+    telemetry: dict | None = None  # NVML readings at the start and end of each CUDA window
+    contention: list | None = None  # gdbench.measure.contention readings of each window
+    remeasured: bool = False  # contended at first, and measured once more
+    thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
+    memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
+    writes: float | None = None  # arrays of N elements the byte model says a step writes
+
+    @property
+    def memory_peak(self) -> int | None:
+        """Bytes a step allocated at most beyond the prepared kernel; None if not measured."""
+        return (self.memory or {}).get("peak_bytes")
+
+    @property
+    def memory_model(self) -> int | None:
+        """Bytes of the arrays the byte model says a step writes: its peak, were none freed."""
+        if self.writes is None or self.writes != self.writes:
+            return None
+        return int(self.writes * self.spec.n_samples * ITEMSIZE[self.spec.dtype])
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def reliable(self) -> bool:
+        """Timed, and not held back by other work in the attempt kept: a time that counts as
+        a result (tables show a contended case as "contended", findings leave it out)."""
+        return self.ok and not self.contended
+
+    def summary(self, phase: str = "step", clock: str = "device") -> Summary:
+        return self.samples.summary(phase, clock)
+
+    @property
+    def noisy(self) -> bool:
+        return self.summary().noisy(self.precision_target)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.spec.n_samples / self.summary().median
+
+    @property
+    def bandwidth(self) -> float:
+        """Effective bandwidth in bytes/s: the minimum bytes a step reads over its median time."""
+        return self.spec.bytes_min / self.summary().median
+
+    @property
+    def throughput(self) -> Summary | None:
+        """Time per step in batches of back-to-back steps; None when no batch was measured."""
+        return None if self.samples is None else self.samples.throughput()
+
+    @property
+    def throughput_bandwidth(self) -> float | None:
+        """Effective bandwidth at the batched (steady-state) time per step."""
+        t = self.throughput
+        return None if t is None else self.spec.bytes_min / t.median
+
+    @property
+    def throttle_reasons(self) -> list[str]:
+        """Why the GPU ran below full speed during the case (empty: it did not, or unknown)."""
+
+        return throttle_reasons(self.telemetry)
+
+    @property
+    def throttled(self) -> bool:
+        return bool(self.throttle_reasons)
+
+    @property
+    def contention_reasons(self) -> list[str]:
+        """Why the case counts as measured on a busy machine (empty: it does not, or unknown)."""
+
+        return contention_reasons(self.contention)
+
+    @property
+    def contended(self) -> bool:
+        return bool(self.contention_reasons)
+
+    @property
+    def windows(self) -> int:
+        return 0 if self.samples is None else self.samples.windows
+
+    @property
+    def bytes_model(self) -> float:
+        return self.passes * self.spec.bytes_min
+
+    @property
+    def fits_in_cache(self) -> bool:
+        return 0 < self.spec.bytes_min <= self.cache_bytes
+
+    def to_dict(self) -> dict:
+        d = {**asdict(self.spec), "name": self.spec.name, "label": self.spec.label,
+             "status": self.status,
+             "message": self.message, "backend": self.backend, "passes": self.passes,
+             "bytes_min": self.spec.bytes_min, "bytes_model": self.bytes_model,
+             "cache_bytes": self.cache_bytes,
+             "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
+             "warmup_s": self.warmup_s, "precision_target": self.precision_target,
+             "settle_steps": self.settle_steps, "settled": self.settled,
+             "remeasured": self.remeasured}
+        if self.telemetry is not None:
+            d["telemetry"] = self.telemetry
+            d["throttled"] = self.throttled
+            d["throttle_reasons"] = self.throttle_reasons
+        if self.thread_counts is not None:
+            d["thread_counts"] = self.thread_counts
+        if self.memory is not None:
+            d["memory"] = self.memory
+        if self.writes is not None:
+            d["writes"] = self.writes
+            d["memory_model_bytes"] = self.memory_model
+        if self.contention is not None:
+            d["contention"] = self.contention
+            d["contended"] = self.contended
+            d["contention_reasons"] = self.contention_reasons
+        if self.samples is not None:
+            s = self.samples
+            d["phases"] = list(s.phases)
+            d["samples"] = {p: s.phase(p).tolist() for p in s.phases}
+            if s.host is not None:
+                d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
+            if s.window is not None:
+                d["windows"] = s.windows
+                d["sample_windows"] = s.window.tolist()
+            if s.batch is not None:
+                d["batch_size"] = s.batch_size
+                d["batch_samples"] = s.batch.tolist()
+                if s.batch_host is not None:
+                    d["batch_host_samples"] = s.batch_host.tolist()
+                if s.batch_window is not None:
+                    d["batch_windows"] = s.batch_window.tolist()
+            # Derived from the samples above, for readers that want the figures without them.
+            d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
+            if s.batch is not None:
+                d["summary"]["throughput"] = asdict(s.throughput())
+            d["noisy"] = self.noisy
+            d["samples_per_s"] = self.samples_per_s
+            d["bandwidth_gbs"] = self.bandwidth / 1e9
+            if s.batch is not None:
+                d["throughput_bandwidth_gbs"] = self.throughput_bandwidth / 1e9
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CaseResult:
+        spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
+                        int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)),
+                        int(d.get("ranks", 0)), int(d.get("threads", 0)))
+        samples = None
+        if d.get("samples"):
+            phases = tuple(d["phases"])
+            device = np.array([d["samples"][p] for p in phases]).T
+            host = None
+            if d.get("host_samples"):
+                host = np.array([d["host_samples"][p] for p in phases]).T
+            def optional(key):
+                return np.array(d[key]) if d.get(key) else None
+
+            samples = Samples(phases, device, host, optional("batch_samples"),
+                              int(d.get("batch_size", 0)), optional("batch_host_samples"),
+                              optional("sample_windows"), optional("batch_windows"))
+        return cls(spec, d["status"], d.get("message", ""), d.get("backend", ""),
+                   float(d.get("passes", float("nan"))), float(d.get("prepare_s", float("nan"))),
+                   float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
+                   float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
+                   bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
+                   bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
+                   d.get("writes"))
+
+

@@ -1,0 +1,119 @@
+"""How a sweep measures, as one frozen object built once and handed down.
+
+The command line builds it from its options (``gdbench.cli.common.settings``), ``gdbench.run``
+from its arguments; the sweep, its worker processes (``worker_args``) and every rank of a
+data-parallel run take the same object. ``checked`` validates it and resolves what depends on
+the machine (``auto``, the default sizes), once; ``record`` is what a results file keeps of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from gdbench.core.devices import is_cpu, resolve_device
+from gdbench.core.dtypes import parse_dtypes
+from gdbench.measure.threads import check_threads
+from gdbench.records.results import format_size
+
+DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
+
+
+def default_sizes(device: str) -> tuple[int, ...]:
+    """Powers of ten from 10^2 to 10^7 on the CPU, to 10^8 on CUDA."""
+    top = round(math.log10(DEFAULT_MAX_SIZE[device]))
+    return tuple(10**k for k in range(2, top + 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "auto"
+    kernels: tuple[str, ...] | str = "all"
+    sizes: tuple[int, ...] | None = None  # None: default_sizes(device)
+    n_features: int = 1
+    dtypes: tuple[str, ...] = ("float32",)
+    threads: tuple[int, ...] | None = None  # CPU thread counts; None: as the libraries are set
+    budget: float = 0.5  # seconds of latency sampling per case, shared by its windows
+    precision: float = 0.01
+    lr: float = 0.01
+    seed: int = 0
+    cuda_graph: bool = False
+    roofline: bool = True
+    probe_bytes: int | None = None
+    windows: int = 4
+    cold: bool = False
+    remeasure: bool = True
+    processes: int = 1
+    memory: bool = True
+    fresh: bool = True  # a new instance on fresh buffers for every window
+    dist_backend: str | None = None  # data-parallel runs: gloo or nccl (None: by device)
+    dist_timeout: float = 120.0
+    weak_scaling: bool = False
+
+    def checked(self) -> Settings:
+        """The same settings validated, with the device and the sizes resolved; ValueError for
+        any that cannot be."""
+        device = resolve_device(self.device)
+        if not (self.budget > 0 and math.isfinite(self.budget)):
+            raise ValueError(f"budget must be a positive number of seconds, got {self.budget}")
+        if not 0 < self.precision < 1:
+            raise ValueError(f"precision must be between 0 and 1, got {self.precision}")
+        for name in ("windows", "processes"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value}")
+        if self.processes > self.windows:
+            raise ValueError(f"processes ({self.processes}) cannot be more than windows "
+                             f"({self.windows}): each process measures at least one window "
+                             "of every case")
+        if not self.dist_timeout > 0:
+            raise ValueError(f"--dist-timeout must be a positive number of seconds, got "
+                             f"{self.dist_timeout}")
+        sizes = default_sizes(device) if self.sizes is None else tuple(sorted(set(self.sizes)))
+        if not sizes or any(int(n) != n or n < 1 for n in sizes):
+            raise ValueError(f"sizes must be positive whole numbers, got {list(sizes)}")
+        threads = self.threads
+        if threads is not None:
+            if not is_cpu(device):
+                raise ValueError("thread counts set the CPU's thread pools: they need "
+                                 "--device cpu")
+            threads = tuple(check_threads(threads))
+        kernels = self.kernels if self.kernels == "all" else tuple(dict.fromkeys(self.kernels))
+        return replace(self, device=device, sizes=tuple(int(n) for n in sizes),
+                       dtypes=tuple(parse_dtypes(",".join(self.dtypes))), threads=threads,
+                       kernels=kernels)
+
+    @property
+    def dtype(self) -> str:
+        """The dtypes as the command line and the results file write them."""
+        return ",".join(self.dtypes)
+
+    def record(self, **measured) -> dict:
+        """The settings as a results file keeps them, with what the sweep found (``measured``:
+        the kernels it runs, what it skipped, the sampling rule's constants)."""
+        d = asdict(self)
+        d.update(kernels=list(self.kernels) if self.kernels != "all" else "all",
+                 sizes=list(self.sizes or ()), dtype=self.dtype,
+                 threads=list(self.threads) if self.threads else None, budget_s=self.budget,
+                 fresh_layout=self.fresh, cache_state="cold" if self.cold else "warm")
+        for gone in ("dtypes", "budget", "fresh", "roofline", "probe_bytes", "dist_backend",
+                     "dist_timeout", "weak_scaling"):
+            d.pop(gone)
+        return {**d, **measured}
+
+    def worker_args(self, windows: int | None = None) -> list[str]:
+        """``gdbench run`` options that measure these settings (``windows`` of them, with their
+        share of the budget) in another process, without the roofline."""
+        windows = windows or self.windows
+        kernels = self.kernels if self.kernels == "all" else ",".join(self.kernels)
+        args = ["--device", self.device, "--kernels", kernels,
+                "--sizes", ",".join(format_size(n) for n in self.sizes),
+                "--features", str(self.n_features), "--dtype", self.dtype,
+                "--budget", repr(self.budget * windows / self.windows),
+                "--precision", repr(self.precision), "--windows", str(windows),
+                "--no-roofline", "--quiet"]
+        args += [flag for flag, on in (("--cuda-graph", self.cuda_graph), ("--cold", self.cold),
+                                       ("--no-remeasure", not self.remeasure),
+                                       ("--no-memory", not self.memory),
+                                       ("--keep-layout", not self.fresh)) if on]
+        return args + (["--threads", ",".join(map(str, self.threads))] if self.threads else [])
