@@ -7,12 +7,16 @@ A table's place is marked in the Markdown by
     <!-- end table -->
 
 and everything between the two lines is replaced by ``gdbench.analysis.tables.markdown_table``
-of that file. ``--check`` writes nothing and exits with status 1 where a table is not what its
+of that file; ``<!-- ab: results/FILE.json -->`` marks the summary of a ``gdbench ab`` session
+(``gdbench.analysis.ab.markdown``; with `` short`` after the file, its first lines only), and ``<!-- paired: results/DIR/paired.json -->`` the table of
+a ``gdbench noise --paired`` study, and ``<!-- layout: results/DIR -->`` a table of the
+``gdbench noise`` studies in DIR's subfolders. ``--check`` writes nothing and exits with status 1 where a table is not what its
 file gives (``tests/test_docs.py`` runs it).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -20,11 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gdbench.analysis import ab  # noqa: E402
+from gdbench.analysis.noise import assess  # noqa: E402
 from gdbench.analysis.tables import markdown_table  # noqa: E402
 from gdbench.files.results import read_json  # noqa: E402
 from gdbench.runs.sweep import parse_sizes  # noqa: E402
 
-MARK = re.compile(r"^<!-- table: (?P<file>\S+)(?: sizes=(?P<sizes>\S+))? -->$")
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout): (?P<file>\S+)"
+                  r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)? -->$")
 END = "<!-- end table -->"
 
 
@@ -37,11 +44,37 @@ def render(text: str) -> str:
         if not m:
             continue
         end = lines.index(END, i)
-        run = read_json(ROOT / m["file"])
-        sizes = parse_sizes(m["sizes"]) if m["sizes"] else None
-        out += markdown_table(run, sizes) + [END]
+        if m["kind"] == "layout":  # noise studies of run, with and without --keep-layout
+            out += layout_table(ROOT / m["file"]) + [END]
+        elif m["kind"] == "paired":  # a gdbench noise --paired study
+            out += ab.paired_study_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
+        elif m["kind"] == "ab":  # a gdbench ab session: its summary, title line left out
+            summary = ab.markdown(json.loads((ROOT / m["file"]).read_text())).split("\n")
+            summary = summary[2:5] if m["short"] else summary[2:]  # short: no table
+            out += [line for line in summary if line] + [END]
+        else:
+            run = read_json(ROOT / m["file"])
+            sizes = parse_sizes(m["sizes"]) if m["sizes"] else None
+            out += markdown_table(run, sizes) + [END]
         i = end + 1
     return "\n".join(out)
+
+
+def layout_table(folder: Path) -> list[str]:
+    """One row per ``gdbench noise`` study in ``folder``'s subfolders (``fresh-1``,
+    ``kept-1``, ...): how far its identical runs differed, and what compare made of them."""
+    lines = ["| study | layout | runs | comparisons | FASTER or SLOWER | SAME | "
+             "between runs (median RSD) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for study in sorted(p for p in folder.iterdir() if p.is_dir()):
+        runs = [read_json(f) for f in sorted(study.glob("noise-[0-9]*.json"))]
+        report = assess(runs)
+        v = report.verdicts
+        layout = ("the instance prepared first" if runs[0].settings.get("fresh_layout") is False
+                  else "a fresh instance per window")
+        lines.append(f"| {study.name} | {layout} | {len(runs)} | {report.comparisons} | "
+                     f"{v['FASTER'] + v['SLOWER']} | {v['SAME']} | "
+                     f"{report.floor.default:.1%} |")
+    return lines
 
 
 def documents() -> list[Path]:

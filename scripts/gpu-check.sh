@@ -5,7 +5,8 @@
 #   3. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6 and 1e8 samples;
 #   4. its report, beside the committed CPU run;
 #   5. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
-#   6. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused).
+#   6. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
+#   7. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes.
 # Every stage runs under `timeout` and a failing stage does not stop the next. Run from a
 # checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
 #
@@ -13,8 +14,8 @@
 #                            [--budget 0.3] [--name NAME]
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME.csv, NAME-report.md,
-# NAME-pytest-benchmark.json, NAME-precision.json and tests.xml (NAME: the GPU's, such as
-# h100-80gb-hbm3).
+# NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and tests.xml (NAME: the GPU's,
+# such as h100-80gb-hbm3).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,18 +60,18 @@ stage() {  # stage SECONDS TITLE COMMAND...
 }
 
 stage 30 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
-import json, gdbench.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
+import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
 $python -m gdbench list"
-stage 180 "tests marked cuda" "$python" -m pytest tests -m cuda -q -rs -p no:cacheprovider \
+stage 160 "tests marked cuda" "$python" -m pytest tests -m cuda -q -rs -p no:cacheprovider \
     --junitxml "$out/tests.xml"
-stage 150 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
+stage 140 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
     --device "$device" --sizes "$sizes" --budget "$budget" \
     $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json" --csv "$out/$name.csv"
 report_dir=$(mktemp -d)  # the plots stay behind: `gdbench report` remakes them from the JSON
 stage 20 "gdbench report" bash -c "$python -m gdbench report '$out/$name.json' \
     results/cpu-2core-xeon.json -o '$report_dir/$name-report.md' && \
     cp '$report_dir/$name-report.md' '$out/'"
-stage 80 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
+stage 70 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
     --benchmark-only --gdbench-device "$device" --gdbench-sizes "$bench_sizes" -q \
     -p no:cacheprovider --benchmark-json "$out/$name-pytest-benchmark.json" \
     --benchmark-columns=min,median,iqr,rounds,iterations
@@ -85,6 +86,11 @@ stage 60 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run
     --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
     --dtype float32,bfloat16,float16 --budget 0.2 --windows 2 --quiet \
     --out "$out/$name-precision.json"
+if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8; else
+    ab_kernel=numba-fused ab_sizes="$sizes"; fi
+stage 40 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
+    --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 --max-blocks 6 \
+    --max-time 25 --quiet --out "$out/$name-ab.json"
 echo "== [$(date +%T)] done; files in $out:"
 ls -l "$out"
 exit $status

@@ -15,7 +15,7 @@ from gdbench import cli
 from gdbench.core.reference import loss_and_grad
 from gdbench.runs.ab import session
 from gdbench.runs.ab.paired import paired, t_quantile
-from gdbench.runs.ab.session import Case, Settings, pair_cases, run_ab
+from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab
 from gdbench.runs.ab.sides import Side
 from gdbench.runs.ab.worker import make_data
 from tests.plugins import REPO, plugin_env
@@ -106,7 +106,7 @@ SIDES = (Side("base"), Side("new"))
 
 
 def test_a_drift_shared_by_both_sides_is_same_in_the_session(fake):
-    result = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,)))
+    result = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,)))
     record = result.cases[0]
     assert record.decided_at == 4 and result.blocks == 4 and result.rounds == 12
     assert {p["block"] for p in record.pairs} == {0, 1, 2, 3}
@@ -116,14 +116,14 @@ def test_a_drift_shared_by_both_sides_is_same_in_the_session(fake):
 
 def test_a_real_slowdown_is_found_in_the_session(fake):
     fake.ratio = {"base": 1.0, "new": 1.25}
-    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    record = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,))).cases[0]
     assert record.verdicts["latency"]["verdict"] == "SLOWER"
     assert record.verdicts["latency"]["low"] < 1.25 < record.verdicts["latency"]["high"]
 
 
 def test_contended_windows_are_measured_again_and_never_paired(fake):
     fake.busy = 2  # each side's first two windows
-    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    record = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,))).cases[0]
     contended = [w for w in record.windows if w["contended"]]
     assert len(contended) == 4 and all(w["round"] == 0 for w in contended)
     assert len(record.pairs) == 12 and record.pairs[0]["round"] == 0  # the third attempt paired
@@ -131,10 +131,10 @@ def test_contended_windows_are_measured_again_and_never_paired(fake):
 
 def test_a_session_stops_at_its_budget(fake):
     fake.ratio = {"base": 1.0, "new": 1.04}  # near the threshold: undecided for long
-    settings = Settings(sizes=(1000,), max_blocks=5, min_blocks=3)
+    settings = AbSettings(sizes=(1000,), max_blocks=5, min_blocks=3)
     result = run_ab(SIDES, [Case("k", "k", 1000)], settings)
     assert result.blocks <= 5 and result.complete
-    timed = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,), max_seconds=1e-9))
+    timed = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=1e-9))
     assert timed.blocks == 1 and timed.complete  # the first block starts, no second
     assert timed.cases[0].verdicts["latency"]["verdict"] == "AMBIGUOUS"
 
@@ -144,7 +144,7 @@ def test_each_block_starts_fresh_workers_and_its_variance_components_are_recorde
     started = []
     monkeypatch.setattr(FakeWorker, "__init__", lambda self, side: (
         setattr(self, "side", side), started.append(side.name))[0])
-    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    record = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,))).cases[0]
     assert started == ["base", "new"] * 4
     components = record.components["latency"]
     assert components["blocks"] == 4 and components["pairs"] == 12
@@ -171,7 +171,7 @@ def test_a_wrong_side_leaves_the_session(fake, monkeypatch):
         return answer
 
     monkeypatch.setattr(FakeWorker, "ask", wrong)
-    record = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,))).cases[0]
+    record = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,))).cases[0]
     assert record.status == "wrong" and record.message.startswith("new side (k): gradient")
     assert record.pairs == []
 
@@ -300,7 +300,7 @@ def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp
 
     monkeypatch.setattr(FakeWorker, "ask", slowed)
     monkeypatch.setattr(study, "slowed_kernels", lambda: list(study.SLOWED))
-    summary = study.study(["a", "b"], Settings(sizes=(1000,)), 2, tmp_path)
+    summary = study.study(["a", "b"], AbSettings(sizes=(1000,)), 2, tmp_path)
     assert summary["aa"]["comparisons"] == 8  # 2 kernels x 2 sessions x 2 metrics
     assert summary["aa"]["false_rate"] == 0 and summary["aa"]["same_rate"] == 1
     power = summary["power"]
@@ -336,7 +336,7 @@ def test_the_example_plugins_slowdowns_are_about_what_they_say(tmp_path, monkeyp
 
 def test_a_session_cut_short_by_its_budget_gives_no_verdict_on_too_few_blocks(fake):
     fake.ratio = {"base": 1.0, "new": 1.5}  # plain to see, but only one block was measured
-    result = run_ab(SIDES, [Case("k", "k", 1000)], Settings(sizes=(1000,), max_seconds=1e-9))
+    result = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=1e-9))
     v = result.cases[0].verdicts["latency"]
     assert result.blocks == 1 and v["verdict"] == "AMBIGUOUS"
     assert v["why"] == "only 1 block: a verdict needs 4"
@@ -360,3 +360,17 @@ def test_the_side_not_measured_is_paused(tmp_path):
                                         "lr": 0.01, "budget": 0.01, "check": False})
     finally:
         worker.close()
+
+
+def test_two_python_environments_are_two_sides(tmp_path, monkeypatch):
+    """--base-python and --new-python: each side's workers run that interpreter with its own
+    gdbench (here both are this environment's, with this checkout first on the path)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["ab", "numpy-manual", "--base-python", sys.executable, "--new-python",
+                       sys.executable, "--device", "cpu", "--sizes", "1e3", "--window", "0.01",
+                       "--rounds-per-block", "1", "--max-blocks", "4", "--quiet"])
+    d = json.loads((tmp_path / "gdbench-ab.json").read_text())
+    assert status == 0 and d["cases"][0]["status"] == "ok"
+    assert d["sides"]["base"]["source"] == f"the environment of {sys.executable}"
+    assert d["sides"]["base"]["path"] is None and d["blocks"] == 4

@@ -33,6 +33,15 @@ class DiesOnRank1(TorchManual):
         if os.environ.get("RANK") == "1" and self.steps == 40:
             os._exit(3)
 
+class StopsOnRank1(TorchManual):
+    name = "stops-on-rank-1"
+    def update(self):
+        super().update()
+        self.steps = getattr(self, "steps", 0) + 1
+        if os.environ.get("RANK") == "1" and self.steps == 40:
+            import signal
+            os.kill(os.getpid(), signal.SIGSTOP)  # stopped: it cannot act on SIGTERM either
+
 class HangsOnRank1(TorchManual):
     name = "hangs-on-rank-1"
     def update(self):
@@ -117,10 +126,11 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
         ("torch-manual", 2, "ok"), ("torch-optim", 2, "ok")]
 
 
-@pytest.mark.parametrize("kernel", ["dies-on-rank-1", "hangs-on-rank-1"])
+@pytest.mark.parametrize("kernel", ["dies-on-rank-1", "hangs-on-rank-1", "stops-on-rank-1"])
 def test_a_rank_that_dies_or_hangs_ends_the_run_in_bounded_time(tmp_path, kernel):
     env = plugin_env(tmp_path, "failing_kernels", {"dies-on-rank-1": "DiesOnRank1",
-                                                   "hangs-on-rank-1": "HangsOnRank1"}, FAILING)
+                                                   "hangs-on-rank-1": "HangsOnRank1",
+                                                   "stops-on-rank-1": "StopsOnRank1"}, FAILING)
     out = tmp_path / "r.json"
     start = time.perf_counter()
     result = gdbench("run", "--device", "cpu", "--kernels", f"torch-manual,{kernel}",

@@ -1,5 +1,6 @@
 """scripts/gpu-check.sh, run with its stages on the CPU, so that the GPU's one call is no debug."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from gdbench.files.results import read_json
 from tests.plugins import REPO
 
 STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",
-          "pytest --benchmark-only", "gdbench compare", "gdbench run --dtype")
+          "pytest --benchmark-only", "gdbench compare", "gdbench run --dtype", "gdbench ab")
 
 
 def gpu_check(out, sizes: str, name: str):
@@ -29,10 +30,13 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
     for stage in STAGES:
         assert f"== {stage}" in log and f"== {stage}" in result.stdout
     assert log.count(": exit 0") == len(STAGES)
+    assert '"implementation": "CPython"' in log  # the environment was printed
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["check.log", "cpu-check-precision.json", "cpu-check-pytest-benchmark.json",
-                     "cpu-check-report.md", "cpu-check.csv", "cpu-check.json",
-                     "tests.xml"]  # at most 8 come back
+    assert files == ["check.log", "cpu-check-ab.json", "cpu-check-precision.json",
+                     "cpu-check-pytest-benchmark.json", "cpu-check-report.md", "cpu-check.csv",
+                     "cpu-check.json", "tests.xml"]  # at most 8 come back
+    ab = json.loads((out / "cpu-check-ab.json").read_text())
+    assert ab["tool"] == "gdbench-ab" and ab["cases"][0]["status"] == "ok"
     half = read_json(out / "cpu-check-precision.json")
     assert {c.spec.dtype for c in half.cases} == {"float32", "bfloat16", "float16"}
     assert all(c.ok for c in half.cases), [c.message for c in half.cases]

@@ -1,4 +1,8 @@
-"""What ``gdbench ab`` shows: a table as ``compare`` prints it, and Markdown for a pull request."""
+"""What ``gdbench ab`` shows: a table as ``compare`` prints it, and Markdown for a pull request.
+
+Both read a session in the shape of its results file (``AbResult.to_dict()``, or the JSON of
+``--out``), so that a committed file gives the same table again.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,31 @@ from gdbench.analysis.tables import format_time
 COLOURS = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
 
 
-def base_new_medians(record, metric: str) -> tuple[float, float]:
-    """The median over the paired windows of each side."""
-    kept = [w for w in record.windows if not w["contended"]]
+def base_new_medians(case: dict, metric: str) -> tuple[float, float]:
+    """The median over the uncontended windows of each side."""
+    kept = [w for w in case["windows"] if not w["contended"]]
     return tuple(float(np.median([np.median(w[metric]) for w in kept if w["side"] == side]
                                  or [np.nan])) for side in ("base", "new"))
 
 
-def rows(result) -> list[dict]:
-    """One row per case and metric: base, new, ratio, interval, verdict, rounds, why."""
+def rows(session: dict) -> list[dict]:
+    """One row per case and metric: base, new, ratio, interval, verdict, blocks, why."""
     out = []
-    for record in result.cases:
+    for case in session["cases"]:
         for metric in ("latency", "throughput"):
-            v = record.verdicts.get(metric)
-            base, new = base_new_medians(record, metric)
-            if record.status != "ok" or v is None:
-                out.append({"case": record.case.label, "metric": metric, "base": base,
+            v = case["verdicts"].get(metric)
+            base, new = base_new_medians(case, metric)
+            if case["status"] != "ok" or v is None:
+                out.append({"case": case["label"], "metric": metric, "base": base,
                             "new": new, "ratio": None, "low": None, "high": None,
-                            "verdict": "AMBIGUOUS", "blocks": len({p["block"] for p in record.pairs}),
-                            "why": record.message or "too few blocks to judge"})
+                            "verdict": "AMBIGUOUS",
+                            "blocks": len({p["block"] for p in case["pairs"]}),
+                            "why": case["message"] or "too few blocks to judge"})
                 continue
             why = "" if v["verdict"] != "AMBIGUOUS" else v.get("why") or (
                 f"undecided after {v['blocks']} blocks: they disagree by {v['spread']:.1%} "
                 "(standard deviation of the log ratio)")
-            out.append({"case": record.case.label, "metric": metric, "base": base, "new": new,
+            out.append({"case": case["label"], "metric": metric, "base": base, "new": new,
                         "ratio": v["ratio"], "low": v["low"], "high": v["high"],
                         "verdict": v["verdict"], "blocks": v["blocks"], "why": why})
     return out
@@ -43,13 +48,13 @@ def counts(table: list[dict]) -> dict[str, int]:
     return {v: sum(r["verdict"] == v for r in table) for v in VERDICTS}
 
 
-def table(result, title: str):
+def table(session: dict, title: str):
     from rich.markup import escape
     from rich.table import Table
 
     t = Table("case", "metric", "base", "new", "new / base", "paired 95% interval", "blocks",
               "verdict", title=title)
-    for r in rows(result):
+    for r in rows(session):
         colour = COLOURS[r["verdict"]]
         verdict = f"[{colour}]{r['verdict']}[/{colour}]" if colour else r["verdict"]
         if r["why"] and r["ratio"] is None:
@@ -61,16 +66,28 @@ def table(result, title: str):
     return t
 
 
-def markdown(result, title: str) -> str:
+def title(session: dict) -> str:
+    """``new side: kernels against base side: kernels``."""
+    sides, cases = session["sides"], session["cases"]
+
+    def kernels(side):
+        names = list(dict.fromkeys(c[side] for c in cases))
+        return ",".join(names) if len(names) <= 3 else f"{len(names)} kernels"
+
+    return (f"{sides['new']['source']}: {kernels('new')} against {sides['base']['source']}: "
+            f"{kernels('base')}")
+
+
+def markdown(session: dict) -> str:
     """A summary to paste into a pull request."""
-    table_rows = rows(result)
+    table_rows = rows(session)
     n = counts(table_rows)
-    s = result.settings
-    lines = [f"### {title}", "",
-             f"{result.rounds} interleaved rounds in {result.blocks} blocks of fresh worker "
-             f"processes, {result.seconds:.0f} s on {s['device']} ({s['dtype']}, threshold "
-             f"{s['threshold']:.0%}); intervals are paired, over blocks, at the level of the "
-             "looks made (overall 95%).", "",
+    s = session["settings"]
+    lines = [f"### {title(session)}", "",
+             f"{session['rounds']} interleaved rounds in {session['blocks']} blocks of fresh "
+             f"worker processes, {session['seconds']:.0f} s on {s['device']} ({s['dtype']}, "
+             f"threshold {s['threshold']:.0%}); intervals are paired, over blocks, at the "
+             "level of the looks made (overall 95%).", "",
              ", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items()), "",
              "| case | metric | base | new | new / base | interval | verdict |",
              "|---|---|---:|---:|---:|---|---|"]
@@ -81,3 +98,23 @@ def markdown(result, title: str) -> str:
         lines.append(f"| {r['case']} | {r['metric']} | {format_time(r['base'])} | "
                      f"{format_time(r['new'])} | {ratio} | {interval} | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def paired_study_markdown(study: dict) -> list[str]:
+    """The table of a ``gdbench noise --paired`` study (its ``paired.json``): the A/A verdicts
+    and the power against each slowed copy."""
+    aa, s = study["aa"], study["settings"]
+    lines = ["| sessions | comparisons | FASTER or SLOWER | SAME | AMBIGUOUS |",
+             "|---|---:|---:|---:|---:|",
+             f"| A/A, {study['runs']} × {len(study['kernels'])} kernels × "
+             f"{len(s['sizes'])} sizes | {aa['comparisons']} | "
+             f"{aa['FASTER'] + aa['SLOWER']} ({aa['false_rate']:.1%}) | "
+             f"{aa['SAME']} ({aa['same_rate']:.1%}) | {aa['AMBIGUOUS']} |"]
+    if study["power"]:
+        lines += ["", "| numpy-manual against | metric | measured ratio (median) | "
+                      "called SLOWER |", "|---|---|---:|---:|"]
+        for name, p in study["power"].items():
+            kernel, metric = name.rsplit(" ", 1)
+            lines.append(f"| {kernel} | {metric} | {p['median_ratio']:.3f} | "
+                         f"{p['slower']:.0%} of {p['comparisons']} |")
+    return lines

@@ -10,7 +10,7 @@ from gdbench.cli.common import dtypes, interrupted, kernel_list, stdout_console,
 from gdbench.core.devices import resolve_device
 from gdbench.files.paths import check_report_target
 from gdbench.files.results import Output, write_atomic
-from gdbench.runs.ab.session import Settings, pair_cases, run_ab
+from gdbench.runs.ab.session import AbSettings, pair_cases, run_ab
 from gdbench.runs.ab.sides import Side
 from gdbench.runs.settings import default_sizes
 from gdbench.runs.sweep import parse_sizes
@@ -56,7 +56,7 @@ def main(args) -> int:
     device = resolve_device(args.device)
     if "," in args.dtype:
         raise ValueError("gdbench ab takes one --dtype")
-    settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
+    settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
                                       default_sizes(device)), args.features, args.dtype,
                         parse_threshold(args.threshold), window_s=args.window,
                         rounds_per_block=args.rounds_per_block, min_blocks=args.min_blocks,
@@ -86,15 +86,14 @@ def main(args) -> int:
     except KeyboardInterrupt as stop:
         return interrupted("ab", stop, output, "rounds measured")
     output.finish(result)
-    title = (f"{sides[1].source}: {args.new or 'all'} against {sides[0].source}: "
-             f"{args.base or 'all'}")
-    stdout_console().print(summary.table(result, title))
-    table_rows = summary.rows(result)
+    session = result.to_dict()
+    stdout_console().print(summary.table(session, summary.title(session)))
+    table_rows = summary.rows(session)
     print(", ".join(f"{n} {v.lower()}" for v, n in summary.counts(table_rows).items())
           + f" in {result.rounds} rounds, {result.blocks} blocks ({result.seconds:.0f} s)")
     if markdown:
-        write_atomic(markdown, summary.markdown(result, title))
+        write_atomic(markdown, summary.markdown(session))
     wrote(err, str(args.out) + (f" and {markdown}" if markdown else ""), output.moved, None,
-           None)
+          None)
     slower = any(r["verdict"] == "SLOWER" for r in table_rows)
     return 1 if args.fail_on_regression and slower else 0

@@ -18,7 +18,7 @@ from gdbench.cli.common import (
 )
 from gdbench.core.devices import resolve_device
 from gdbench.files.paths import check_folder, check_target, move_aside
-from gdbench.runs.ab.session import Settings
+from gdbench.runs.ab.session import AbSettings
 from gdbench.runs.ab.study import study
 from gdbench.runs.settings import default_sizes
 from gdbench.runs.sweep import parse_sizes
@@ -89,7 +89,7 @@ def _noise_paired(args) -> int:
     device = resolve_device(args.device)
     if "," in args.dtype:
         raise ValueError("noise --paired takes one --dtype")
-    settings = Settings(device, tuple(parse_sizes(args.sizes) if args.sizes else
+    settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
                                       default_sizes(device)), args.features, args.dtype,
                         parse_threshold(args.threshold))
     kernels = kernel_list(args.kernels, device, args.dtype, args.features)

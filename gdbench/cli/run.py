@@ -19,8 +19,9 @@ from gdbench.cli.common import (
     wrote,
 )
 from gdbench.distributed import worker
+from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.launch import RankFailure, launch, parse_world_sizes
-from gdbench.distributed.worker import data_parallel_kernels, measure
+from gdbench.distributed.worker import measure
 from gdbench.files.paths import check_folder
 from gdbench.files.results import Output
 from gdbench.runs.settings import Settings

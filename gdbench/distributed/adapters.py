@@ -12,6 +12,7 @@ loss is left to all-reduce. Fused kernels need no adapter: their ``local_sums`` 
 
 from __future__ import annotations
 
+from gdbench.kernels import registry
 from gdbench.kernels.torch_module import TorchModule
 
 
@@ -39,3 +40,18 @@ class DistributedModule(TorchTensors):
 def adapter(kernel) -> TorchTensors:
     """The adapter of a data-parallel kernel with separate phases."""
     return DistributedModule() if isinstance(kernel, TorchModule) else TorchTensors()
+
+
+def data_parallel_kernels(device: str, dtype: str, names="all") -> list[str]:
+    """The kernels that can run data-parallel on ``device``; ValueError for a named one that
+    cannot."""
+    infos = {k.name: k for k in registry.list_kernels(device)}
+    if names == "all":
+        return [n for n, k in infos.items() if k.data_parallel and k.available_on(device)
+                and dtype in k.dtypes]
+    for name in names:
+        registry.make_kernel(name, device, dtype)  # unknown or unavailable: its reason
+        if not infos[name].data_parallel:
+            raise ValueError(f"kernel {name} cannot run data-parallel; those that can: "
+                             f"{', '.join(n for n, k in infos.items() if k.data_parallel)}")
+    return list(dict.fromkeys(names))

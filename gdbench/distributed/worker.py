@@ -26,6 +26,7 @@ import numpy as np
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import accumulator, problem_dtype
 from gdbench.core.reference import compare_step, loss_and_grad, make_problem
+from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.step import DataParallel
 from gdbench.files.results import Output
 from gdbench.kernels import registry
@@ -47,21 +48,6 @@ MIN_SAMPLES = 8  # per window: a window's count is fixed in advance, so it has t
 def launched() -> bool:
     """Whether this process is a worker of torchrun or of the elastic agent."""
     return all(v in os.environ for v in LAUNCHER_VARIABLES)
-
-
-def data_parallel_kernels(device: str, dtype: str, names="all") -> list[str]:
-    """The kernels that can run data-parallel on ``device``; ValueError for a named one that
-    cannot."""
-    infos = {k.name: k for k in registry.list_kernels(device)}
-    if names == "all":
-        return [n for n, k in infos.items() if k.data_parallel and k.available_on(device)
-                and dtype in k.dtypes]
-    for name in names:
-        registry.make_kernel(name, device, dtype)  # unknown or unavailable: its reason
-        if not infos[name].data_parallel:
-            raise ValueError(f"kernel {name} cannot run data-parallel; those that can: "
-                             f"{', '.join(n for n, k in infos.items() if k.data_parallel)}")
-    return list(dict.fromkeys(names))
 
 
 class Ranks:

@@ -6,9 +6,11 @@ A side is a kernel in this environment, the same kernels in another Python envir
 The session goes in blocks of rounds. Each block starts one fresh worker process per side
 (``gdbench.runs.ab.worker``) and closes them after ``rounds_per_block`` rounds: what belongs to one
 process (thread placement, where its code and heap sit, what it compiled) is drawn anew for
-every block. In each round every undecided case gets one window on each side, in a random order
-of (case, side) that changes every round, each window on a fresh kernel instance and fresh
-buffers. A window that another process held back (``gdbench.measure.contention``) is measured
+every block. In each round every undecided case gets one window on each side, the cases in a
+random order that changes every round and a case's two windows back to back, which side first
+drawn at random (randomized multiple interleaved trials, Abedi and Brecht 2017): the two
+windows of a pair are seconds closer than a round is long, so that the drift between them is
+as small as it can be. Each window is of a fresh kernel instance on fresh buffers. A window that another process held back (``gdbench.measure.contention``) is measured
 again, up to ``RETRIES`` times, and never paired while contended. Each side's first window of a
 case in a block is checked against the float64 reference before any of its times count.
 
@@ -53,7 +55,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Settings:
+class AbSettings:
     device: str = "cpu"
     sizes: tuple[int, ...] = (10**2, 10**3, 10**4, 10**5, 10**6, 10**7)
     n_features: int = 1
@@ -148,7 +150,7 @@ def window_median(window: dict, metric: str) -> float:
     return float(np.median(window[metric]))
 
 
-def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: Settings, save=None,
+def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: AbSettings, save=None,
            on_round=None) -> AbResult:
     """Measure ``cases`` on both sides, interleaved, until decided or out of budget."""
     result = AbResult(capture(settings.device), asdict(settings) | {"looks": settings.looks,
@@ -191,28 +193,29 @@ def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: Settings, save
 
 
 def _round(active, sides, workers, block, index, settings, references, shuffle) -> None:
-    """One window of every active case on each side, in a random order; the pairs it makes."""
-    order = [(r, side) for r in active for side in sides]
+    """One window of every active case on each side: the cases in a random order, the two
+    windows of a case one right after the other, which side first drawn at random; the pairs
+    it makes."""
+    order = list(active)
     shuffle.shuffle(order)
-    medians: dict = {}
-    for record, side in order:
-        if record.status == "ok":
+    for record in order:
+        first = shuffle.random() < 0.5
+        got = {}
+        for side in (sides if first else sides[::-1]):
+            if record.status != "ok":
+                break
             for other in workers.values():  # only the side being measured runs
                 (other.resume if other is workers[side.name] else other.pause)()
-            window = _window(workers[side.name], record, side, block, index, settings,
-                             references)
-            if window is not None:
-                medians[(id(record), side.name)] = window
-    for record in active:
-        got = [medians.get((id(record), s.name)) for s in sides]
-        if record.status == "ok" and all(got):
-            record.pairs.append({"round": index, "block": block, **{
-                m: math.log(window_median(got[1], m) / window_median(got[0], m))
-                for m in METRICS}})
+            got[side.name] = _window(workers[side.name], record, side, block, index, settings,
+                                     references)
+        base, new = (got.get(s.name) for s in sides)
+        if record.status == "ok" and base and new:
+            record.pairs.append({"round": index, "block": block, "base_first": first, **{
+                m: math.log(window_median(new, m) / window_median(base, m)) for m in METRICS}})
 
 
 def _window(worker: Worker, record: CaseRecord, side: Side, block: int, index: int,
-            settings: Settings, references: dict) -> dict | None:
+            settings: AbSettings, references: dict) -> dict | None:
     """One uncontended window of ``record`` on ``side`` (its answer), or None."""
     case = record.case
     kernel = case.base if side.name == "base" else case.new
@@ -243,7 +246,7 @@ def _window(worker: Worker, record: CaseRecord, side: Side, block: int, index: i
     return None
 
 
-def _check(got: dict, n: int, settings: Settings, references: dict) -> str | None:
+def _check(got: dict, n: int, settings: AbSettings, references: dict) -> str | None:
     """How a side's first step disagrees with the float64 reference, or None."""
     key = (n, settings.n_features, settings.dtype, settings.seed)
     if key not in references:
@@ -256,7 +259,7 @@ def _check(got: dict, n: int, settings: Settings, references: dict) -> str | Non
     return compare_step(stepped, x, y, 0.0, settings.lr, reference)
 
 
-def _look(records, settings: Settings, blocks: int, final: bool = False) -> None:
+def _look(records, settings: AbSettings, blocks: int, final: bool = False) -> None:
     for record in records:
         means = {m: block_means(record.pairs, m) for m in METRICS}
         verdicts = {m: paired(means[m], settings.threshold, settings.level) for m in METRICS}

@@ -23,7 +23,7 @@ import numpy as np
 from gdbench.files.paths import check_target, move_aside
 from gdbench.files.results import Output, write_atomic
 from gdbench.kernels import registry
-from gdbench.runs.ab.session import Settings, pair_cases, run_ab
+from gdbench.runs.ab.session import AbSettings, pair_cases, run_ab
 from gdbench.runs.ab.sides import Side
 
 SLOWED = ("numpy-slowed-5", "numpy-slowed-10", "numpy-slowed-30")
@@ -47,7 +47,7 @@ def slowed_kernels() -> list[str]:
     return list(SLOWED)
 
 
-def study(kernels: list[str], settings: Settings, runs: int, folder: Path, power: bool = True,
+def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path, power: bool = True,
           on_session=None) -> dict:
     """The A/A sessions and, with ``power``, the slowed ones; the summary, also written to
     ``folder/paired.json`` (an earlier one moved aside)."""
