@@ -47,11 +47,18 @@ def render(text: str) -> str:
         if m["kind"] == "layout":  # noise studies of run, with and without --keep-layout
             out += layout_table(ROOT / m["file"]) + [END]
         elif m["kind"] == "paired":  # a gdbench noise --paired study
-            out += ab.paired_study_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
+            study = json.loads((ROOT / m["file"]).read_text())
+            sessions = [json.loads(((ROOT / m["file"]).parent / Path(s["file"]).name).read_text())
+                        for s in study["sessions"] if s["kind"] == "aa"]
+            out += (ab.paired_study_markdown(study) + ["", "Variance components of the A/A "
+                    "sessions' log ratios (standard deviations, median over cases):", ""]
+                    + ab.components_markdown(sessions) + [END])
         elif m["kind"] == "ab":  # a gdbench ab session: its summary, title line left out
             summary = ab.markdown(json.loads((ROOT / m["file"]).read_text())).split("\n")
             summary = summary[2:5] if m["short"] else summary[2:]  # short: no table
-            out += [line for line in summary if line] + [END]
+            while summary and not summary[-1]:
+                summary.pop()
+            out += summary + [END]
         else:
             run = read_json(ROOT / m["file"])
             sizes = parse_sizes(m["sizes"]) if m["sizes"] else None

@@ -18,6 +18,7 @@ from gdbench.runs.ab.paired import paired, t_quantile
 from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab
 from gdbench.runs.ab.sides import Side
 from gdbench.runs.ab.worker import make_data
+from tests.conftest import kernels_on
 from tests.plugins import REPO, plugin_env
 
 BUSY = {"run_delay_fraction": 0.6, "others_cpu_per_wall": 1.0}
@@ -374,3 +375,13 @@ def test_two_python_environments_are_two_sides(tmp_path, monkeypatch):
     assert status == 0 and d["cases"][0]["status"] == "ok"
     assert d["sides"]["base"]["source"] == f"the environment of {sys.executable}"
     assert d["sides"]["base"]["path"] is None and d["blocks"] == 4
+
+
+@pytest.mark.cuda
+def test_ab_on_cuda_takes_the_gpu_in_turn(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kernel = "triton-fused" if "triton-fused" in kernels_on("cuda") else "torch-manual"
+    assert cli.main(["ab", kernel, "--device", "cuda", "--sizes", "1e6", "--window", "0.02",
+                     "--rounds-per-block", "2", "--max-blocks", "4", "--quiet"]) == 0
+    [case] = json.loads((tmp_path / "gdbench-ab.json").read_text())["cases"]
+    assert case["status"] == "ok" and len(case["pairs"]) == 8

@@ -127,8 +127,7 @@ def test_which_kernels_can_be_captured():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", ["torch-manual", "torch-autograd", "torch-optim",
-                                  "torch-module", "torch-compile", "triton-fused", "cupy-fused"])
+@pytest.mark.parametrize("name", [k.name for k in gdbench.list_kernels() if k.cuda_graph])
 @pytest.mark.parametrize("n", [1000, 1_000_000])
 def test_cuda_graph_step_matches_reference(name, n):
     if name not in kernels_on("cuda"):

@@ -7,9 +7,12 @@ Both read a session in the shape of its results file (``AbResult.to_dict()``, or
 from __future__ import annotations
 
 import numpy as np
+from rich.markup import escape
+from rich.table import Table
 
 from gdbench.analysis.compare import VERDICTS
 from gdbench.analysis.tables import format_time
+from gdbench.records.results import format_size
 
 COLOURS = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
 
@@ -49,9 +52,6 @@ def counts(table: list[dict]) -> dict[str, int]:
 
 
 def table(session: dict, title: str):
-    from rich.markup import escape
-    from rich.table import Table
-
     t = Table("case", "metric", "base", "new", "new / base", "paired 95% interval", "blocks",
               "verdict", title=title)
     for r in rows(session):
@@ -113,8 +113,31 @@ def paired_study_markdown(study: dict) -> list[str]:
     if study["power"]:
         lines += ["", "| numpy-manual against | metric | measured ratio (median) | "
                       "called SLOWER |", "|---|---|---:|---:|"]
-        for name, p in study["power"].items():
+        def slowdown(item):
+            kernel, metric = item[0].rsplit(" ", 1)
+            return int(kernel.rsplit("-", 1)[-1]) if kernel[-1].isdigit() else 0, kernel, metric
+
+        for name, p in sorted(study["power"].items(), key=slowdown):
             kernel, metric = name.rsplit(" ", 1)
             lines.append(f"| {kernel} | {metric} | {p['median_ratio']:.3f} | "
                          f"{p['slower']:.0%} of {p['comparisons']} |")
+    return lines
+
+
+def components_markdown(sessions: list[dict]) -> list[str]:
+    """How the log ratio varied in A/A ``sessions``: its standard deviation between rounds of
+    one block and between blocks beyond that (``gdbench.runs.ab.session.variance_components``),
+    the median over their cases, per size."""
+    rows: dict = {}
+    for session in sessions:
+        for case in session["cases"]:
+            for metric, c in case.get("components", {}).items():
+                rows.setdefault((case["n_samples"], metric), []).append(c)
+    lines = ["| N | metric | cases | between rounds of a block | between blocks (processes) |",
+             "|---:|---|---:|---:|---:|"]
+    for (n, metric), found in sorted(rows.items()):
+        rounds = np.nanmedian([c["rounds"] for c in found])
+        processes = np.nanmedian([c["processes"] for c in found])
+        lines.append(f"| {format_size(n)} | {metric} | {len(found)} | {rounds:.1%} | "
+                     f"{processes:.1%} |")
     return lines

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
 
 from gdbench.analysis.plot import _pyplot, _save, check_plot_files
 from gdbench.analysis.tables import format_time
@@ -47,9 +51,6 @@ def title(result: ConvergeResult, n: int) -> str:
 
 def converge_tables(result: ConvergeResult):
     """Rich tables of a converge run, one per size."""
-    from rich.console import Group
-    from rich.table import Table
-
     tables = []
     for n in result.settings["sizes"]:
         table = Table(*COLUMNS, title=title(result, n))
@@ -119,8 +120,6 @@ def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
 
 def write_converge_report(results: list[ConvergeResult], sources, out) -> Path:
     """A Markdown report of converge runs, with its plots in ``<stem>-plots/``."""
-    import os
-
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
     paths = plot_converge(results, plots_dir)

@@ -21,8 +21,10 @@ finished before, and the windows rank 0 saved of the one that stopped, are kept.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -65,8 +67,6 @@ def _quiet_agent():
 def _signal_handlers_kept():
     """The agent installs its own handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT and leaves
     them; the caller's are put back afterwards."""
-    import signal
-
     numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
                if hasattr(signal, name)]
     kept = {number: signal.getsignal(number) for number in numbers}
@@ -159,8 +159,6 @@ def failure_line(exc: BaseException, world: int, logs: Path, timeout_s: float = 
 def _stopped(exc) -> KeyboardInterrupt:
     """The agent's SignalException as the KeyboardInterrupt a plain run raises: exit status
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
-    import signal
-
     number = int(getattr(exc, "sigval", signal.SIGINT))
     stop = KeyboardInterrupt("terminated" if number == signal.SIGTERM else "interrupted")
     stop.status = 128 + number
@@ -174,8 +172,6 @@ SHUTDOWN_S = 3
 
 def _shutdown_timeout(config_class) -> dict:
     """``shutdown_timeout`` where this torch's LaunchConfig has it (2.8 and later)."""
-    import dataclasses
-
     fields = {f.name for f in dataclasses.fields(config_class)}
     return {"shutdown_timeout": SHUTDOWN_S} if "shutdown_timeout" in fields else {}
 

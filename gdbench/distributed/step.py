@@ -12,6 +12,8 @@ exactly), and ``apply_sums`` turns them into the loss, gradient and update.
 
 from __future__ import annotations
 
+import numpy as np
+
 from gdbench.core.dtypes import accumulator
 from gdbench.core.protocol import FUSED, PHASES
 from gdbench.distributed.adapters import adapter
@@ -43,8 +45,6 @@ class DataParallel(Wrapper):
         assert inner.phases in (FUSED, PHASES)
 
     def prepare(self, x, y, *, w0=0.0, lr: float = 0.01) -> None:
-        import numpy as np
-
         x = np.asarray(x).reshape(len(y), -1)
         n = len(y)
         if n < self.world:

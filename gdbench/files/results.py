@@ -7,6 +7,7 @@ so a run stopped at any moment leaves the last complete version on disk.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -161,8 +162,6 @@ CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "backend", "device", "
 
 
 def write_csv(run: RunResult, path) -> None:
-    import io
-
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS)
     writer.writeheader()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import tracemalloc
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -70,7 +71,6 @@ class NotMeasured(Exception):
 class PoolCounter:
     """Running total and peak of what a memory pool hands out (malloc) and takes back (free),
     as CuPy's memory hooks report them."""
-
     name = "gdbench-pool-counter"
 
     def __init__(self):
@@ -86,7 +86,6 @@ class PoolCounter:
 
 class Accounting(ABC):
     """One backend's accounting, entered around the steps it measures."""
-
     method = ""
 
     def __enter__(self):
@@ -144,8 +143,6 @@ class Tracemalloc(Accounting):
     method = "tracemalloc"
 
     def __enter__(self):
-        import tracemalloc
-
         self.tracemalloc = tracemalloc
         self.started = not tracemalloc.is_tracing()
         if self.started:

@@ -14,6 +14,7 @@ the clock low, the clock test catches it.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from gdbench.core.devices import is_cuda
 from gdbench.records.readings import SLOWDOWNS
@@ -82,8 +83,6 @@ class Telemetry:
 
 def _cuda_pci_bus_id() -> str | None:
     """PCI bus id of the CUDA device in use: NVML numbers GPUs without CUDA_VISIBLE_DEVICES."""
-    import sys
-
     try:
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             torch = sys.modules["torch"]
@@ -112,7 +111,6 @@ def open_telemetry(nvml=None) -> Telemetry | None:
 class TelemetryHook:
     """NVML telemetry as a window hook (``gdbench.measure.hooks``): a snapshot at each window's
     start and end, in the case's ``telemetry``; on CUDA, where NVML can be opened."""
-
     field = "telemetry"
 
     def __init__(self, telemetry: Telemetry):

@@ -9,9 +9,12 @@ has been imported; the counts read back while a case runs are recorded with it, 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from contextlib import ExitStack, contextmanager
+
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def usable_cpus() -> int:
@@ -52,7 +55,6 @@ def thread_counts() -> dict:
         counts["torch"] = sys.modules["torch"].get_num_threads()
     if "numba" in sys.modules:
         counts["numba"] = sys.modules["numba"].get_num_threads()
-    from threadpoolctl import threadpool_info
 
     for pool in threadpool_info():
         counts[f"{pool['user_api']}:{pool['internal_api']}"] = pool["num_threads"]
@@ -69,9 +71,7 @@ def limit_threads(n: int, modules=()):
     if not n:
         yield
         return
-    import importlib
 
-    from threadpoolctl import threadpool_limits
 
     for module in modules:
         importlib.import_module(module)
