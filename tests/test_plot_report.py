@@ -140,18 +140,22 @@ def test_probe_curve_is_plotted(tmp_path):
     assert b"L3" in (tmp_path / "probe.svg").read_bytes()
 
 
-def test_narrow_terminals_get_fewer_sizes_per_table():
+def table_at_80_columns(kernels, sizes) -> str:
+    """The default table of a synthetic run of ``kernels`` at ``sizes``, on an 80-column
+    terminal."""
     from rich.console import Console
 
     from gdbench.analysis.tables import step_table
 
-    sizes = (100, 1000, 10_000, 100_000, 1_000_000, 10_000_000)
-    run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in ("torch-manual",
-                                                                         "torch-module")
-                                for n in sizes})
+    run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in kernels for n in sizes})
     console = Console(width=80, record=True, file=open(os.devnull, "w"))
     console.print(step_table(run, 80))
-    text = console.export_text()
+    return console.export_text()
+
+
+def test_narrow_terminals_get_fewer_sizes_per_table():
+    text = table_at_80_columns(("torch-manual", "torch-module"),
+                               (100, 1000, 10_000, 100_000, 1_000_000, 10_000_000))
     assert all(len(line) <= 80 for line in text.splitlines())
     assert text.count("torch-manual") >= 2 and text.count("torch-module") >= 2  # never cut
     assert "…" not in text
@@ -186,17 +190,7 @@ def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
 
 
 def test_the_default_table_has_one_line_per_cell_and_three_sizes_fit_80_columns():
-    from rich.console import Console
-
-    from gdbench.analysis.tables import step_table
-
-    sizes = (100, 10_000, 1_000_000)
-    run = synthetic_run("cpu", {(k, n): 1e-5 * (1 + n / 1e4) for k in ("torch-compile",
-                                                                         "numba-fused")
-                                for n in sizes})
-    console = Console(width=80, record=True, file=open(os.devnull, "w"))
-    console.print(step_table(run, 80))
-    text = console.export_text()
+    text = table_at_80_columns(("torch-compile", "numba-fused"), (100, 10_000, 1_000_000))
     rows = [line for line in text.splitlines() if "numba-fused" in line]
     assert len(rows) == 1 and rows[0].count("±") == 3  # one table, one line per cell
     assert all(len(line) <= 80 for line in text.splitlines())
