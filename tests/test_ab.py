@@ -13,6 +13,7 @@ import pytest
 
 from gdbench import cli
 from gdbench.core.reference import loss_and_grad
+from gdbench.runs.ab import paired as paired_stats
 from gdbench.runs.ab import session
 from gdbench.runs.ab.paired import paired, t_quantile
 from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab
@@ -157,7 +158,7 @@ def test_variance_components_separate_processes_from_rounds():
     offsets = rng.normal(0, 0.10, 40)  # each block's processes: 10%
     pairs = [{"block": b, "latency": offsets[b] + rng.normal(0, 0.02)}
              for b in range(40) for _ in range(5)]
-    c = session.variance_components(pairs, "latency")
+    c = paired_stats.variance_components(pairs, "latency")
     assert c["processes"] == pytest.approx(0.10, rel=0.3)
     assert c["rounds"] == pytest.approx(0.02, rel=0.2)
 

@@ -82,3 +82,32 @@ def paired(log_ratios, threshold: float, alpha: float) -> Paired:
     half = t_quantile(1 - alpha / 2, len(r) - 1) * sd / math.sqrt(len(r))
     low, high = math.exp(mean - half), math.exp(mean + half)
     return Paired(math.exp(mean), low, high, len(r), verdict(low, high, threshold), sd)
+
+
+def block_means(pairs: list[dict], metric: str) -> list[float]:
+    """The mean log ratio of each block's rounds, in block order."""
+    blocks: dict[int, list[float]] = {}
+    for p in pairs:
+        blocks.setdefault(p["block"], []).append(p[metric])
+    return [float(np.mean(v)) for _, v in sorted(blocks.items())]
+
+
+def variance_components(pairs: list[dict], metric: str) -> dict:
+    """How the log ratio varies: between rounds of one block (the same two processes, minutes
+    apart, fresh layout) and between blocks beyond that (what belongs to a process), as
+    standard deviations, from a one-way analysis of variance."""
+    blocks: dict[int, list[float]] = {}
+    for p in pairs:
+        blocks.setdefault(p["block"], []).append(p[metric])
+    groups = [np.asarray(v) for v in blocks.values() if len(v)]
+    within_df = sum(len(g) - 1 for g in groups)
+    within = (sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / within_df
+              if within_df else math.nan)
+    means = [float(g.mean()) for g in groups]
+    per_block = float(np.mean([len(g) for g in groups])) if groups else math.nan
+    between = float(np.var(means, ddof=1)) if len(means) > 1 else math.nan
+    process = max(between - within / per_block, 0.0) if math.isfinite(between) and \
+        math.isfinite(within) else math.nan
+    return {"rounds": math.sqrt(within) if math.isfinite(within) else math.nan,
+            "processes": math.sqrt(process) if math.isfinite(process) else math.nan,
+            "blocks": len(groups), "pairs": len(pairs)}

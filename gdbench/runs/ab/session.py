@@ -34,7 +34,7 @@ from gdbench.core.reference import compare_step, loss_and_grad
 from gdbench.measure.environment import capture
 from gdbench.records.readings import contended
 from gdbench.records.results import format_size
-from gdbench.runs.ab.paired import look_rounds, paired
+from gdbench.runs.ab.paired import block_means, look_rounds, paired, variance_components
 from gdbench.runs.ab.sides import Side, Worker
 from gdbench.runs.ab.worker import make_data
 
@@ -274,30 +274,3 @@ def _look(records, settings: AbSettings, blocks: int, final: bool = False) -> No
             record.decided_at = blocks
 
 
-def block_means(pairs: list[dict], metric: str) -> list[float]:
-    """The mean log ratio of each block's rounds, in block order."""
-    blocks: dict[int, list[float]] = {}
-    for p in pairs:
-        blocks.setdefault(p["block"], []).append(p[metric])
-    return [float(np.mean(v)) for _, v in sorted(blocks.items())]
-
-
-def variance_components(pairs: list[dict], metric: str) -> dict:
-    """How the log ratio varies: between rounds of one block (the same two processes, minutes
-    apart, fresh layout) and between blocks beyond that (what belongs to a process), as
-    standard deviations, from a one-way analysis of variance."""
-    blocks: dict[int, list[float]] = {}
-    for p in pairs:
-        blocks.setdefault(p["block"], []).append(p[metric])
-    groups = [np.asarray(v) for v in blocks.values() if len(v)]
-    within_df = sum(len(g) - 1 for g in groups)
-    within = (sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / within_df
-              if within_df else math.nan)
-    means = [float(g.mean()) for g in groups]
-    per_block = float(np.mean([len(g) for g in groups])) if groups else math.nan
-    between = float(np.var(means, ddof=1)) if len(means) > 1 else math.nan
-    process = max(between - within / per_block, 0.0) if math.isfinite(between) and \
-        math.isfinite(within) else math.nan
-    return {"rounds": math.sqrt(within) if math.isfinite(within) else math.nan,
-            "processes": math.sqrt(process) if math.isfinite(process) else math.nan,
-            "blocks": len(groups), "pairs": len(pairs)}
