@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.files.paths import check_target, move_aside, numbered_path, partial_path  # noqa: F401
+from gdbench.files.paths import check_target, move_aside, partial_path
 from gdbench.files.versions import upgrade
 from gdbench.records.converge import ConvergeResult
 from gdbench.records.run import RunResult

@@ -29,7 +29,7 @@ from gdbench.measure.roofline import measure_roofline, roofline_at
 from gdbench.measure.timing import StopRule
 from gdbench.records.results import CaseResult, CaseSpec
 from gdbench.records.run import RunResult
-from gdbench.runs.settings import Settings, default_sizes  # noqa: F401 (default_sizes: for callers)
+from gdbench.runs.settings import Settings
 from gdbench.runs.workers import run_workers
 
 
