@@ -11,6 +11,7 @@ import pytest
 import gdbench
 from gdbench.files.results import read_converge
 from gdbench.runs.converge import converge, descend, learning_rate, optimum, parse_rates, thin
+from gdbench.runs.settings import ConvergeSettings
 from tests.conftest import kernels_on
 
 
@@ -78,8 +79,8 @@ def test_thin_keeps_the_first_and_last_readings():
 
 def test_converge_records_descents_and_direct_solves(tmp_path):
     saved = []
-    result = converge("cpu", ["numpy-manual", "numba-fused"], [1000, 5000],
-                      dtypes=["float32"], save=lambda r: saved.append(len(r.descents)))
+    result = converge(ConvergeSettings("cpu", ("numpy-manual", "numba-fused"), (1000, 5000)),
+                      save=lambda r: saved.append(len(r.descents)))
     assert result.complete and saved[-1] == 8
     assert [(d.kernel, d.n_samples, d.rule) for d in result.descents[:4]] == [
         ("numpy-manual", 1000, "tutorial"), ("numpy-manual", 1000, "curvature"),
@@ -129,3 +130,16 @@ def test_cli_converge_bad_arguments(args, message, tmp_path):
                  "--out", tmp_path / "c.json", cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_converge_settings_are_checked_once_and_recorded():
+    s = ConvergeSettings("cpu", ("numpy-manual", "numpy-manual"), (5000, 1000),
+                         dtypes=("fp32",), rates=("tutorial", 0.1, "tutorial")).checked()
+    assert s.sizes == (1000, 5000) and s.kernels == ("numpy-manual",)
+    assert s.dtypes == ("float32",) and s.rates == ("tutorial", 0.1) and s.check_every == 1
+    record = s.record(skipped=[])
+    assert record["dtype"] == "float32" and record["rates"] == ["tutorial", "0.1"]
+    with pytest.raises(ValueError, match="more samples than features"):
+        ConvergeSettings("cpu", sizes=(3,), n_features=3).checked()
+    with pytest.raises(ValueError, match="check_every must be a whole number"):
+        ConvergeSettings("cpu", check_every=0).checked()

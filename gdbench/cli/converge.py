@@ -7,11 +7,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gdbench.analysis.convergence import converge_tables, plot_converge
 from gdbench.cli.common import dtypes, interrupted, stdout_console, wrote
-from gdbench.core.devices import resolve_device
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.files.paths import check_folder
 from gdbench.files.results import Output
 from gdbench.runs.converge import converge, parse_rates
+from gdbench.runs.settings import ConvergeSettings
 from gdbench.runs.sweep import parse_sizes
 
 NAME = "converge"
@@ -42,8 +42,11 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    device = resolve_device(args.device)
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
+    settings = ConvergeSettings(
+        args.device, kernels, tuple(parse_sizes(args.sizes)), args.features,
+        tuple(parse_dtypes(args.dtype)), tuple(parse_rates(args.lr)), args.tol, args.max_steps,
+        args.max_seconds, args.patience, args.check_every).checked()
     output = Output(args.out)
     if args.plot:
         check_folder(args.plot, "--plot")
@@ -58,10 +61,7 @@ def main(args) -> int:
 
     try:
         with progress:
-            result = converge(device, kernels, parse_sizes(args.sizes), args.features,
-                              parse_dtypes(args.dtype), parse_rates(args.lr), args.tol,
-                              args.max_steps, args.max_seconds, args.patience, args.check_every,
-                              save=output.save, on_start=on_start)
+            result = converge(settings, save=output.save, on_start=on_start)
     except KeyboardInterrupt as stop:
         return interrupted("converge", stop, output, "descents")
     output.finish(result)

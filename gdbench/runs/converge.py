@@ -29,6 +29,7 @@ from gdbench.kernels import registry
 from gdbench.measure.cases import failure
 from gdbench.measure.environment import capture
 from gdbench.records.converge import ConvergeResult, Descent
+from gdbench.runs.settings import ConvergeSettings
 from gdbench.runs.sweep import plan
 
 TUTORIAL_LR = 0.01
@@ -179,61 +180,37 @@ def direct_solve(x, y, opt: Optimum, device: str, dtype: str, repeats: int = 5) 
             "weight_error": float(np.linalg.norm(w - opt.w) / np.linalg.norm(opt.w))}
 
 
-def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32",),
-             rates=("tutorial", "curvature"), tol: float = 1e-6, max_steps: int = 100_000,
-             max_seconds: float = 60.0, patience: int = 100, check_every: int | None = None,
-             seed: int = 0, save=None, on_start=None) -> ConvergeResult:
+def converge(settings: ConvergeSettings, save=None, on_start=None) -> ConvergeResult:
     """Every kernel in every dtype and learning rate at every size, from w = 0 to the optimum.
 
     ``save(result)`` is called after every descent; ``on_start(label, done, total)`` before.
     """
-
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must be between 0 and 1, got {tol}")
-    for name, value in (("max_steps", max_steps), ("patience", patience)):
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be a whole number of at least 1, got {value}")
-    if not (max_seconds > 0 and math.isfinite(max_seconds)):
-        raise ValueError(f"max_seconds must be a positive number, got {max_seconds}")
-    if check_every is None:
-        check_every = 10 if is_cuda(device) else 1
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"check_every must be a whole number of at least 1, got {check_every}")
-    if min(sizes) <= n_features:
-        raise ValueError(f"converge needs more samples than features (N > D), got N = "
-                         f"{min(sizes)} with D = {n_features}: with N <= D the least-squares "
-                         "optimum fits the data exactly, its loss is 0, and the distance to it "
-                         "relative to it is undefined")
+    s = settings.checked()
     skipped: list[str] = []
-    specs = plan(device, kernels, sizes, n_features, list(dtypes), skipped=skipped)
-    result = ConvergeResult(capture(device), {
-        "device": device, "kernels": list(dict.fromkeys(s.kernel for s in specs)),
-        "sizes": sorted(set(sizes)), "n_features": n_features, "dtype": ",".join(dtypes),
-        "rates": [str(r) for r in rates], "tol": tol, "max_steps": max_steps,
-        "max_seconds": max_seconds, "patience": patience, "check_every": check_every,
-        "seed": seed, "skipped": skipped})
+    specs = plan(s.device, s.kernels, s.sizes, s.n_features, list(s.dtypes), skipped=skipped)
+    result = ConvergeResult(capture(s.device), s.record(
+        kernels=list(dict.fromkeys(spec.kernel for spec in specs)), skipped=skipped))
     save = save or (lambda r: None)
-    total, done = len(specs) * len(rates), 0
+    total, done = len(specs) * len(s.rates), 0
     try:
-        for n in sorted(set(sizes)):
+        for n in s.sizes:
             problems = {}
-            for spec in (s for s in specs if s.n_samples == n):
+            for spec in (c for c in specs if c.n_samples == n):
                 pd = problem_dtype(spec.dtype)
                 if pd not in problems:
-                    x, y = make_problem(n, n_features, pd, seed)
+                    x, y = make_problem(n, s.n_features, pd, s.seed)
                     opt = optimum(x, y)
                     if not opt.loss > 0:  # data on a line through 0: nothing to be relative to
                         raise ValueError(f"the data of N = {n} fit the model exactly (the "
                                          "optimum's loss is 0): choose a larger N")
                     problems[pd] = x, y, opt
                     result.optima.append({"n_samples": n, "dtype": pd, **opt.to_dict()})
-                    result.direct.append(direct_solve(x, y, opt, device, pd))
+                    result.direct.append(direct_solve(x, y, opt, s.device, pd))
                 x, y, opt = problems[pd]
-                for rule in rates:
+                for rule in s.rates:
                     if on_start:
                         on_start(f"{spec.name} N={n} lr={rule}", done, total)
-                    result.descents.append(_one(spec, x, y, opt, rule, tol, max_steps,
-                                                max_seconds, patience, check_every))
+                    result.descents.append(_one(spec, x, y, opt, rule, s))
                     done += 1
                     save(result)
         result.complete = True
@@ -242,8 +219,7 @@ def converge(device: str, kernels, sizes, n_features: int = 1, dtypes=("float32"
     return result
 
 
-def _one(spec, x, y, opt, rule, tol, max_steps, max_seconds, patience, check_every) -> Descent:
-
+def _one(spec, x, y, opt, rule, s: ConvergeSettings) -> Descent:
     lr = learning_rate(rule, opt)
     try:
         kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
@@ -253,8 +229,8 @@ def _one(spec, x, y, opt, rule, tol, max_steps, max_seconds, patience, check_eve
         if wrong:
             return Descent(spec.kernel, spec.device, spec.dtype, spec.n_samples,
                            spec.n_features, str(rule), lr, "wrong", wrong, warmup_s=warmup_s)
-        return descend(kernel, x, y, opt, rule, lr, tol, max_steps, max_seconds, patience,
-                       check_every, warmup_s)
+        return descend(kernel, x, y, opt, rule, lr, s.tol, s.max_steps, s.max_seconds,
+                       s.patience, s.check_every, warmup_s)
     except Exception as exc:
         case = failure(spec, exc)
         return Descent(spec.kernel, spec.device, spec.dtype, spec.n_samples, spec.n_features,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from gdbench.core.devices import is_cpu, resolve_device
+from gdbench.core.devices import is_cpu, is_cuda, resolve_device
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.measure.threads import check_threads
 from gdbench.records.results import format_size
@@ -117,3 +117,59 @@ class Settings:
                                        ("--no-memory", not self.memory),
                                        ("--keep-layout", not self.fresh)) if on]
         return args + (["--threads", ",".join(map(str, self.threads))] if self.threads else [])
+
+
+@dataclass(frozen=True)
+class ConvergeSettings:
+    """How ``gdbench converge`` descends: which cases, which learning rates, and when a descent
+    ends (within ``tol`` of the optimum, or at its bounds)."""
+
+    device: str = "auto"
+    kernels: tuple[str, ...] | str = "all"
+    sizes: tuple[int, ...] = (10**4, 10**6)
+    n_features: int = 1
+    dtypes: tuple[str, ...] = ("float32",)
+    rates: tuple[str | float, ...] = ("tutorial", "curvature")
+    tol: float = 1e-6
+    max_steps: int = 100_000
+    max_seconds: float = 60.0
+    patience: int = 100
+    check_every: int | None = None  # None: 10 on CUDA (a reading waits for the device), else 1
+    seed: int = 0
+
+    def checked(self) -> ConvergeSettings:
+        """The same settings validated, with the device and ``check_every`` resolved."""
+        device = resolve_device(self.device)
+        if not 0 < self.tol < 1:
+            raise ValueError(f"tol must be between 0 and 1, got {self.tol}")
+        check_every = self.check_every
+        if check_every is None:
+            check_every = 10 if is_cuda(device) else 1
+        for name, value in (("max_steps", self.max_steps), ("patience", self.patience),
+                            ("check_every", check_every)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value}")
+        if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
+            raise ValueError(f"max_seconds must be a positive number, got {self.max_seconds}")
+        sizes = tuple(sorted(set(int(n) for n in self.sizes)))
+        if not sizes or sizes[0] < 1:
+            raise ValueError(f"sizes must be positive whole numbers, got {list(self.sizes)}")
+        if sizes[0] <= self.n_features:
+            raise ValueError(f"converge needs more samples than features (N > D), got N = "
+                             f"{sizes[0]} with D = {self.n_features}: with N <= D the "
+                             "least-squares optimum fits the data exactly, its loss is 0, and "
+                             "the distance to it relative to it is undefined")
+        if not self.rates:
+            raise ValueError("no learning rate given")
+        kernels = self.kernels if self.kernels == "all" else tuple(dict.fromkeys(self.kernels))
+        return replace(self, device=device, sizes=sizes, check_every=check_every,
+                       dtypes=tuple(parse_dtypes(",".join(self.dtypes))), kernels=kernels,
+                       rates=tuple(dict.fromkeys(self.rates)))
+
+    def record(self, **found) -> dict:
+        """The settings as a converge results file keeps them, with what the run found."""
+        d = asdict(self)
+        d.update(sizes=list(self.sizes), dtype=",".join(self.dtypes),
+                 rates=[str(r) for r in self.rates])
+        del d["dtypes"]
+        return {**d, **found}
