@@ -10,7 +10,10 @@ and everything between the two lines is replaced by ``gdbench.analysis.tables.ma
 of that file; ``<!-- ab: results/FILE.json -->`` marks the summary of a ``gdbench ab`` session
 (``gdbench.analysis.ab.markdown``; with `` short`` after the file, its first lines only), and ``<!-- paired: results/DIR/paired.json -->`` the table of
 a ``gdbench noise --paired`` study, and ``<!-- layout: results/DIR -->`` a table of the
-``gdbench noise`` studies in DIR's subfolders. ``--check`` writes nothing and exits with status 1 where a table is not what its
+``gdbench noise`` studies in DIR's subfolders, and ``<!-- runs: results/A.json,results/B.json
+sizes=1e4,1e6 roofline -->`` runs of the same cases side by side
+(``gdbench.analysis.tables.runs_markdown``; ``roofline``: with each run's share of its read
+roofline). ``--check`` writes nothing and exits with status 1 where a table is not what its
 file gives (``tests/test_docs.py`` runs it).
 """
 
@@ -26,13 +29,26 @@ sys.path.insert(0, str(ROOT))
 
 from gdbench.analysis import ab  # noqa: E402
 from gdbench.analysis.noise import assess  # noqa: E402
-from gdbench.analysis.tables import markdown_table  # noqa: E402
-from gdbench.files.results import read_json  # noqa: E402
+from gdbench.analysis.tables import markdown_table, runs_markdown  # noqa: E402
+from gdbench.files.results import read_converge, read_json  # noqa: E402
 from gdbench.runs.sweep import parse_sizes  # noqa: E402
+from scripts.more_tables import (  # noqa: E402
+    converge_markdown,
+    memory_markdown,
+    noise_logs_markdown,
+    scaling_markdown,
+)
+from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout): (?P<file>\S+)"
-                  r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)? -->$")
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs): (?P<file>\S+)"
+                  r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
+
+# How each study of a folder of gdbench noise logs was run, and the noise floor it used.
+NOISE_STUDIES = {"results/noise-study-cpu-2core-epyc": [
+    ("A.log", "A: `gdbench noise --runs 4`", "none"),
+    ("B1.log", "B1: `gdbench noise --runs 3 --noise A/noise.json`", "A's, per case"),
+    ("B2.log", "B2: the same, again", "A's, per case")]}
 
 
 def render(text: str) -> str:
@@ -59,6 +75,24 @@ def render(text: str) -> str:
             while summary and not summary[-1]:
                 summary.pop()
             out += summary + [END]
+        elif m["kind"] == "targets":  # "h200 results/A.json,..." (the set's name first)
+            name, files = m["file"].split(":", 1)
+            runs = [read_json(ROOT / f) for f in files.split(",")]
+            labels = [Path(f).stem for f in files.split(",")]
+            out += targets_markdown(name, runs, labels) + [END]
+        elif m["kind"] == "converge":  # converge runs side by side
+            out += converge_markdown([read_converge(ROOT / f)
+                                      for f in m["file"].split(",")]) + [END]
+        elif m["kind"] == "memory":
+            out += memory_markdown(read_json(ROOT / m["file"])) + [END]
+        elif m["kind"] == "scaling":
+            out += scaling_markdown(read_json(ROOT / m["file"])) + [END]
+        elif m["kind"] == "noise-logs":  # DIR: its studies, as NOISE_STUDIES names them
+            out += noise_logs_markdown(ROOT / m["file"], NOISE_STUDIES[m["file"]]) + [END]
+        elif m["kind"] == "runs":  # runs of the same cases side by side
+            runs = [read_json(ROOT / name) for name in m["file"].split(",")]
+            sizes = parse_sizes(m["sizes"]) if m["sizes"] else None
+            out += runs_markdown(runs, sizes, bool(m["roofline"])) + [END]
         else:
             run = read_json(ROOT / m["file"])
             sizes = parse_sizes(m["sizes"]) if m["sizes"] else None

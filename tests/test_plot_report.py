@@ -194,3 +194,30 @@ def test_the_default_table_has_one_line_per_cell_and_three_sizes_fit_80_columns(
     rows = [line for line in text.splitlines() if "numba-fused" in line]
     assert len(rows) == 1 and rows[0].count("±") == 3  # one table, one line per cell
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
+    from dataclasses import replace
+
+    from gdbench.analysis.tables import cell
+    from gdbench.files.results import write_json
+
+    run = synthetic_run("cuda", GPU)
+    run.environment["source"] = {"commit": "a" * 40, "uncommitted": ["gdbench/x.py"],
+                                 "changes_sha256": "b" * 64, "files_sha256": "c" * 64}
+    run.environment["energy"] = "NVML total energy"
+    run.probe = {"device": "cuda", "nbytes": 2 << 30, "cache_bytes": 0,
+                 "methods": {"torch-sum": 4.4e12, "torch-copy": 4.6e12}}
+    window = {"joules": 0.5, "seconds": 0.1, "steps": 1000}
+    run.cases[0] = replace(run.cases[0], energy={"windows": [window] * 4})
+    path, out = tmp_path / "r.json", tmp_path / "r.md"
+    write_json(run, path)
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert ("- source: commit aaaaaaaaaaaa + uncommitted changes to 1 file (sha256 bbbbbbbbbbbb);"
+            " files sha256 cccccccccccc") in text
+    assert "- energy: NVML total energy" in text
+    # a copy reads and writes: it is never the roofline, however fast
+    assert "roofline: 4.4e+03 GB/s read from memory (torch-sum) (a copy: 4.6e+03 GB/s" in text
+    assert "| torch-manual-cuda-float32-N1e2-D1 | 500 µJ | 200,000 |" in text
+    assert cell(run.cases[0]).splitlines()[-1] == "500 µJ/step"

@@ -104,13 +104,13 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
     windows = []
 
     def stalls_once(kernel, rule, budget, batches=False, batch_size=None, flush=None):
-        samples, size = real(kernel, rule, budget, batches, batch_size, flush)
+        samples, size, ran = real(kernel, rule, budget, batches, batch_size, flush)
         windows.append(1)
         if len(windows) == 2:  # the second window ran five times slower: a stall
             samples = Samples(samples.phases, samples.device * 5, samples.host,
                               None if samples.batch is None else samples.batch * 5,
                               samples.batch_size, samples.batch_host)
-        return samples, size
+        return samples, size, ran
 
     monkeypatch.setattr(cases, "sample_window", stalls_once)
     # an idle machine throughout: a real CPU wait in the second attempt would rightly keep

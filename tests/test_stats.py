@@ -86,14 +86,14 @@ def test_sampling_respects_max_samples(limit):
     assert samples.device.shape == (limit, 1)
 
 
-def test_batches_last_about_a_millisecond():
+def test_batches_last_about_ten_milliseconds():
     samples = sample(Sleeper(0.0002), StopRule(precision=0.05, budget=0.5), batches=True)
     k = samples.batch_size
-    assert 2 <= k <= 5  # 1 ms of 0.2 ms steps, and sleep overshoots
+    assert 15 <= k <= 50  # 10 ms of 0.2 ms steps, and sleep overshoots
     assert len(samples.batch) >= 3 and samples.batch_host is None
     per_step = samples.throughput().median
     assert 0.0002 <= per_step < 0.002
-    assert k * per_step >= 0.5e-3  # a batch lasts at least half the target
+    assert k * per_step >= 5e-3  # a batch lasts at least half the target
 
 
 def test_batches_are_opt_in():

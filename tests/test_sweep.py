@@ -83,7 +83,7 @@ def test_run_records_every_case(tmp_path):
     assert saved.complete and len(saved.cases) == 4
     np.testing.assert_array_equal(saved.cases[0].samples.device, result.cases[0].samples.device)
     raw = json.loads(out.read_text())
-    assert raw["schema_version"] == 2
+    assert raw["schema_version"] == 3
     assert raw["probe"]["device"] == "cpu" and raw["probe"]["bandwidth"] > 0
     for case, saved_case in zip(result.cases, raw["cases"]):
         assert saved_case["bytes_model"] == case.passes * case.spec.bytes_min
@@ -309,9 +309,10 @@ def test_a_step_is_timed_until_its_kernel_says_it_is_done():
     kernel = Asynchronous()
     kernel.prepare([1.0, 2.0], [2.0, 4.0])
     kernel.step()  # the first step, as the harness runs it before timing
-    samples, k = sample_window(kernel, StopRule(budget=0.05), 0.05, batches=True)
+    samples, k, ran = sample_window(kernel, StopRule(budget=0.05), 0.05, batches=True)
     assert samples.summary().median >= 2e-3  # the latency waits for the work
     assert samples.throughput().median >= 2e-3 / k  # a batch waits for its last step's
+    assert ran >= len(samples.device) + len(samples.batch) * k  # every step, untimed ones too
 
 
 def test_median_agrees_with_timeit():

@@ -8,7 +8,7 @@ import pytest
 from gdbench.analysis import tables
 from gdbench.files.results import read_json, write_json
 from gdbench.measure import telemetry
-from gdbench.measure.telemetry import Telemetry, TelemetryHook, open_telemetry
+from gdbench.measure.telemetry import Telemetry, TelemetryHook, during, open_telemetry
 from gdbench.measure.timing import StopRule
 from gdbench.records.readings import throttle_reasons
 from gdbench.records.results import CaseResult, CaseSpec
@@ -63,6 +63,10 @@ class FakeNvml:
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle):
         return 700_000
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        self.energy_mj = getattr(self, "energy_mj", 10**9) + 250  # a quarter joule a call
+        return self.energy_mj
 
 
 def readings(**fake):
@@ -160,3 +164,38 @@ def test_constants_match_pynvml():
     assert set(telemetry.SLOWDOWNS) | set(telemetry.SETTINGS) == {
         a.removeprefix("nvmlClocksEventReason") for a in dir(FakeNvml)
         if a.startswith("nvmlClocksEventReason")} | {"UserDefinedClocks"}
+
+
+def test_readings_inside_a_window_see_a_clock_that_drops_and_recovers():
+    import time
+
+    nvml = FakeNvml()
+    hook = TelemetryHook(Telemetry(nvml, "gpu0"), interval=0.005)
+    token = hook.start()
+    time.sleep(0.06)
+    nvml.sm_clock, nvml.reasons = 1200, 0x20  # a thermal slowdown, over before the end
+    time.sleep(0.06)
+    nvml.sm_clock, nvml.reasons = 1980, 0
+    time.sleep(0.06)
+    window = hook.stop(token, steps=100)
+    assert window["start"]["sm_clock_mhz"] == window["end"]["sm_clock_mhz"] == 1980
+    inside = window["during"]
+    assert inside["min_sm_clock_mhz"] == 1200 and inside["reasons"] == ["sw_thermal_slowdown"]
+    assert inside["readings"] >= 10 and inside["hz"] >= 20
+    assert throttle_reasons({"windows": [window]}) == [
+        "SM clock down to 1200 MHz during the window, under 90% of 1980 MHz",
+        "sw_thermal_slowdown during the window"]
+
+
+def test_the_default_sampling_rate_is_at_least_20_hz_in_a_timed_window():
+    x, y = np.ones((200, 1), np.float32), np.ones(200, np.float32)
+    spec = CaseSpec("numpy-manual", "cpu", "float32", 200)
+    case = sweep.run_case(spec, x, y, StopRule(budget=0.3, precision=1e-9),
+                          hooks=(TelemetryHook(Telemetry(FakeNvml(), "gpu0")),))
+    inside = case.telemetry["windows"][0]["during"]
+    assert telemetry.SAMPLE_SECONDS <= 0.05 and inside["readings"] >= 5 and inside["hz"] >= 20
+    assert not case.throttled
+
+
+def test_no_readings_inside_say_nothing():
+    assert during([], 0.01) is None

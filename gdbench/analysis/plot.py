@@ -13,6 +13,7 @@ from gdbench.analysis.findings import run_labels, scaling
 from gdbench.core.devices import is_cuda, missing_module
 from gdbench.files.paths import check_folder, check_target
 from gdbench.records.results import format_size
+from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
 
 FORMATS = ("png", "svg")
@@ -105,9 +106,10 @@ def plot_bandwidth(plt, runs, labels, lines, out_dir) -> list[Path]:
                     label=_name("roofline at each size", run.settings["device"], label))
         elif run.probe:
             device = run.probe["device"]
-            ax.axhline(run.probe["bandwidth"] / 1e9, color="black", linewidth=1.5)
-            ax.annotate(f"{device} roofline, memory: {run.probe['bandwidth'] / 1e9:.3g} GB/s",
-                        (0.01, run.probe["bandwidth"] / 1e9), xycoords=("axes fraction", "data"),
+            read = Probe.from_dict(run.probe).bandwidth  # a reading method's, never a copy's
+            ax.axhline(read / 1e9, color="black", linewidth=1.5)
+            ax.annotate(f"{device} roofline, memory: {read / 1e9:.3g} GB/s",
+                        (0.01, read / 1e9), xycoords=("axes fraction", "data"),
                         va="bottom", fontsize=8)
             if run.probe.get("cache_bandwidth"):
                 ax.axhline(run.probe["cache_bandwidth"] / 1e9, color="gray", linestyle=":")

@@ -13,6 +13,7 @@ from gdbench.analysis.tables import (
     MARKS,
     format_arrays,
     format_bytes,
+    format_joules,
     format_precision,
     format_time,
     marks,
@@ -20,8 +21,10 @@ from gdbench.analysis.tables import (
 )
 from gdbench.core.devices import is_cuda
 from gdbench.files.results import write_atomic
+from gdbench.measure.source import describe
 from gdbench.records.readings import self_inflicted
 from gdbench.records.results import format_size
+from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
 
 
@@ -43,7 +46,12 @@ def _environment(run: RunResult) -> list[str]:
                      f"{nvml.get('power_limit_w')} W")
         lines.append(line)
     if run.probe:
-        line = f"- roofline: {run.probe['bandwidth'] / 1e9:.3g} GB/s from memory"
+        probe = Probe.from_dict(run.probe)
+        line = (f"- roofline: {probe.bandwidth / 1e9:.3g} GB/s read from memory "
+                f"({probe.best_method})")
+        if probe.copy_bandwidth:
+            line += (f" (a copy: {probe.copy_bandwidth / 1e9:.3g} GB/s read + written, "
+                     "for reference)")
         if run.probe.get("cache_bandwidth"):
             cache = "L2" if is_cuda(run.probe["device"]) else "the last-level cache"
             line += (f", {run.probe['cache_bandwidth'] / 1e9:.3g} GB/s from {cache} "
@@ -57,8 +65,9 @@ def _environment(run: RunResult) -> list[str]:
     if windows:
         lines.append(f"- {windows} windows per case, interleaved with the other cases of its "
                      f"size; {run.settings.get('cache_state', 'warm')} caches")
-    if env.get("gdbench_commit"):
-        lines.append(f"- gdbench commit `{env['gdbench_commit']}`")
+    lines.append(f"- source: {describe(env.get('source'), env.get('gdbench_commit', ''))}")
+    if env.get("energy"):
+        lines.append(f"- energy: {env['energy']}")
     return lines
 
 
@@ -158,6 +167,19 @@ def _memory_table(run: RunResult) -> list[str]:
     return lines + [""]
 
 
+def _energy_table(run: RunResult) -> list[str]:
+    """Energy per step and samples per joule of each case whose energy was read."""
+    cases = [c for c in run.cases if c.joules_per_step is not None]
+    if not cases:
+        return []
+    lines = ["Energy of the device per step, over all of a case's windows (latency samples and "
+             "batches, every step they ran):", "",
+             "| case | J/step | samples per joule |", "|---|---:|---:|"]
+    lines += [f"| {c.spec.label} | {format_joules(c.joules_per_step)} | "
+              f"{c.samples_per_joule:,.0f} |" for c in cases]
+    return lines + [""]
+
+
 def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
     lines = ["### Fastest kernel at each size", ""]
     for (label, device, n), c in findings.fastest(runs, labels).items():
@@ -212,7 +234,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "Median step time · effective bandwidth · % of the roofline")
         flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
         lines += [f"## {source}", "", *_environment(run), "", legend + f" ({flags}):", "",
-                  *_step_table(run), "", *_memory_table(run)]
+                  *_step_table(run), "", *_memory_table(run), *_energy_table(run)]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"

@@ -116,7 +116,17 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
     memory = memory_cell(case)
     if memory:
         lines.append(memory)
+    if case.joules_per_step is not None:
+        lines.append(f"{format_joules(case.joules_per_step)}/step")
     return "\n".join(lines)
+
+
+def format_joules(j: float) -> str:
+    """Joules in the unit that reads best: ``3.1 mJ``, ``410 µJ``."""
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
+        if j >= scale:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j / 1e-9:.3g} nJ"
 
 
 def memory_arrays(case, nbytes: int) -> float:
@@ -217,3 +227,45 @@ def failures(run: RunResult) -> list[str]:
     """A line for each case not timed, and for each kernel skipped in a dtype of the run."""
     return ([f"{c.spec.label}: {c.status}: {c.message}" for c in run.cases if not c.ok]
             + [f"not run: {why}" for why in run.settings.get("skipped", [])])
+
+
+def format_times(values: list[float]) -> str:
+    """Several times in the unit of the smallest, three significant digits each:
+    ``201 / 206 µs``."""
+    unit = format_time(min(values)).split()[-1]
+    scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}[unit]
+    return " / ".join(f"{float(f'{v / scale:.3g}'):g}" for v in values) + f" {unit}"
+
+
+def runs_markdown(runs: list[RunResult], sizes=None, roofline: bool = False) -> list[str]:
+    """Runs of the same cases side by side, kernels as rows: in each cell the median latency of
+    every run, then in brackets their time per step in batches, and with ``roofline`` each run's
+    batched share of the read roofline measured in its own rounds. How far the runs' values lie
+    apart is the spread between runs, which no one run's interval shows."""
+    sizes = sorted(sizes or {c.spec.n_samples for r in runs for c in r.cases})
+    kernels = list(dict.fromkeys(c.spec.name for r in runs for c in r.cases))
+    found = [{(c.spec.name, c.spec.n_samples): c for c in r.cases} for r in runs]
+    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for k in kernels:
+        cells = []
+        for n in sizes:
+            cases = [(run, f.get((k, n))) for run, f in zip(runs, found)]
+            if any(c is None for _, c in cases):
+                cells.append("")
+                continue
+            bad = [c.status.upper() if not c.ok else "contended" for _, c in cases
+                   if not c.reliable]
+            if bad:
+                cells.append(" / ".join(dict.fromkeys(bad)))
+                continue
+            cell = format_times([c.summary().median for _, c in cases])
+            if all(c.throughput is not None for _, c in cases):
+                cell += f" ({format_times([c.throughput.median for _, c in cases])})"
+            fractions = [run.fraction(c, throughput=c.throughput is not None)
+                         for run, c in cases]
+            if roofline and all(f is not None for f in fractions):
+                cell += " · " + " / ".join(f"{100 * f:.0f}" for f in fractions) + "%"
+            cells.append(cell)
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines

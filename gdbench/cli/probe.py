@@ -5,6 +5,7 @@ from __future__ import annotations
 from gdbench.analysis.tables import format_bytes
 from gdbench.core.devices import is_cuda
 from gdbench.measure.roofline import measure_roofline
+from gdbench.records.roofline import COPY_METHODS
 
 NAME = "probe"
 HELP = "measure the device's memory bandwidth, the roofline"
@@ -19,7 +20,8 @@ def main(args) -> int:
     print(f"{result.device}: roofline {result.bandwidth / 1e9:.1f} GB/s from memory "
           f"({result.best_method}, {format_bytes(result.nbytes)} streamed)")
     for method, rate in result.methods.items():
-        print(f"  {method:20s} {rate / 1e9:8.1f} GB/s")
+        note = "   read + written: for reference only" if method in COPY_METHODS else ""
+        print(f"  {method:20s} {rate / 1e9:8.1f} GB/s{note}")
     levels = sorted(result.levels.items(), key=lambda kv: kv[1])
     print("bandwidth against the working set (the caches as "
           + ("the driver" if is_cuda(result.device) else "the OS") + " reports them: "

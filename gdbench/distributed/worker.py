@@ -133,7 +133,8 @@ class Case:
         kernel.synchronize()
         count = ranks.decide(int(np.clip(budget / estimate, MIN_SAMPLES, rule.max_samples)))
         size = self.batch_size or ranks.decide(
-            int(np.clip(rule.batch_seconds / estimate, 1, rule.max_batch_size)))
+            int(np.clip(rule.batch_seconds / estimate,
+                        rule.min_batch_steps if timer.asynchronous else 1, rule.max_batch_size)))
         batches = ranks.decide(int(np.clip(budget / 2 / (size * estimate), rule.min_samples,
                                            1000)))
         device, host = [], []
@@ -183,7 +184,7 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
         raise ValueError(f"no kernel runs data-parallel on {device} in {dtype} here")
     ranks = Ranks(device, s.dist_backend, s.dist_timeout)
     try:
-        rule = StopRule(precision=s.precision, budget=s.budget)
+        rule = StopRule.for_budget(s.precision, s.budget, s.windows)
         output = Output(out, csv) if ranks.rank == 0 else None
         specs = [CaseSpec(k, device, dtype, int(n), n_features, ranks=ranks.world)
                  for n in s.sizes for k in names]

@@ -16,6 +16,15 @@ Change log:
   and reads as ``fresh_layout: false``); a data-parallel run holds the plain single-process
   step of each kernel (``ranks`` 0) as its scaling baseline, and says whether it measured weak
   scaling (``settings.weak_scaling``; a version 1 run did whenever it had more than one rank).
+- **3**: the run records the source that ran (``environment.source``: the commit, the files
+  that differed from it and a hash of the differences, a hash of the package's files) and
+  where its energy was read from, or why it was not (``environment.energy``); each case holds
+  its energy per window (``energy``, where a counter is readable) and NVML's readings inside
+  each window (``telemetry.windows[].during``); the rooflines of each round are the best
+  *reading* method's, and the CPU's methods include two streams read side by side, as a step
+  reads x and y (a copy reads and writes: ``probe.copy_bandwidth``, for reference only). A
+  version 2 file reads as it is; on CUDA its rooflines were the best of all methods, a copy
+  included.
 """
 
 from __future__ import annotations
@@ -31,7 +40,11 @@ def _from_1(d: dict) -> dict:
     return d
 
 
-UPGRADES = {1: _from_1}  # version -> the step to the next one
+def _from_2(d: dict) -> dict:
+    return d  # nothing to fill in: every field version 3 added is optional
+
+
+UPGRADES = {1: _from_1, 2: _from_2}  # version -> the step to the next one
 
 
 def upgrade(d: dict, path) -> dict:

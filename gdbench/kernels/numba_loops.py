@@ -74,3 +74,16 @@ def repeated_parallel_sum(a, reps):
             s += a[i]
         total += s
     return total
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def repeated_parallel_pair_sum(x, y, reps):
+    """``reps`` parallel passes over two arrays at once, as the step reads x and y: the
+    probe's read with the step's own access pattern (two streams, the same threads)."""
+    total = 0.0
+    for _ in range(reps):
+        s = 0.0
+        for i in numba.prange(x.size):
+            s += x[i] * total - y[i]
+        total += s * 1e-30
+    return total

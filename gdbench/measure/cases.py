@@ -160,9 +160,9 @@ def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool,
     else:
         rewarm(kernel)
     started = [hook.start() for hook in live.hooks]
-    samples, size = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
+    samples, size, steps = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
     for hook, token in reversed(list(zip(live.hooks, started))):
-        live.readings.setdefault(hook.field, []).append(hook.stop(token))
+        live.readings.setdefault(hook.field, []).append(hook.stop(token, steps))
     live.batch_size = live.batch_size or size or None
     live.parts.append(samples)
 

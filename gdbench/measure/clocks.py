@@ -20,6 +20,9 @@ def _calls(kernel) -> list:
 class HostTimer:
     """Phases timed with the monotonic nanosecond clock, each read after ``synchronize``."""
 
+    asynchronous = False  # a batch's clock reads bracket all its work
+    lead_steps = 0
+
     def __init__(self, synchronize):
         self.synchronize = synchronize
 
@@ -44,6 +47,9 @@ class HostTimer:
 
 class CudaTimer:
     """Phases timed with CUDA events of the kernel's backend (CuPy's or torch's)."""
+
+    asynchronous = True  # steps are queued: a batch needs enough of them to be steady
+    lead_steps = 1  # the untimed step each batch is queued behind
 
     def __init__(self, backend: str, n_phases: int):
         if backend == "cupy":
@@ -71,9 +77,14 @@ class CudaTimer:
         return device, [(b - a) * 1e-9 for a, b in zip(host, host[1:])]
 
     def batch(self, step, k: int) -> tuple[float, float]:
-        """Device seconds between events around ``k`` back-to-back steps, and host seconds."""
+        """Device seconds between events around ``k`` back-to-back steps, and host seconds.
+
+        An untimed step goes first: the start event waits behind it in the queue, so the
+        first timed step is launched while the device is busy, as every later one is.
+        """
         start, end = self.events[0], self.events[-1]
         clock = time.perf_counter_ns
+        step()
         t0 = clock()
         start.record()
         for _ in range(k):

@@ -98,7 +98,7 @@ class ContentionHook:
     def start(self) -> Watch:
         return Watch()
 
-    def stop(self, watch: Watch) -> dict | None:
+    def stop(self, watch: Watch, steps: int = 0) -> dict | None:
         return watch.stop()
 
     def record(self, readings: list) -> list:

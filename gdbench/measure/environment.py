@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 
 from gdbench.core.devices import is_cuda
+from gdbench.measure.energy import energy_source
+from gdbench.measure.source import source
 from gdbench.measure.telemetry import open_telemetry
 from gdbench.measure.threads import thread_counts
 
@@ -103,19 +105,11 @@ def _driver_version() -> str:
         return ""
 
 
-def git_commit() -> str:
-    """The commit of the checkout gdbench runs from, with '-dirty' for local changes; '' if none."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
+def git_commit(record: dict) -> str:
+    """The older form of the source: the commit, with '-dirty' for local changes; '' if none."""
+    if not record["commit"]:
         return ""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return head + ("-dirty" if dirty else "") if head else ""
+    return record["commit"] + ("-dirty" if record["uncommitted"] else "")
 
 
 def capture(device: str) -> dict:
@@ -125,17 +119,20 @@ def capture(device: str) -> dict:
     # torch's, Numba's and each BLAS and OpenMP pool's threads (a case run with --threads
     # records its own in the case)
     threads["pools"] = thread_counts()
+    code = source()
     env = {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "packages": package_versions(),
-        "gdbench_commit": git_commit(),
+        "gdbench_commit": git_commit(code),
+        "source": code,
         "cpu": {"model": cpu_model(), "logical_cores": os.cpu_count(),
                 "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else os.cpu_count(), "last_level_cache_bytes": cpu_cache_bytes()},
         "threads": threads,
     }
+    env["energy"] = energy_source(device)
     if is_cuda(device):
         env["gpu"] = gpu_info()
 

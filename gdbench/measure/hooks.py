@@ -2,17 +2,19 @@
 
 A hook has a ``field`` (the case result's field its readings go to), ``open(device)`` (the hook
 for a run on ``device``, or None where it cannot read anything there), ``start()`` just before a
-window's samples, ``stop(token)`` right after, and ``record(readings)``, which gives the field's
-value from the readings of every window. A new measured axis is one module with such a class,
+window's samples, ``stop(token, steps)`` right after (``token`` is what ``start`` gave, ``steps``
+the number of steps the window ran), and ``record(readings)``, which gives the field's value
+from the readings of every window. A new measured axis is one module with such a class,
 and one line in ``HOOKS``.
 """
 
 from __future__ import annotations
 
 from gdbench.measure.contention import ContentionHook
+from gdbench.measure.energy import EnergyHook
 from gdbench.measure.telemetry import TelemetryHook
 
-HOOKS = (ContentionHook, TelemetryHook)
+HOOKS = (ContentionHook, TelemetryHook, EnergyHook)
 
 
 def window_hooks(device: str) -> tuple:

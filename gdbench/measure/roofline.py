@@ -3,15 +3,20 @@
 A step reads its ``x`` and ``y`` once at least; the fastest it can do that is the fastest the
 device streams a buffer of that size, which depends on where the buffer lives (L1, L2, the
 last-level cache, memory). ``bandwidth_at(device, nbytes)`` measures it for one working-set
-size with every available method and gives each method's median over several timed calls,
-each call long enough (2 ms) that call overhead does not count:
+size with every available method and gives each method's best rate over several timed calls
+(the fastest call, as STREAM reports its best rate: a ceiling is what the machine can do, and
+every slower call was held back by something), each call long enough (2 ms) that call
+overhead does not count:
 
 - CPU: Numba's serial and parallel sums, repeated over the buffer inside one call, torch's
-  threaded sum and NumPy's sum;
+  threaded sum and NumPy's sum, and the step's own pattern: two arrays of half the size each,
+  allocated apart as a problem's x and y are, read side by side on the kernels' threads
+  (Numba's parallel pass, ``torch.dot``, NumPy's ``dot``);
 - CUDA: a Triton kernel that reads the buffer repeatedly with loads that bypass L1, torch's sum
   and a device-to-device copy (bytes read plus written).
 
-The roofline at a size is the best method's median. ``probe`` measures the memory level (four
+The roofline at a size is the best reading method's rate; a copy (CUDA) reads and writes and is
+kept for reference only. ``probe`` measures the memory level (four
 times the last-level cache, at least 1 GiB on the CPU; 2 GiB on CUDA) and the curve of
 bandwidth against size, with the cache sizes the OS reports beside it: a VM may report its
 host's caches, and the curve says where the levels really are. A sweep measures the roofline at
@@ -33,20 +38,21 @@ from gdbench.core.devices import (
     resolve_device,
 )
 from gdbench.measure.environment import cpu_cache_bytes, cpu_cache_levels, gpu_info
-from gdbench.records.roofline import Probe
+from gdbench.records.roofline import Probe, read_rate
 
 MIN_BYTES = 1 << 30
 CALL_SECONDS = 2e-3  # each timed call streams the buffer for at least this long
 CURVE_START = {"cpu": 4 << 10, "cuda": 64 << 10}
 
 
-def _median_rate(stream, nbytes: int, repeats: int, clock) -> float:
-    """Median bytes/s of ``stream(reps)``, reps chosen so that one call lasts CALL_SECONDS."""
+def _best_rate(stream, nbytes: int, repeats: int, clock) -> float:
+    """Best bytes/s of ``repeats`` calls of ``stream(reps)``, reps chosen so that one call
+    lasts CALL_SECONDS."""
     first = clock(lambda: stream(1))  # first touch, compilation
     first = clock(lambda: stream(1))
     reps = int(min(1 << 20, max(1, math.ceil(CALL_SECONDS / max(first, 1e-9)))))
     times = [clock(lambda: stream(reps)) for _ in range(repeats)]
-    return nbytes * reps / float(np.median(times))
+    return nbytes * reps / min(times)
 
 
 def _cpu_clock(fn) -> float:
@@ -55,9 +61,14 @@ def _cpu_clock(fn) -> float:
     return time.perf_counter() - start
 
 
-def _cpu_methods(a: np.ndarray) -> dict:
-    """Ways to stream ``a`` ``reps`` times on the CPU, by name."""
-    methods = {"numpy-sum": lambda reps: [a.sum() for _ in range(reps)]}
+def _cpu_methods(nbytes: int) -> dict:
+    """Ways to read ``nbytes`` ``reps`` times on the CPU, by name. The ``-pair`` and ``-dot``
+    methods read two arrays of half as many bytes side by side, allocated apart as a step's x
+    and y are: two streams, on the threads the kernels use."""
+    a = np.ones(nbytes // 4, dtype=np.float32)
+    x, y = np.ones(nbytes // 8, dtype=np.float32), np.ones(nbytes // 8, dtype=np.float32)
+    methods = {"numpy-sum": lambda reps: [a.sum() for _ in range(reps)],
+               "numpy-dot": lambda reps: [np.dot(x, y) for _ in range(reps)]}
     if missing_module("numba") is None:
         from gdbench.kernels import numba_loops
 
@@ -65,11 +76,14 @@ def _cpu_methods(a: np.ndarray) -> dict:
             methods["numba-sum"] = lambda reps: numba_loops.repeated_sum(a, reps)
         if a.nbytes >= 64 << 10:  # below, starting the threads costs more than the read
             methods["numba-parallel-sum"] = lambda reps: numba_loops.repeated_parallel_sum(a, reps)
+            methods["numba-parallel-pair"] = (
+                lambda reps: numba_loops.repeated_parallel_pair_sum(x, y, reps))
     if missing_module("torch") is None:
         import torch
 
-        t = torch.from_numpy(a)
+        t, tx, ty = torch.from_numpy(a), torch.from_numpy(x), torch.from_numpy(y)
         methods["torch-sum"] = lambda reps: [t.sum() for _ in range(reps)]
+        methods["torch-dot"] = lambda reps: [torch.dot(tx, ty) for _ in range(reps)]
     return methods
 
 
@@ -132,15 +146,15 @@ def _event_clock(events, elapsed_ms):
 
 
 def bandwidth_at(device: str, nbytes: int, repeats: int = 5) -> dict:
-    """Each method's median bytes/s streaming a buffer of ``nbytes`` on ``device``."""
+    """Each method's best bytes/s reading a working set of ``nbytes`` on ``device``."""
     nbytes = max(nbytes // 4 * 4, 4096)
     if is_cuda(device):
         methods, clock = _cuda_methods(nbytes)
         scale = {"torch-copy": 2 * (nbytes // 8) * 4}  # half the buffer read, half written
     else:
-        methods, clock = _cpu_methods(np.ones(nbytes // 4, dtype=np.float32)), _cpu_clock
+        methods, clock = _cpu_methods(nbytes), _cpu_clock
         scale = {}
-    rates = {name: _median_rate(stream, getattr(stream, "nbytes", scale.get(name, nbytes)),
+    rates = {name: _best_rate(stream, getattr(stream, "nbytes", scale.get(name, nbytes)),
                                 repeats, clock)
              for name, stream in methods.items()}
     del methods
@@ -150,8 +164,9 @@ def bandwidth_at(device: str, nbytes: int, repeats: int = 5) -> dict:
 
 
 def roofline_at(device: str, nbytes: int, repeats: int = 5) -> float:
-    """The roofline for a working set of ``nbytes``: the best method's median bytes/s."""
-    return max(bandwidth_at(device, nbytes, repeats).values())
+    """The roofline for a working set of ``nbytes``: the best reading method's bytes/s (a
+    copy's bytes read plus written are no ceiling for a step that only reads)."""
+    return read_rate(bandwidth_at(device, nbytes, repeats))
 
 
 def cache_levels(device: str) -> dict:
@@ -197,5 +212,5 @@ def measure_roofline(device: str = "auto", nbytes: int | None = None, curve: boo
     if curve:
         for size in curve_sizes(device, nbytes)[:-1]:
             points[size] = roofline_at(device, size, repeats)
-        points[nbytes] = max(methods.values())
+        points[nbytes] = read_rate(methods)
     return Probe(device, nbytes, methods, cache, curve=points, levels=levels)

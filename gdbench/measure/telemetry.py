@@ -1,9 +1,17 @@
-"""GPU telemetry around each CUDA case: clocks, temperature, power and throttle reasons (NVML).
+"""GPU telemetry during each CUDA window: clocks, temperature, power and throttle reasons (NVML).
 
 NVML comes with nvidia-ml-py (``pynvml``, the ``nvml`` extra). Without it, or without a driver,
 nothing is recorded and nothing fails: a case's ``telemetry`` is then None ("not recorded").
 
-A case is throttled when, at its start or end, the SM clock was below 90% of its maximum
+A window is read at its start and its end, and in between by a background thread every
+``SAMPLE_SECONDS`` (50 Hz), so that a clock that drops inside a window is seen: the window keeps
+the lowest SM clock, the highest temperature and power, the reasons seen at any reading, and
+the number and rate of the readings. The thread spends its time in NVML's C calls, which
+release the GIL; it wakes 50 times a second, which the timed loop can feel as a rare outlier
+and the medians do not.
+
+A case is throttled when, at its start, its end or any reading between, the SM clock was below
+90% of its maximum
 (nvbench's throttle criterion, at the threshold this project uses) or a reason that slows the
 clocks down was active: a power cap, a thermal or hardware slowdown, or the power brake. Idle
 is not a slowdown, and the reasons that are settings (application or display clocks, sync
@@ -15,9 +23,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
+import time
 
 from gdbench.core.devices import is_cuda
 from gdbench.records.readings import SLOWDOWNS
+
+SAMPLE_SECONDS = 0.02
 
 SETTINGS = {"GpuIdle": "gpu_idle", "ApplicationsClocksSetting": "applications_clocks_setting",
             "SyncBoost": "sync_boost", "DisplayClockSetting": "display_clock_setting",
@@ -108,24 +120,65 @@ def open_telemetry(nvml=None) -> Telemetry | None:
         return None
 
 
+class Sampler(threading.Thread):
+    """Readings of ``telemetry`` every ``interval`` seconds until ``finish``."""
+
+    def __init__(self, telemetry: Telemetry, interval: float = SAMPLE_SECONDS):
+        super().__init__(name="gdbench-nvml", daemon=True)
+        self.telemetry, self.interval = telemetry, interval
+        self.readings: list[dict] = []
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.wait(self.interval):
+            reading = self.telemetry.snapshot()
+            if reading is not None:
+                self.readings.append(reading)
+
+    def finish(self) -> list[dict]:
+        self._done.set()
+        self.join()
+        return self.readings
+
+
+def during(readings: list[dict], seconds: float) -> dict | None:
+    """What the readings taken inside a window say, in a few numbers; None without any."""
+    if not readings:
+        return None
+    return {"readings": len(readings), "hz": len(readings) / seconds if seconds > 0 else None,
+            "min_sm_clock_mhz": min(r["sm_clock_mhz"] for r in readings),
+            "max_temperature_c": max(r["temperature_c"] for r in readings),
+            "max_power_w": max(r["power_w"] for r in readings),
+            "mean_power_w": sum(r["power_w"] for r in readings) / len(readings),
+            "reasons": sorted({x for r in readings for x in r["reasons"]})}
+
+
 class TelemetryHook:
     """NVML telemetry as a window hook (``gdbench.measure.hooks``): a snapshot at each window's
-    start and end, in the case's ``telemetry``; on CUDA, where NVML can be opened."""
+    start and end and readings at 50 Hz between, in the case's ``telemetry``; on CUDA, where
+    NVML can be opened."""
     field = "telemetry"
 
-    def __init__(self, telemetry: Telemetry):
-        self.telemetry = telemetry
+    def __init__(self, telemetry: Telemetry, interval: float = SAMPLE_SECONDS):
+        self.telemetry, self.interval = telemetry, interval
 
     @classmethod
     def open(cls, device: str) -> TelemetryHook | None:
         telemetry = open_telemetry() if is_cuda(device) else None
         return cls(telemetry) if telemetry is not None else None
 
-    def start(self) -> dict | None:
-        return self.telemetry.snapshot()
+    def start(self):
+        sampler = Sampler(self.telemetry, self.interval)
+        first = self.telemetry.snapshot()
+        sampler.start()
+        return first, sampler, time.perf_counter()
 
-    def stop(self, start: dict | None) -> dict:
-        return {"start": start, "end": self.telemetry.snapshot()}
+    def stop(self, token, steps: int = 0) -> dict:
+        first, sampler, t0 = token
+        readings = sampler.finish()
+        seconds = time.perf_counter() - t0
+        return {"start": first, "end": self.telemetry.snapshot(),
+                "during": during(readings, seconds), "seconds": seconds}
 
     def record(self, readings: list) -> dict:
         return {"windows": readings}

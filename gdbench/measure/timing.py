@@ -14,9 +14,11 @@ between the phases gives the launch (host) time beside the device time.
 
 A latency sample starts on an idle device, so on a GPU at small sizes it includes the time to
 launch the step from Python. A batch (nvbench's "batch" measurement) runs K steps back to back
-between two clock reads or two events, K chosen so that a batch lasts about a millisecond:
+between two clock reads or two events, K chosen so that a batch lasts about 10 ms (less where
+the budget of a window cannot hold three such batches), and on CUDA at least 10 steps:
 launches overlap the device work of the steps before them, and the batch time over K is the
-steady-state time per step, the throughput.
+steady-state time per step, the throughput. On CUDA an untimed step is launched just before
+each batch's first event, so that the batch's first step does not start from an idle device.
 
 A case is timed in several windows spread over the run (``sample_window`` once per window;
 ``Samples.concat`` joins them), so that its spread between windows can be seen. In cold mode a
@@ -41,18 +43,29 @@ from gdbench.records.stats import relative_precision
 class StopRule:
     """When to stop sampling a case: the median known to ``precision``, or ``budget`` spent.
 
-    Batches get half the budget, and each lasts about ``batch_seconds``. Warm-up runs until
-    two consecutive groups of steps agree within ``settle`` or ``warmup`` seconds have passed.
+    Batches get half the budget, and each lasts about ``batch_seconds``, with at least
+    ``min_batch_steps`` steps where the device runs them asynchronously (CUDA). Warm-up runs
+    until two consecutive groups of steps agree within ``settle`` or ``warmup`` seconds have
+    passed.
     """
 
     precision: float = 0.01
     budget: float = 0.5  # seconds of latency sampling per case, shared by its windows
     min_samples: int = 3  # per window
     max_samples: int = 10_000
-    batch_seconds: float = 1e-3
+    batch_seconds: float = 10e-3
+    min_batch_steps: int = 10
     max_batch_size: int = 100_000
     warmup: float = 0.25  # longest warm-up, seconds
     settle: float = 0.05
+
+    @classmethod
+    def for_budget(cls, precision: float, budget: float, windows: int = 1) -> StopRule:
+        """The rule for ``budget`` seconds per case over ``windows``: batches of 10 ms where
+        the budget holds three per window, shorter (1 ms at least) where it does not."""
+        per_window = budget / windows / 2 / cls.min_samples
+        return cls(precision=precision, budget=budget,
+                   batch_seconds=min(cls.batch_seconds, max(1e-3, per_window)))
 
 
 @dataclass(frozen=True)
@@ -120,9 +133,10 @@ def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Sample
 
 
 def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
-                  batch_size: int | None = None, flush=None) -> tuple[Samples, int]:
-    """(samples, K): latency samples until ``rule`` says stop or ``budget`` is spent, then
-    batches of K back-to-back steps (K from ``batch_size``, or chosen now) for half as long.
+                  batch_size: int | None = None, flush=None) -> tuple[Samples, int, int]:
+    """(samples, K, steps run): latency samples until ``rule`` says stop or ``budget`` is
+    spent, then batches of K back-to-back steps (K from ``batch_size``, or chosen now) for half
+    as long; every step the window ran is counted, untimed ones included.
 
     ``flush``, when given, runs before every latency sample and is not timed.
     """
@@ -146,25 +160,30 @@ def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
     host_array = None if host[0] is None else np.array(host)
     samples = Samples(tuple(kernel.phases), np.array(device), host_array)
     if not batches:
-        return samples, 0
-    size, per_step, host_per_step = measure_batches(kernel, timer, rule, float(np.median(steps)),
-                                                    budget / 2, batch_size)
+        return samples, 0, len(steps)
+    size, per_step, host_per_step, ran = measure_batches(
+        kernel, timer, rule, float(np.median(steps)), budget / 2, batch_size)
     return Samples(samples.phases, samples.device, samples.host, per_step, size,
-                   host_per_step), size
+                   host_per_step), size, len(steps) + ran
 
 
 def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget: float,
                     k: int | None = None):
-    """(K, time per step of each batch, host time per step or None): batches of K steps.
+    """(K, time per step of each batch, host time per step or None, steps run): batches of
+    K steps.
 
     Without ``k``, K is chosen so that a batch lasts about ``rule.batch_seconds``.
     """
     step = kernel.step
     kernel.synchronize()
+    ran = 0
     if k is None:
-        k = int(min(rule.max_batch_size, max(1, math.ceil(rule.batch_seconds / step_estimate))))
+        fewest = rule.min_batch_steps if timer.asynchronous else 1
+        k = int(min(rule.max_batch_size,
+                    max(fewest, math.ceil(rule.batch_seconds / step_estimate))))
         for _ in range(4):  # a latency sample overstates a GPU step: grow K until long enough
             elapsed, _ = timer.batch(step, k)
+            ran += k + timer.lead_steps
             if elapsed >= 0.5 * rule.batch_seconds or k >= rule.max_batch_size:
                 break
             k = int(min(rule.max_batch_size,
@@ -174,11 +193,12 @@ def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget:
     next_check = rule.min_samples
     while True:
         d, h = timer.batch(step, k)
+        ran += k + timer.lead_steps
         device.append(d / k)
         host.append(None if h is None else h / k)
         done, next_check = _sampling_done(device, start, budget, rule, next_check)
         if done:
             break
-    return k, np.array(device), None if host[0] is None else np.array(host)
+    return k, np.array(device), None if host[0] is None else np.array(host), ran
 
 

@@ -50,7 +50,8 @@ def self_inflicted(windows: list | None) -> float:
 def throttle_reasons(telemetry: dict | None) -> list[str]:
     """Why a case ran throttled, from its readings; [] if it did not, or nothing was recorded.
 
-    ``telemetry`` is ``{"windows": [{"start": reading, "end": reading}, ...]}``, or one such
+    ``telemetry`` is ``{"windows": [{"start": reading, "end": reading, "during": summary},
+    ...]}`` (``during``: the readings taken inside the window; older files lack it), or one such
     pair (results of gdbench 0.1.0).
     """
     if not telemetry:
@@ -59,6 +60,7 @@ def throttle_reasons(telemetry: dict | None) -> list[str]:
     why = []
     for index, pair in enumerate(windows):
         where = f" of window {index + 1}" if len(windows) > 1 else ""
+        top = None
         for when in ("start", "end"):
             reading = (pair or {}).get(when)
             if not reading:
@@ -70,4 +72,21 @@ def throttle_reasons(telemetry: dict | None) -> list[str]:
             slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
             if slow:
                 why.append(f"{', '.join(slow)} at the {when}{where}")
-    return why
+        inside = (pair or {}).get("during")
+        if inside:
+            lowest = inside.get("min_sm_clock_mhz")
+            if lowest and top and lowest < CLOCK_FRACTION * top:
+                why.append(f"SM clock down to {lowest} MHz during{where or ' the window'}, "
+                           f"under {CLOCK_FRACTION:.0%} of {top} MHz")
+            slow = [r for r in inside.get("reasons", []) if r in SLOWDOWNS.values()]
+            if slow:
+                why.append(f"{', '.join(slow)} during{where or ' the window'}")
+    return list(dict.fromkeys(why))
+
+
+def energy_per_step(energy: dict | None) -> float | None:
+    """Joules per step over all the windows of a case: their energy over the steps they ran;
+    None where no energy was read."""
+    windows = [w for w in (energy or {}).get("windows") or [] if w]
+    steps = sum(w["steps"] for w in windows)
+    return sum(w["joules"] for w in windows) / steps if steps else None

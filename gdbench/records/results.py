@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gdbench.core.dtypes import ITEMSIZE, SHORT
-from gdbench.records.readings import contention_reasons, throttle_reasons
+from gdbench.records.readings import contention_reasons, energy_per_step, throttle_reasons
 from gdbench.records.samples import Samples
 from gdbench.records.stats import Summary
 
-SCHEMA_VERSION = 2  # gdbench.files.versions has the change log
+SCHEMA_VERSION = 3  # gdbench.files.versions has the change log
 
 
 def format_size(n: int) -> str:
@@ -82,6 +82,17 @@ class CaseResult:
     thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
     memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
     writes: float | None = None  # arrays of N elements the byte model says a step writes
+    energy: dict | None = None  # gdbench.measure.energy readings of each window
+
+    @property
+    def joules_per_step(self) -> float | None:
+        """Energy of the device per step, over the windows; None where it was not read."""
+        return energy_per_step(self.energy)
+
+    @property
+    def samples_per_joule(self) -> float | None:
+        j = self.joules_per_step
+        return self.spec.n_samples / j if j else None
 
     @property
     def memory_peak(self) -> int | None:
@@ -185,6 +196,10 @@ class CaseResult:
         if self.writes is not None:
             d["writes"] = self.writes
             d["memory_model_bytes"] = self.memory_model
+        if self.energy is not None:
+            d["energy"] = self.energy
+            d["joules_per_step"] = self.joules_per_step
+            d["samples_per_joule"] = self.samples_per_joule
         if self.contention is not None:
             d["contention"] = self.contention
             d["contended"] = self.contended
@@ -240,6 +255,6 @@ class CaseResult:
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
                    bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
                    bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
-                   d.get("writes"))
+                   d.get("writes"), d.get("energy"))
 
 

@@ -7,6 +7,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+# Methods that read and write (bytes read plus written): shown for reference, never a roofline,
+# since a step only reads.
+COPY_METHODS = frozenset({"torch-copy"})
+
+
+def read_rate(methods: dict) -> float:
+    """The best of ``methods`` (name -> bytes/s) that only read."""
+    return max(v for k, v in methods.items() if k not in COPY_METHODS)
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -21,12 +30,18 @@ class Probe:
 
     @property
     def bandwidth(self) -> float:
-        """Memory roofline in bytes/s: the best method's."""
-        return max(self.methods.values())
+        """Memory roofline in bytes/s: the best reading method's."""
+        return read_rate(self.methods)
 
     @property
     def best_method(self) -> str:
-        return max(self.methods, key=self.methods.get)
+        return max((k for k in self.methods if k not in COPY_METHODS), key=self.methods.get)
+
+    @property
+    def copy_bandwidth(self) -> float | None:
+        """The best copy's bytes read plus written per second, for reference; None if none."""
+        copies = [v for k, v in self.methods.items() if k in COPY_METHODS]
+        return max(copies) if copies else None
 
     @property
     def cache_bandwidth(self) -> float | None:
@@ -50,7 +65,8 @@ class Probe:
 
     def to_dict(self) -> dict:
         d = {**asdict(self), "bandwidth": self.bandwidth, "best_method": self.best_method,
-             "cache_bandwidth": self.cache_bandwidth}
+             "cache_bandwidth": self.cache_bandwidth,
+             "copy_bandwidth": self.copy_bandwidth}
         d["curve"] = {str(k): v for k, v in self.curve.items()}
         return d
 

@@ -170,7 +170,7 @@ def sweep(settings: Settings, out=None, csv=None,
     skipped: list[str] = []
     specs = plan(device, s.kernels, sizes, n_features, list(s.dtypes), s.cuda_graph,
                  s.threads or (0,), skipped)
-    rule = StopRule(precision=s.precision, budget=s.budget)
+    rule = StopRule.for_budget(s.precision, s.budget, s.windows)
     recorded = s.record(kernels=sorted({c.kernel for c in specs}), skipped=skipped,
                         min_samples_per_window=rule.min_samples, max_samples=rule.max_samples,
                         batch_seconds=rule.batch_seconds, warmup_max_s=rule.warmup)

@@ -42,9 +42,12 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
         contention = [w for c in cases for w in (c.contention or [None] * c.windows)]
         telemetry = [w for c in cases for w in ((c.telemetry or {}).get("windows")
                                                 or [None] * c.windows)]
+        energy = [w for c in cases for w in ((c.energy or {}).get("windows")
+                                             or [None] * c.windows)]
         merged.append(replace(first, samples=Samples.join([c.samples for c in cases]),
                               contention=contention if any(contention) else None,
                               telemetry={"windows": telemetry} if any(telemetry) else None,
+                              energy={"windows": energy} if any(energy) else None,
                               remeasured=any(c.remeasured for c in cases)))
     return merged
 

@@ -1,0 +1,79 @@
+"""Tables of the docs that are not a sweep's grid: converge runs side by side, a run's memory
+table and its scaling across ranks, and the summary lines of ``gdbench noise`` logs. Each is
+computed from committed results files by ``scripts/docs_tables.py``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gdbench.analysis.report import _memory_table, _scaling
+from gdbench.analysis.tables import format_times
+from gdbench.records.converge import ConvergeResult
+from gdbench.records.results import format_size
+from gdbench.records.run import RunResult
+
+
+def converge_markdown(results: list[ConvergeResult]) -> list[str]:
+    """One row per kernel, one column per size and learning rate: the steps to the tolerance
+    and the time of each run (the steps of the first; a run that took other steps says so)."""
+    columns = list(dict.fromkeys((d.n_samples, d.rule) for d in results[0].descents))
+    names = list(dict.fromkeys(d.name for d in results[0].descents))
+    first = results[0]
+    lr = {(d.n_samples, d.rule): d.lr for d in first.descents}
+    head = [f"{format_size(n)}, lr {lr[(n, rule)]:.3g}" for n, rule in columns]
+    lines = ["| kernel | " + " | ".join(head) + " |", "|---|" + "---|" * len(columns)]
+    found = [{(d.name, d.n_samples, d.rule): d for d in r.descents} for r in results]
+    for name in names:
+        cells = []
+        for n, rule in columns:
+            ds = [f.get((name, n, rule)) for f in found]
+            if any(d is None for d in ds):
+                cells.append("")
+            elif ds[0].status == "converged":
+                steps = {d.steps for d in ds}
+                cells.append(f"{ds[0].steps}{'' if len(steps) == 1 else ' (steps differ)'}: "
+                             + format_times([d.seconds for d in ds]))
+            else:
+                cells.append(f"{ds[0].status}, {ds[0].steps}: {ds[0].excess:.2g} above")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    solves = []
+    for n, rule in columns:
+        times = [s["seconds"] for r in results for s in r.direct if s["n_samples"] == n
+                 and s["dtype"] == "float32"]
+        solves.append(format_times(times) if times and rule == columns[0][1] else "")
+    lines.append("| direct solve (`lstsq`, float32) | " + " | ".join(solves) + " |")
+    return lines
+
+
+def memory_markdown(run: RunResult) -> list[str]:
+    return _memory_table(run)[2:-1]  # the table alone, without its sentence
+
+
+def scaling_markdown(run: RunResult) -> list[str]:
+    lines = _scaling(run, "")
+    start = next(i for i, line in enumerate(lines) if line.startswith("| kernel"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
+NOISE_LINES = {
+    "false": re.compile(r"false verdicts (\S+)%"),
+    "30": re.compile(r"made 30% slower: called SLOWER in (\S+)%"),
+    "10": re.compile(r"made 10% slower: called SLOWER in (\S+)%"),
+}
+
+
+def noise_logs_markdown(folder: Path, studies: list[tuple[str, str, str]]) -> list[str]:
+    """A row per ``gdbench noise`` study: (log name, how it was run, its noise floor), with
+    the figures its log's summary lines give."""
+    lines = ["| study | noise floor | false FASTER or SLOWER (target at most 5%) | "
+             "30% slower called SLOWER (target at least 90%) | 10% slower called SLOWER |",
+             "|---|---|---|---|---|"]
+    for log, how, floor in studies:
+        text = (folder / log).read_text()
+        figures = {k: p.search(text) for k, p in NOISE_LINES.items()}
+        lines.append(f"| {how} | {floor} | " + " | ".join(
+            f"{figures[k].group(1)}%" if figures[k] else "?" for k in ("false", "30", "10"))
+            + " |")
+    return lines

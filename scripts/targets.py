@@ -1,0 +1,109 @@
+"""Target rows of the docs, computed from the committed results files.
+
+``<!-- targets: NAME:results/A.json,results/B.json -->`` in a document is replaced by a table
+with one row per target of the set NAME: each run's figure, and whether the target was met in
+every run, in some, or in none. A target is a function of one run that gives (the figure as
+text, met or not); the rows never hold a number typed by hand.
+"""
+
+from __future__ import annotations
+
+from gdbench.analysis.tables import format_time
+from gdbench.records.run import RunResult
+
+FUSED = ("torch-compile", "cupy-fused", "triton-fused")
+
+
+def _case(run: RunResult, name: str, n: int):
+    return next((c for c in run.cases if c.spec.name == name and c.spec.n_samples == n
+                 and c.spec.dtype == "float32" and c.ok), None)
+
+
+def _best(run: RunResult, n: int, throughput: bool):
+    cases = [c for c in run.cases if c.spec.n_samples == n and c.reliable
+             and (not throughput or c.throughput is not None)]
+    return min(cases, key=lambda c: (c.throughput if throughput else c.summary()).median,
+               default=None)
+
+
+def triton_roofline(run: RunResult):
+    c = _case(run, "triton-fused", 10**8)
+    if c is None:
+        return "not measured", False
+    tput, lat = run.fraction(c, throughput=True), run.fraction(c)
+    return (f"throughput {format_time(c.throughput.median)}: {tput:.0%}; latency "
+            f"{format_time(c.summary().median)}: {lat:.0%}", tput >= 0.85)
+
+
+def _at_most(n: int, seconds: float, throughput: bool):
+    def target(run: RunResult):
+        c = _best(run, n, throughput)
+        if c is None:
+            return "not measured", False
+        t = (c.throughput if throughput else c.summary()).median
+        return f"`{c.spec.name}` {format_time(t)}", t <= seconds
+    return target
+
+
+def fused_within(run: RunResult):
+    n = 10**8
+    best = _best(run, n, throughput=True)
+    ratios = []
+    for name in FUSED:
+        c = _case(run, name, n)
+        if c is None or best is None:
+            return f"`{name}` not measured", False
+        ratios.append((c.throughput.median / best.throughput.median, name))
+    worst, name = max(ratios)
+    return (f"throughput within {worst:.2f}× (`{name}`) of the best, `{best.spec.name}` "
+            f"{format_time(best.throughput.median)}", worst <= 1.5)
+
+
+def graph_beats_launch(run: RunResult):
+    n, slower = 10**4, []
+    pairs = [(c, _case(run, c.spec.name + "+graph", n)) for c in run.cases
+             if c.spec.n_samples == n and not c.spec.cuda_graph and c.ok]
+    pairs = [(plain, graph) for plain, graph in pairs if graph is not None]
+    for plain, graph in pairs:
+        if graph.summary().median >= plain.summary().median:
+            slower.append(plain.spec.name)
+    if not pairs:
+        return "no graph rows", False
+    if slower:
+        return "not for " + ", ".join(f"`{k}`" for k in slower), False
+    worst = max(pairs, key=lambda p: p[1].summary().median / p[0].summary().median)
+    return (f"all {len(pairs)} kernels; closest: `{worst[0].spec.name}` "
+            f"{format_time(worst[1].summary().median)} against "
+            f"{format_time(worst[0].summary().median)}", True)
+
+
+SETS = {
+    "h200": [
+        ("`triton-fused` at 10⁸ float32: 85% of the read roofline in throughput",
+         triton_roofline),
+        ("the best kernel at 10⁶ float32: at most 10 µs per step in latency",
+         _at_most(10**6, 10e-6, throughput=False)),
+        ("the best kernel at 10⁶ float32: at most 5 µs per step in throughput",
+         _at_most(10**6, 5e-6, throughput=True)),
+        ("`torch-compile`, `cupy-fused` and `triton-fused` within 1.5× of the best kernel at "
+         "10⁸ in throughput", fused_within),
+        ("a CUDA-graph replay beats the kernel launched from Python at 10⁴ (latency)",
+         graph_beats_launch),
+    ],
+}
+
+
+def targets_markdown(name: str, runs: list[RunResult], labels: list[str]) -> list[str]:
+    lines = ["| target | " + " | ".join(labels) + " | met? |",
+             "|---|" + "---|" * len(labels) + "---|"]
+    for text, target in SETS[name]:
+        results = [target(run) for run in runs]
+        met = [label for label, (_, ok) in zip(labels, results) if ok]
+        verdict = ("**met**" if len(runs) == 1 and met
+                   else "**not met**" if len(runs) == 1
+                   else f"**met** in all {len(runs)} runs" if len(met) == len(runs)
+                   else "**not met** in any run" if not met
+                   else f"**met** in {len(met)} of {len(runs)} runs ({', '.join(met)})")
+        lines.append(f"| {text} | " + " | ".join(figure for figure, _ in results)
+                     + f" | {verdict} |")
+    return lines
