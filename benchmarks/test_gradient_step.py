@@ -2,19 +2,39 @@
 
 A round is timed by ``SynchronizedClock``: it waits for the device before reading the clock at
 the start and end of the round, so each round includes the device work its calls launched.
-``step`` and ``forward`` can repeat freely, so pytest-benchmark calibrates several calls per
-round (rounds of at least 1 ms on CUDA) and the one synchronization is shared. ``backward``
+``step`` and ``forward`` can repeat freely: a round holds K calls, K chosen here from a warm
+estimate so that a round lasts about 2 ms (pytest-benchmark's own calibration runs before its
+warm-up, and a slow first call made it pick one call for rounds that then took 0.2 ms), so
+the one synchronization per round is shared and every round lasts at least 1 ms. ``backward``
 needs a fresh forward and ``update`` a fresh backward, which run as the untimed setup of each
-one-call round: on CUDA at small sizes such a round also holds the synchronization's latency.
-Before each ``backward`` a whole step runs first, so that its update clears the gradient and
-the timed backward never accumulates into the last one.
+one-call round (pytest-benchmark allows one call per round with a setup): such a round is one
+call, and on CUDA at small sizes it also holds the synchronization's latency. Before each
+``backward`` a whole step runs first, so that its update clears the gradient and the timed
+backward never accumulates into the last one.
 """
 
 import math
 import time
 
+ROUND_SECONDS = 2e-3  # the target length of a round of step or forward calls
+MAX_SECONDS = 0.5  # of rounds per benchmark, as the suite's max_time
 
-def rounds_for(kernel, phase_setup, phase, max_time=0.5) -> int:
+
+def repeated(call, clock) -> tuple[int, int]:
+    """(calls per round, rounds): rounds of about ROUND_SECONDS filling MAX_SECONDS, from
+    the time of warm calls read on the round's own clock."""
+    for _ in range(3):
+        call()
+    calls, start = 0, clock()
+    while (elapsed := clock() - start) < ROUND_SECONDS or calls < 3:
+        call()
+        calls += 1
+    per_call = elapsed / calls
+    k = max(1, math.ceil(ROUND_SECONDS / per_call))
+    return k, max(5, min(2000, math.ceil(MAX_SECONDS / (k * per_call))))
+
+
+def rounds_for(kernel, phase_setup, phase, max_time=MAX_SECONDS) -> int:
     """Enough one-call rounds to fill about ``max_time``, from a quick untimed estimate."""
     start = time.perf_counter()
     for _ in range(3):
@@ -25,12 +45,14 @@ def rounds_for(kernel, phase_setup, phase, max_time=0.5) -> int:
     return max(5, min(2000, math.ceil(max_time / per_round)))
 
 
-def test_step(kernel, benchmark):
-    benchmark(kernel.step)
+def test_step(kernel, benchmark, round_clock):
+    calls, rounds = repeated(kernel.step, round_clock)
+    benchmark.pedantic(kernel.step, iterations=calls, rounds=rounds, warmup_rounds=1)
 
 
-def test_forward(kernel, benchmark):
-    benchmark(kernel.forward)
+def test_forward(kernel, benchmark, round_clock):
+    calls, rounds = repeated(kernel.forward, round_clock)
+    benchmark.pedantic(kernel.forward, iterations=calls, rounds=rounds, warmup_rounds=1)
 
 
 def test_backward(kernel, benchmark):

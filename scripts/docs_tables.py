@@ -37,10 +37,11 @@ from scripts.more_tables import (  # noqa: E402
     memory_markdown,
     noise_logs_markdown,
     scaling_markdown,
+    spread_markdown,
 )
 from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs): (?P<file>\S+)"
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs|spread): (?P<file>\S+)"
                   r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
 
@@ -83,6 +84,8 @@ def render(text: str) -> str:
         elif m["kind"] == "converge":  # converge runs side by side
             out += converge_markdown([read_converge(ROOT / f)
                                       for f in m["file"].split(",")]) + [END]
+        elif m["kind"] == "spread":  # how far runs of the same cases lay apart
+            out += spread_markdown([read_json(ROOT / f) for f in m["file"].split(",")]) + [END]
         elif m["kind"] == "memory":
             out += memory_markdown(read_json(ROOT / m["file"])) + [END]
         elif m["kind"] == "scaling":

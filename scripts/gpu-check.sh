@@ -2,26 +2,28 @@
 # Every CUDA check of gdbench in one call of at most 9 minutes, the most valuable first:
 #   1. the environment (GPU, driver, library versions) and `gdbench list`;
 #   2. the tests marked cuda;
-#   3. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6 and 1e8 samples;
-#   4. its report, beside the committed CPU run;
-#   5. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
-#   6. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
-#   7. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes.
+#   3. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6, 1e7 and 1e8 samples;
+#   4. its report, beside the committed CPU run (made to check it works; the JSON remakes it);
+#   5. two more runs at 1e6 and 1e8 in two worker processes each: the spread between runs;
+#   6. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
+#   7. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
+#   8. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes.
 # Every stage runs under `timeout` and a failing stage does not stop the next. Run from a
 # checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
 #
-#   scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes 1e4,1e6,1e8] [--bench-sizes 1e4,1e6]
-#                            [--budget 0.3] [--name NAME]
+#   scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes 1e4,1e6,1e7,1e8] [--bench-sizes 1e4,1e6]
+#                            [--budget 0.3] [--name NAME] [--kernels all] [--no-roofline]
 #
-# OUT receives at most 8 files: check.log, NAME.json, NAME.csv, NAME-report.md,
+# OUT receives at most 8 files: check.log, NAME.json, NAME-2.json, NAME-3.json,
 # NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and tests.xml (NAME: the GPU's,
-# such as h100-80gb-hbm3).
-# `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does.
+# such as h100-80gb-hbm3). Every results file names the source that ran (commit and hashes).
+# `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does (with
+# `--kernels` naming a few, and `--no-roofline`, so that it takes seconds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes ...] [--name NAME]}"
 shift
-device=cuda sizes=1e4,1e6,1e8 bench_sizes=1e4,1e6 budget=0.3 name=
+device=cuda sizes=1e4,1e6,1e7,1e8 bench_sizes=1e4,1e6 budget=0.3 name= kernels=all roofline=
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
@@ -29,6 +31,8 @@ while [ $# -gt 0 ]; do
         --bench-sizes) bench_sizes="$2"; shift 2 ;;
         --budget) budget="$2"; shift 2 ;;
         --name) name="$2"; shift 2 ;;
+        --kernels) kernels="$2"; shift 2 ;;
+        --no-roofline) roofline=--no-roofline; shift ;;
         *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -59,36 +63,42 @@ stage() {  # stage SECONDS TITLE COMMAND...
     echo "== $title: exit $rc"
 }
 
-stage 30 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
+stage 20 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
 import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
 $python -m gdbench list"
-stage 160 "tests marked cuda" "$python" -m pytest tests -m cuda -q -rs -p no:cacheprovider \
+stage 140 "tests marked cuda" "$python" -m pytest tests -m cuda -q -rs -p no:cacheprovider \
     --junitxml "$out/tests.xml"
-stage 140 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
-    --device "$device" --sizes "$sizes" --budget "$budget" \
-    $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json" --csv "$out/$name.csv"
-report_dir=$(mktemp -d)  # the plots stay behind: `gdbench report` remakes them from the JSON
-stage 20 "gdbench report" bash -c "$python -m gdbench report '$out/$name.json' \
-    results/cpu-2core-xeon.json -o '$report_dir/$name-report.md' && \
-    cp '$report_dir/$name-report.md' '$out/'"
-stage 70 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
+stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
+    --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
+    $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json"
+report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
+stage 15 "gdbench report" "$python" -m gdbench report "$out/$name.json" \
+    results/cpu-2core-xeon.json -o "$report_dir/$name-report.md"
+if [ "$device" = cuda ]; then spread_sizes=1e6,1e8; else spread_sizes="$sizes"; fi
+for run in 2 3; do
+    stage 50 "gdbench run $run of 3 --processes 2" "$python" -m gdbench run \
+        --device "$device" --sizes "$spread_sizes" --budget 0.2 --processes 2 \
+        --kernels "$kernels" $roofline --quiet --out "$out/$name-$run.json"
+done
+stage 50 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
     --benchmark-only --gdbench-device "$device" --gdbench-sizes "$bench_sizes" -q \
+    --gdbench-kernels "$kernels" \
     -p no:cacheprovider --benchmark-json "$out/$name-pytest-benchmark.json" \
     --benchmark-columns=min,median,iqr,rounds,iterations
-stage 20 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench compare \
+stage 10 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench compare \
     "$out/$name.json" "$out/$name-pytest-benchmark.json"
 if [ "$device" = cuda ]; then
     half_kernels=torch-manual,torch-compile,triton-fused half_sizes=1e6,1e8
 else  # Triton on the CPU is its interpreter: checked by the tests, not timed here
     half_kernels=torch-manual,torch-compile half_sizes="$sizes"
 fi
-stage 60 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
+stage 45 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
     --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
-    --dtype float32,bfloat16,float16 --budget 0.2 --windows 2 --quiet \
+    --dtype float32,bfloat16,float16 --budget 0.2 --windows 2 --quiet $roofline \
     --out "$out/$name-precision.json"
 if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8; else
     ab_kernel=numba-fused ab_sizes="$sizes"; fi
-stage 40 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
+stage 35 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
     --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 --max-blocks 6 \
     --max-time 25 --quiet --out "$out/$name-ab.json"
 echo "== [$(date +%T)] done; files in $out:"

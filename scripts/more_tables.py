@@ -77,3 +77,24 @@ def noise_logs_markdown(folder: Path, studies: list[tuple[str, str, str]]) -> li
             f"{figures[k].group(1)}%" if figures[k] else "?" for k in ("false", "30", "10"))
             + " |")
     return lines
+
+
+def spread_markdown(runs: list[RunResult]) -> list[str]:
+    """How far the same cases' medians lay apart between runs, per size: the median over the
+    kernels of (largest / smallest − 1), and the largest, with its kernel."""
+    sizes = sorted({c.spec.n_samples for c in runs[0].cases})
+    found = [{(c.spec.name, c.spec.n_samples): c for c in r.cases if c.reliable} for r in runs]
+    lines = ["| N | " + " | ".join(format_size(n) for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    typical, largest = [], []
+    for n in sizes:
+        spreads = []
+        for name in dict.fromkeys(c.spec.name for c in runs[0].cases if c.spec.n_samples == n):
+            medians = [f[(name, n)].summary().median for f in found if (name, n) in f]
+            if len(medians) == len(runs):
+                spreads.append((max(medians) / min(medians) - 1, name))
+        spreads.sort()
+        typical.append(f"{spreads[len(spreads) // 2][0]:.0%}" if spreads else "")
+        largest.append(f"{spreads[-1][0]:.0%} ({spreads[-1][1]})" if spreads else "")
+    return lines + ["| median over kernels | " + " | ".join(typical) + " |",
+                    "| largest | " + " | ".join(largest) + " |"]

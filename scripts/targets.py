@@ -77,7 +77,46 @@ def graph_beats_launch(run: RunResult):
             f"{format_time(worst[0].summary().median)}", True)
 
 
+def _above_roofline(throughput: bool):
+    """No timed case at 10⁵ samples or more reads faster than the read roofline of its own
+    rounds by more than its interval."""
+    def target(run: RunResult):
+        over, highest = [], (0.0, None)
+        for c in run.cases:
+            if c.spec.n_samples < 10**5 or not c.reliable or (throughput and c.throughput is None):
+                continue
+            f = run.fraction(c, throughput=throughput)
+            if f is None:
+                continue
+            summary = c.throughput if throughput else c.summary()
+            highest = max(highest, (f, c.spec.name), key=lambda h: h[0])
+            if f > 1 + summary.precision:
+                over.append(f"`{c.spec.name}` at {c.spec.n_samples:.0e} {f:.0%}")
+        top = f"highest {highest[0]:.0%} (`{highest[1]}`)" if highest[1] else "none timed"
+        return ("; ".join(over) if over else f"none; {top}"), not over
+    return target
+
+
+def _fraction_at_least(name: str, n: int, share: float, throughput: bool):
+    def target(run: RunResult):
+        c = _case(run, name, n)
+        if c is None or not c.reliable:
+            return "not timed", False
+        f = run.fraction(c, throughput=throughput)
+        return f"{f:.0%}", f >= share
+    return target
+
+
 SETS = {
+    "cpu-roofline": [
+        ("no case at 10⁵ samples or more above the read roofline by more than its interval "
+         "(latency)", _above_roofline(throughput=False)),
+        ("the same in throughput", _above_roofline(throughput=True)),
+        ("`numba-fused` at 10⁷ float32: 85% of the read roofline (latency)",
+         _fraction_at_least("numba-fused", 10**7, 0.85, throughput=False)),
+        ("`torch-compile` at 10⁷ float32: 85% of the read roofline (latency)",
+         _fraction_at_least("torch-compile", 10**7, 0.85, throughput=False)),
+    ],
     "h200": [
         ("`triton-fused` at 10⁸ float32: 85% of the read roofline in throughput",
          triton_roofline),

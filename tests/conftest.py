@@ -29,3 +29,31 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip)
+
+
+class Ran:
+    """What a command in this process gave: its exit status and what it printed."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def gdbench_cli(capsys, monkeypatch):
+    """``gdbench ARGS`` run in this process through ``cli.main``, from ``cwd`` if given: as
+    ``python -m gdbench ARGS`` would, without starting an interpreter and importing the
+    backends again (a few seconds each). An exception that escaped would fail the test."""
+    from gdbench import cli
+
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as stop:  # argparse's usage errors and --help
+            code = stop.code
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run

@@ -36,6 +36,9 @@ def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
     assert info["bytes_per_step"] == 8000
     assert info["effective_gbs"] == pytest.approx(8000 / step["stats"]["median"] / 1e9)
     assert step["stats"]["rounds"] >= 5 and step["options"]["timer"].endswith("SynchronizedClock('cpu')")
+    for name, bench in benchmarks.items():  # rounds of repeated calls last 1 ms at the least
+        if name.startswith(("test_step", "test_forward")):
+            assert bench["stats"]["min"] * bench["stats"]["iterations"] >= 1e-3, name
 
 
 def test_untimed_run_catches_a_broken_kernel(tmp_path):
@@ -95,9 +98,8 @@ def test_round_time_holds_the_device_work(name):
 def test_cuda_rounds_last_a_millisecond(tmp_path):
     out = tmp_path / "bench.json"
     result = run_suite("--benchmark-only", "--gdbench-device", "cuda", "--gdbench-sizes", "1e4",
-                       "--gdbench-kernels", "torch-manual", "-k", "test_step",
-                       f"--benchmark-json={out}")
+                       "--gdbench-kernels", "torch-manual,torch-autograd", "-k",
+                       "test_step or test_forward", f"--benchmark-json={out}")
     assert result.returncode == 0, result.stdout[-2000:]
-    [step] = json.loads(out.read_text())["benchmarks"]
-    assert step["options"]["min_time"] == 1e-3
-    assert step["stats"]["median"] * step["stats"]["iterations"] >= 0.9e-3
+    for bench in json.loads(out.read_text())["benchmarks"]:
+        assert bench["stats"]["min"] * bench["stats"]["iterations"] >= 1e-3, bench["name"]

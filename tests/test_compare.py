@@ -1,8 +1,6 @@
 """gdbench compare: verdicts from raw samples, both file formats, and bad input."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -162,12 +160,12 @@ def test_gdbench_against_pytest_benchmark(tmp_path):
     assert row.verdict == "SAME"
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "gdbench", "compare", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def cli(gdbench_cli):
+    return lambda *args: gdbench_cli("compare", *args)
 
 
-def test_cli_fails_on_regression_when_asked(tmp_path):
+def test_cli_fails_on_regression_when_asked(tmp_path, cli):
     base, new = run_pair(tmp_path, 1e-3, 1.5e-3)
     plain = cli(base, new)
     assert plain.returncode == 0 and "SLOWER" in plain.stdout
@@ -195,7 +193,7 @@ def written(path, text):
     (lambda p: write_run(p / "other.json", "cpu", {("other-kernel", 10): 1e-3}),
      "have no case in common"),
 ])
-def test_cli_bad_input(tmp_path, make, message):
+def test_cli_bad_input(tmp_path, make, message, cli):
     good = write_run(tmp_path / "good.json", "cpu", {("k", 1000): 1e-3})
     result = cli(good, make(tmp_path))
     assert result.returncode == 2
@@ -213,7 +211,7 @@ def test_parse_threshold_rejects(text):
         parse_threshold(text)
 
 
-def test_pytest_benchmark_names_keep_their_brackets_and_few_rounds_are_said(tmp_path):
+def test_pytest_benchmark_names_keep_their_brackets_and_few_rounds_are_said(tmp_path, cli):
     base = pytest_benchmark_json(tmp_path / "a.json", 1e-5)
     data = json.loads(base.read_text())
     data["benchmarks"][0]["stats"]["rounds"] = 4

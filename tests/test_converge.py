@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -90,12 +88,12 @@ def test_converge_records_descents_and_direct_solves(tmp_path):
     assert all(s["excess"] < 1e-6 and s["seconds"] > 0 for s in result.direct)
 
 
-def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "gdbench", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+@pytest.fixture
+def cli(gdbench_cli):
+    return gdbench_cli
 
 
-def test_cli_converge_table_json_plot_and_report(tmp_path):
+def test_cli_converge_table_json_plot_and_report(tmp_path, cli):
     out = tmp_path / "c.json"
     result = cli("converge", "--device", "cpu", "--kernels", "numpy-manual", "--sizes", "1e3",
                  "--dtype", "float32,float16", "--out", out, "--plot", tmp_path / "plots",
@@ -125,7 +123,7 @@ def test_cli_converge_table_json_plot_and_report(tmp_path):
     (["--check-every", "0"], "check_every must be a whole number"),
     (["--kernels", "nope"], "unknown kernel 'nope'"),
 ])
-def test_cli_converge_bad_arguments(args, message, tmp_path):
+def test_cli_converge_bad_arguments(args, message, tmp_path, cli):
     result = cli("converge", "--device", "cpu", "--kernels", "numpy-manual", *args,
                  "--out", tmp_path / "c.json", cwd=tmp_path)
     assert result.returncode == 2

@@ -1,7 +1,5 @@
 """Bad input: a ValueError with the reason in the library, one line and status 2 on the CLI."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -68,22 +66,20 @@ def test_prepare_rejects(x, y, kwargs, match):
     (["compare", "a.json", "b.json", "--noise", "lots"], "noise 'lots' is not a number"),
     (["noise", "--runs", "1"], "--runs must be at least 2"),
 ])
-def test_cli_one_line_error(args, message):
-    result = subprocess.run([sys.executable, "-m", "gdbench", *args],
-                            capture_output=True, text=True, timeout=120)
+def test_cli_one_line_error(args, message, gdbench_cli, tmp_path):
+    result = gdbench_cli(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 
 
-def test_probe_cuda_without_cuda_is_one_line():
+def test_probe_cuda_without_cuda_is_one_line(gdbench_cli):
     from gdbench.core.devices import resolve_device
 
     if resolve_device("auto") == "cuda":
         pytest.skip("a CUDA device is present here")
-    result = subprocess.run([sys.executable, "-m", "gdbench", "probe", "--device", "cuda"],
-                            capture_output=True, text=True, timeout=120)
+    result = gdbench_cli("probe", "--device", "cuda")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("gdbench probe: error: cannot probe cuda: ")
     assert len(result.stderr.strip().splitlines()) == 1

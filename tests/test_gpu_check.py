@@ -10,14 +10,16 @@ from gdbench.files.results import read_json
 from tests.plugins import REPO
 
 STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",
-          "pytest --benchmark-only", "gdbench compare", "gdbench run --dtype", "gdbench ab")
+          "gdbench run 2 of 3", "gdbench run 3 of 3", "pytest --benchmark-only",
+          "gdbench compare", "gdbench run --dtype", "gdbench ab")
 
 
 def gpu_check(out, sizes: str, name: str):
     """The script's stages on the CPU, with this interpreter, writing into ``out``."""
     return subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
                            "--device", "cpu", "--sizes", sizes, "--bench-sizes", "1e2",
-                           "--budget", "0.02", "--name", name],
+                           "--budget", "0.02", "--name", name,
+                           "--kernels", "numpy-manual,numba-fused", "--no-roofline"],
                           capture_output=True, text=True, timeout=300, cwd=out.parent,
                           env=dict(os.environ, PYTHON=sys.executable))
 
@@ -32,8 +34,8 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
     assert log.count(": exit 0") == len(STAGES)
     assert '"implementation": "CPython"' in log  # the environment was printed
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["check.log", "cpu-check-ab.json", "cpu-check-precision.json",
-                     "cpu-check-pytest-benchmark.json", "cpu-check-report.md", "cpu-check.csv",
+    assert files == ["check.log", "cpu-check-2.json", "cpu-check-3.json", "cpu-check-ab.json",
+                     "cpu-check-precision.json", "cpu-check-pytest-benchmark.json",
                      "cpu-check.json", "tests.xml"]  # at most 8 come back
     ab = json.loads((out / "cpu-check-ab.json").read_text())
     assert ab["tool"] == "gdbench-ab" and ab["cases"][0]["status"] == "ok"
@@ -43,7 +45,11 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
     run = read_json(out / "cpu-check.json")
     assert run.complete and all(c.ok for c in run.cases)
     assert load_timings(out / "cpu-check-pytest-benchmark.json")
-    assert "# gdbench report" in (out / "cpu-check-report.md").read_text()
+    for extra in ("cpu-check-2.json", "cpu-check-3.json"):  # the spread between runs
+        again = read_json(out / extra)
+        assert again.complete and again.settings["processes"] == 2
+        assert again.environment["source"]["files_sha256"] == run.environment["source"][
+            "files_sha256"]
 
 
 def test_a_failing_stage_is_reported_and_the_rest_still_run(tmp_path):

@@ -1,8 +1,6 @@
 """gdbench noise: false verdicts between identical runs, slowdowns found, the noise floor."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -53,29 +51,24 @@ def test_a_floor_is_a_number_or_a_noise_file(tmp_path):
         read_floor("lots")
 
 
-def test_cli_noise_then_compare_with_its_floor(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdbench", "noise", "--device", "cpu",
-                             "--kernels", "numpy-manual", "--sizes", "1e2,1e3", "--budget", "0.03",
-                             "--windows", "2", "--runs", "2", "--out-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+def test_cli_noise_then_compare_with_its_floor(tmp_path, gdbench_cli):
+    result = gdbench_cli("noise", "--device", "cpu", "--kernels", "numpy-manual", "--sizes",
+                         "1e2,1e3", "--budget", "0.03", "--windows", "2", "--runs", "2",
+                         "--out-dir", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "identical runs compared at a 5% threshold, without a noise floor: 4 cases" \
         in result.stdout
     assert "samples made 30% slower: called SLOWER in" in result.stdout
     floor = json.loads((tmp_path / "noise.json").read_text())
     assert floor["tool"] == "gdbench-noise" and len(floor["cases"]) == 4
-    compared = subprocess.run([sys.executable, "-m", "gdbench", "compare",
-                               str(tmp_path / "noise-1.json"), str(tmp_path / "noise-2.json"),
-                               "--noise", str(tmp_path / "noise.json")],
-                              capture_output=True, text=True, timeout=120)
+    compared = gdbench_cli("compare", tmp_path / "noise-1.json", tmp_path / "noise-2.json",
+                           "--noise", tmp_path / "noise.json")
     assert compared.returncode == 0, compared.stderr
     assert f"noise floor from {tmp_path / 'noise.json'}" in compared.stdout
 
 
-def test_cli_noise_needs_two_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdbench", "noise", "--runs", "1",
-                             "--out-dir", str(tmp_path)], capture_output=True, text=True,
-                            timeout=120)
+def test_cli_noise_needs_two_runs(tmp_path, gdbench_cli):
+    result = gdbench_cli("noise", "--runs", "1", "--out-dir", tmp_path)
     assert result.returncode == 2 and "--runs must be at least 2" in result.stderr
 
 

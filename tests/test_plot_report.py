@@ -108,12 +108,10 @@ def test_report_cli(tmp_path):
     assert (tmp_path / "out" / "report-plots" / "phases.svg").exists()
 
 
-def test_run_with_plot(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
-                             "--kernels", "numpy-manual", "--sizes", "1e2,1e3", "--budget", "0.02",
-                             "--no-roofline", "--out", str(tmp_path / "r.json"), "--plot",
-                             str(tmp_path / "plots"), "--quiet"],
-                            capture_output=True, text=True, timeout=120)
+def test_run_with_plot(tmp_path, gdbench_cli):
+    result = gdbench_cli("run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes",
+                         "1e2,1e3", "--budget", "0.02", "--no-roofline", "--out",
+                         tmp_path / "r.json", "--plot", tmp_path / "plots", "--quiet")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "plots" / "scaling.png").exists()
 

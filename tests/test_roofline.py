@@ -1,7 +1,5 @@
 """The roofline probe, the byte model, and what the fused kernels promise about themselves."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -54,9 +52,8 @@ def test_bandwidth_is_measured_at_a_case_size_in_every_round():
         assert result.roofline(case) == np.median(result.rooflines[case.spec.bytes_min])
 
 
-def test_cli_probe():
-    result = subprocess.run([sys.executable, "-m", "gdbench", "probe", "--device", "cpu"],
-                            capture_output=True, text=True, timeout=300)
+def test_cli_probe(gdbench_cli):
+    result = gdbench_cli("probe", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("cpu: roofline ") and "numpy-sum" in result.stdout
     assert "bandwidth against the working set" in result.stdout and "fits in" in result.stdout

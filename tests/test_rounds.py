@@ -116,10 +116,16 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
     # an idle machine throughout: a real CPU wait in the second attempt would rightly keep
     # the first, which this test is not about
     monkeypatch.setattr(contention, "Watch", FakeWatch)
-    [case] = run(["numpy-manual"], [1000], windows=3).cases
+    result = run(["numpy-manual"], [1000], windows=3, roofline=True, probe_bytes=1 << 20)
+    [case] = result.cases
     # the stalled attempt's spread is at least 4 (one window five times slower): not kept
     assert case.remeasured and case.summary().spread < 4
     assert len(windows) == 6
+    # the attempt kept was measured after the rounds: its windows are set against rooflines
+    # measured around them, not against the rounds'
+    assert len(case.rooflines) == 3 and all(r > 0 for r in case.rooflines)
+    assert result.roofline(case) == np.median(case.rooflines)
+    assert len(result.rooflines[case.spec.bytes_min]) == 3
 
 
 class ScriptedProc:

@@ -194,12 +194,10 @@ def test_an_interrupted_runs_partial_file_is_kept_by_the_next_run(fakes, tmp_pat
     (["--csv", "/proc/nope/r.csv"], "cannot write /proc/nope/r.csv"),
     (["--plot", "/proc/nope"], "cannot write /proc/nope"),
 ])
-def test_output_paths_are_checked_before_measuring(tmp_path, args, message):
+def test_output_paths_are_checked_before_measuring(tmp_path, args, message, gdbench_cli):
     out = [] if "--out" in args else ["--out", tmp_path / "r.json"]
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--kernels", "numpy-manual",
-                             *map(str, args), *map(str, out)], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+    result = gdbench_cli("run", "--kernels", "numpy-manual", *args, *out, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.json")) and time.perf_counter() - start < 20
@@ -355,10 +353,9 @@ def test_median_agrees_with_timeit():
     (["--kernels", "numpy-manual", "--windows", "0"], "windows must be a whole number"),
     (["--kernels", "numpy-manual", "--processes", "0"], "processes must be a whole number"),
 ])
-def test_cli_run_bad_arguments(args, message, tmp_path):
+def test_cli_run_bad_arguments(args, message, tmp_path, gdbench_cli):
     out = [] if "--out" in args else ["--out", str(tmp_path / "r.json")]
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", *args, *out],
-                            capture_output=True, text=True, timeout=120)
+    result = gdbench_cli("run", *args, *out, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -379,18 +376,16 @@ def test_cli_run_table_and_files(tmp_path):
     assert read_json(out).complete and csv.exists()
 
 
-def test_cli_run_detail_shows_every_figure(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
-                             "--kernels", "numpy-manual", "--sizes", "1e2", "--budget", "0.02",
-                             "--no-roofline", "--detail", "--out", str(tmp_path / "r.json")],
-                            capture_output=True, text=True, timeout=120)
+def test_cli_run_detail_shows_every_figure(tmp_path, gdbench_cli):
+    result = gdbench_cli("run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes", "1e2",
+                         "--budget", "0.02", "--no-roofline", "--detail", "--out",
+                         tmp_path / "r.json")
     assert result.returncode == 0, result.stderr
     assert "GB/s" in result.stdout and "tput" in result.stdout
 
 
-def test_cli_list():
-    result = subprocess.run([sys.executable, "-m", "gdbench", "list"], capture_output=True,
-                            text=True, timeout=120)
+def test_cli_list(gdbench_cli):
+    result = gdbench_cli("list")
     assert result.returncode == 0
     assert "numpy-manual" in result.stdout and "cupy-manual" in result.stdout
 

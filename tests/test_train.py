@@ -1,7 +1,5 @@
 """The tutorial's numbers, replayed on every CPU kernel, through the library and the CLI."""
 
-import subprocess
-import sys
 
 import pytest
 
@@ -22,12 +20,12 @@ def test_tutorial_numbers(name, dtype):
     assert epochs[19].w == pytest.approx(2 * (1 - 0.85**20), rel=1e-5)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "gdbench", *args],
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run_cli(gdbench_cli):
+    return gdbench_cli
 
 
-def test_cli_prints_the_tutorial():
+def test_cli_prints_the_tutorial(run_cli):
     out = run_cli("train").stdout.splitlines()
     assert out[0] == "Prediction before training: f(5) = 0.000"
     assert out[1] == "epoch 1: w = 0.300, loss = 30.00000000"
@@ -35,7 +33,7 @@ def test_cli_prints_the_tutorial():
     assert out[-1] == "Prediction after training: f(5) = 9.612"
 
 
-def test_cli_hundred_iterations_every_tenth():
+def test_cli_hundred_iterations_every_tenth(run_cli):
     result = run_cli("train", "--kernel", kernels_on("cpu")[-1], "--iters", "100",
                      "--print-every", "10")
     lines = result.stdout.splitlines()
@@ -51,7 +49,7 @@ def test_divergence_stops_training_at_the_epoch_it_happened(name):
     assert len(epochs) < 1000
 
 
-def test_cli_says_where_training_diverged():
+def test_cli_says_where_training_diverged(run_cli):
     result = run_cli("train", "--lr", "10", "--iters", "100", "--print-every", "50")
     assert result.returncode == 1
     last = result.stdout.splitlines()[-1]

@@ -22,7 +22,10 @@ Change log:
   its energy per window (``energy``, where a counter is readable) and NVML's readings inside
   each window (``telemetry.windows[].during``); the rooflines of each round are the best
   *reading* method's, and the CPU's methods include two streams read side by side, as a step
-  reads x and y (a copy reads and writes: ``probe.copy_bandwidth``, for reference only). A
+  reads x and y (a copy reads and writes: ``probe.copy_bandwidth``, for reference only); a
+  round's roofline is the higher of the probe before and after the size's windows, and a case
+  measured again after the rounds holds the rooflines measured around its own windows
+  (``rooflines`` on the case). A
   version 2 file reads as it is; on CUDA its rooflines were the best of all methods, a copy
   included.
 """

@@ -24,9 +24,10 @@ from gdbench.core.dtypes import DTYPES, accumulator
 from gdbench.kernels.base import FusedKernelBase, OutBuffer
 from gdbench.kernels.torch_base import TorchKernel
 
-# Elements of x per block and warps per program on the GPU; the interpreter runs each block as
-# NumPy operations, so on the CPU fewer, larger blocks are faster.
-BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 16}
+# Elements of x per block and warps per program on the GPU. The interpreter runs each block as
+# NumPy operations, so on the CPU a block is as large as the data, up to 4 Mi elements: fewer,
+# larger blocks are faster there (2**31 elements in 512 blocks rather than 32,768).
+BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 22}
 NUM_WARPS = 8
 PROGRAMS_PER_SM = 4
 
@@ -60,6 +61,8 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
         d = self.n_features
         self.d_pad = triton.next_power_of_2(d)
         elements = BLOCK_ELEMENTS[self.device]
+        if is_cpu(self.device):  # no larger than the data, whose size rounds up to a power of 2
+            elements = min(elements, max(1 << 10, triton.next_power_of_2(self.n_samples * d)))
         self.block = elements if d == 1 else max(16, elements // self.d_pad)
         blocks = triton.cdiv(self.n_samples, self.block)
         if is_cuda(self.device):

@@ -184,6 +184,8 @@ class Rounds:
     on_window: object = None  # on_window(spec, done, total) before each window
     on_round: object = None  # on_round(results so far) after each round, to save them
     before_size: object = None  # before_size(n_samples) ahead of a size's windows: the probe
+    after_size: object = None  # after_size(n_samples) once they are done: the probe again
+    roofline_for: object = None  # roofline_for(spec) -> bytes/s: around a remeasured window
 
     def measure(self, specs: list[CaseSpec], problems: dict) -> list[CaseResult]:
         """Results of ``specs``, in order; ``problems`` maps each ``problem_key`` to
@@ -252,6 +254,8 @@ class Rounds:
                 measure_window(case, self.rule, self.rule.budget / self.windows,
                                not self.cold, self.flush, self.fresh)
                 steps[0] += 1
+            if roofline and self.after_size:
+                self.after_size(n)
 
     def _remeasured(self, case: Live) -> CaseResult:
         """The case's result; measured again when it was contended or its windows disagreed,
@@ -262,11 +266,17 @@ class Rounds:
         again = Live(case.spec, case.kernel, dict(case.fields), hooks=case.hooks,
                      problem=case.problem)
         again.batch_size = case.batch_size
+        rooflines = []  # the attempt's own: measured around each of its windows, as the run's
         for index in range(self.windows):
+            before = self.roofline_for(case.spec) if self.roofline_for else None
             self._round([again], index, [0, 0], roofline=False)
+            after = self.roofline_for(case.spec) if self.roofline_for else None
+            rooflines.append(max((r for r in (before, after) if r), default=None))
         second = again.result(remeasured=True)
         if not second.ok:
             return replace(first, remeasured=True)
+        if all(rooflines):
+            second = replace(second, rooflines=rooflines)
         return min(second, replace(first, remeasured=True), key=_unsteadiness)
 
 

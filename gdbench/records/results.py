@@ -83,6 +83,9 @@ class CaseResult:
     memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
     writes: float | None = None  # arrays of N elements the byte model says a step writes
     energy: dict | None = None  # gdbench.measure.energy readings of each window
+    # The read roofline (bytes/s) of each window's round, for an attempt measured again after
+    # the run's rounds; None: the run's rooflines of the case's size are its rounds'.
+    rooflines: list | None = None
 
     @property
     def joules_per_step(self) -> float | None:
@@ -196,6 +199,8 @@ class CaseResult:
         if self.writes is not None:
             d["writes"] = self.writes
             d["memory_model_bytes"] = self.memory_model
+        if self.rooflines is not None:
+            d["rooflines"] = self.rooflines
         if self.energy is not None:
             d["energy"] = self.energy
             d["joules_per_step"] = self.joules_per_step
@@ -255,6 +260,6 @@ class CaseResult:
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
                    bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
                    bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
-                   d.get("writes"), d.get("energy"))
+                   d.get("writes"), d.get("energy"), d.get("rooflines"))
 
 

@@ -30,7 +30,7 @@ class RunResult:
         The median of the rounds' measurements at the case's own size where the run made them,
         else the probe's curve (or its levels, in results of gdbench 0.1.0).
         """
-        values = self.rooflines.get(case.spec.bytes_min)
+        values = case.rooflines or self.rooflines.get(case.spec.bytes_min)
         if values:
             return float(np.median(values))
         if not self.probe:
@@ -52,7 +52,7 @@ class RunResult:
         values, windows = (s.batch, s.batch_window) if throughput else (s.step(), s.window)
         if values is None:
             return None
-        rounds = self.rooflines.get(case.spec.bytes_min)
+        rounds = case.rooflines or self.rooflines.get(case.spec.bytes_min)
         if rounds and windows is not None and len(np.unique(windows)) == len(rounds):
             rates = case.spec.bytes_min / window_medians(values, windows)
             return float(np.median(rates / np.asarray(rounds)))

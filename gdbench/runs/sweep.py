@@ -215,6 +215,21 @@ def sweep(settings: Settings, out=None, csv=None,
                 except Exception:  # too large to stream twice: no roofline for its cases
                     pass
 
+        def probe_size_again(n):  # after the size's windows: the round's roofline is the higher
+            for nbytes in sorted({c.bytes_min for c in specs if c.n_samples == n}):
+                rounds = result.rooflines.get(nbytes)
+                if rounds:
+                    try:
+                        rounds[-1] = max(rounds[-1], roofline_at(device, nbytes))
+                    except Exception:
+                        pass
+
+        def probe_case(spec):
+            try:
+                return roofline_at(device, spec.bytes_min)
+            except Exception:
+                return None
+
         recaptured = []
 
         def partial(cases):
@@ -225,6 +240,8 @@ def sweep(settings: Settings, out=None, csv=None,
             save()
 
         rounds.before_size = probe_size if roofline else None
+        rounds.after_size = probe_size_again if roofline else None
+        rounds.roofline_for = probe_case if roofline else None
         rounds.on_round = partial
         result.cases = rounds.measure(specs, problems)
         del problems
