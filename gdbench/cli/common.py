@@ -33,6 +33,16 @@ def stdout_console():
     return console if console.is_terminal else Console(width=200)
 
 
+def parse_steps(text: str) -> list[int]:
+    """``"1,1000"``: steps per call, whole numbers of at least 1."""
+    steps = []
+    for token in (t.strip() for t in str(text).split(",")):
+        if not token.isdigit() or int(token) < 1:
+            raise ValueError(f"steps per call {token!r} is not a whole number of at least 1")
+        steps.append(int(token))
+    return steps
+
+
 def settings(args) -> Settings:
     """The run options of ``args`` as one checked ``Settings``: built once, handed to every
     runner (the sweep, its workers, the ranks)."""
@@ -47,7 +57,8 @@ def settings(args) -> Settings:
         remeasure=not args.no_remeasure, processes=args.processes,
         memory=not args.no_memory, fresh=not args.keep_layout,
         dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
-        weak_scaling=args.weak_scaling).checked()
+        weak_scaling=args.weak_scaling,
+        steps_per_call=tuple(parse_steps(args.steps_per_call))).checked()
 
 
 def sweep_with_progress(settings: Settings, quiet: bool, out, csv=None, label=""):
@@ -160,6 +171,10 @@ def add_run_options(p) -> None:
                         "fp16), or several: float32,bfloat16")
     p.add_argument("--threads", help="CPU thread counts of torch, Numba and BLAS, such as 1,2: "
                                      "every case at each (default: as the libraries are set)")
+    p.add_argument("--steps-per-call", default="1", metavar="K",
+                   help="steps per timed call, one or several such as 1,1000: every case at "
+                        "each, times per step (default 1; see gdbench list for the kernels "
+                        "that run K steps in one call)")
     p.add_argument("--budget", type=float, default=0.5,
                    help="seconds of latency sampling per case, shared by its windows")
     p.add_argument("--precision", type=float, default=0.02,

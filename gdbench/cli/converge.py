@@ -35,7 +35,11 @@ def add_arguments(p) -> None:
     p.add_argument("--patience", type=int, default=100,
                    help="stalled after this many steps without coming closer")
     p.add_argument("--check-every", type=int,
-                   help="steps between loss readings (default 1 on cpu, 10 on cuda)")
+                   help="steps between loss readings (default 1 on cpu, 10 on cuda), run as "
+                        "one call where the kernel can")
+    p.add_argument("--steps-per-call", type=int, default=1, metavar="K",
+                   help="run K steps per call (run_steps) and read the loss after each call, "
+                        "checking for convergence and stalls every K steps (default 1)")
     p.add_argument("--out", default="gdbench-converge.json", help="JSON results file")
     p.add_argument("--plot", metavar="DIR", help="also write the loss-against-time plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
@@ -46,7 +50,8 @@ def main(args) -> int:
     settings = ConvergeSettings(
         args.device, kernels, tuple(parse_sizes(args.sizes)), args.features,
         tuple(parse_dtypes(args.dtype)), tuple(parse_rates(args.lr)), args.tol, args.max_steps,
-        args.max_seconds, args.patience, args.check_every).checked()
+        args.max_seconds, args.patience, args.check_every,
+        steps_per_call=args.steps_per_call).checked()
     output = Output(args.out)
     if args.plot:
         check_folder(args.plot, "--plot")

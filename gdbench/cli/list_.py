@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     table = Table("kernel", "backend", "phases", "features", "dtypes", "CUDA graph",
-                  "data-parallel", *DEVICES)
+                  "data-parallel", "K steps", *DEVICES)
     for info in registry.list_kernels():
         cells = []
         for device in DEVICES:
@@ -37,9 +37,11 @@ def main(args) -> int:
         graph = ("yes" if info.cuda_graph else "no" if any(map(is_cuda, info.devices)) else "-")
         parallel = "yes" if info.data_parallel else "no"
         dtypes = " ".join(SHORT.get(d, d) for d in info.dtypes)
-        table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, *cells)
+        steps = "1 call" if info.many_steps == "one call" else "loop"
+        table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, steps,
+                      *cells)
     for name, target in registry.shadowed_plugins():
         why = f"[red]not loaded: plugin {escape(target)} has the name of a built-in kernel[/red]"
-        table.add_row(f"{name} (plugin)", "?", "", "", "", "", "", why, why)
+        table.add_row(f"{name} (plugin)", "?", "", "", "", "", "", "", why, why)
     stdout_console().print(table)
     return 0

@@ -84,7 +84,8 @@ def _show(args, result, err) -> int:
 
 def _check_data_parallel_options(args, given: Settings) -> None:
     for flag, used in (("--cuda-graph", given.cuda_graph), ("--cold", given.cold),
-                       ("--processes", given.processes != 1), ("--threads", given.threads)):
+                       ("--processes", given.processes != 1), ("--threads", given.threads),
+                       ("--steps-per-call", given.steps_per_call != (1,))):
         if used:
             raise ValueError(f"{flag} does not go with a data-parallel run (--nproc, torchrun)")
     if len(given.dtypes) > 1:

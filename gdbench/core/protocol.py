@@ -47,6 +47,11 @@ class Kernel(Protocol):
     def step(self) -> None:
         """forward, backward and update; fused kernels do all three in one go."""
 
+    # Optional: ``run_steps(k)``, k steps with the same math, in one call where the backend can
+    # (a compiled loop, a persistent kernel); ``gdbench.core.protocol.run_steps`` falls back to
+    # a loop of ``step`` for a kernel without it. Afterwards ``loss`` and ``grad`` are those of
+    # the last step, and ``weight`` is after all k updates.
+
     def synchronize(self) -> None:
         """Wait until the device has finished all work launched so far."""
 
@@ -61,3 +66,13 @@ class Kernel(Protocol):
     @property
     def grad(self) -> np.ndarray:
         """Gradient computed by the last backward (or step), shape (D,)."""
+
+
+def run_steps(kernel, k: int) -> None:
+    """``k`` steps of ``kernel``: its own ``run_steps`` where it has one, else ``k`` steps."""
+    native = getattr(kernel, "run_steps", None)
+    if native is not None:
+        native(k)
+        return
+    for _ in range(k):
+        kernel.step()

@@ -47,11 +47,43 @@ def loss_and_grad(x: np.ndarray, y: np.ndarray, w) -> tuple[float, np.ndarray, n
 
 
 def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
-    """Weights after ``steps`` float64 gradient-descent steps from ``w0``."""
-    w = np.array(w0, dtype=np.float64).reshape(-1)
+    """Weights after ``steps`` float64 gradient-descent steps from ``w0``.
+
+    The gradient is linear in the weights, ``2 (G w - b)`` with ``G = xᵀx / N`` and
+    ``b = xᵀy / N``: those are summed once in float64 chunks, and the steps are then taken on D
+    numbers, so a thousand steps cost one pass over the data.
+    """
+    x = np.asarray(x).reshape(len(y), -1)
+    n, d = x.shape
+    gram, xty = np.zeros((d, d)), np.zeros(d)
+    for start in range(0, n, CHUNK_ROWS):
+        xc = x[start:start + CHUNK_ROWS].astype(np.float64)
+        gram += xc.T @ xc
+        xty += xc.T @ y[start:start + CHUNK_ROWS].astype(np.float64)
+    gram, xty = gram / n, xty / n
+    w = np.array(np.broadcast_to(np.asarray(w0, dtype=np.float64), (d,)))
     for _ in range(steps):
-        w = w - lr * loss_and_grad(x, y, w)[1]
+        w = w - lr * 2.0 * (gram @ w - xty)
     return w
+
+
+def steps_tolerance(dtype, n_samples: int, steps: int) -> float:
+    """Relative tolerance for the weights after ``steps`` steps: one step's (``tolerance``)
+    times ``1 + sqrt(steps)``, for roundings that add up like a random walk from step to step
+    (10 times one step's after 100 steps)."""
+    return tolerance(dtype, n_samples) * (1 + math.sqrt(steps))
+
+
+def compare_steps(kernel, x, y, w0, lr: float, steps: int) -> str | None:
+    """How the weights of a kernel that has run exactly ``steps`` steps since
+    ``prepare(x, y, w0, lr)`` disagree with the float64 reference of as many steps."""
+    expected = descend(x, y, w0, lr, steps)
+    tol = steps_tolerance(kernel.dtype, len(y), steps)
+    got = np.asarray(kernel.weight, dtype=np.float64)
+    if np.all(np.abs(got - expected) <= tol * (1 + np.abs(expected))):
+        return None
+    return (f"weights after {steps} steps {got} != reference {expected} "
+            f"(tolerance {tol:.2g})")
 
 
 def tolerance(dtype, n_samples: int) -> float:

@@ -65,6 +65,9 @@ class KernelBase(ABC):
     max_features: ClassVar[int | None] = None  # None: any number of features
     cuda_graph: ClassVar[bool] = False  # whether a step on cuda can be captured in a CUDA graph
     data_parallel: ClassVar[bool] = False  # whether gdbench.distributed can split its samples
+    # How run_steps(k) runs the steps: "one call" where the k steps are one compiled loop or
+    # one launch, else "a loop of steps" (the default below, which saves nothing).
+    many_steps: ClassVar[str] = "a loop of steps"
 
     def __init__(self, device: str = "cpu", dtype: str = "float32"):
         if device not in self.devices:
@@ -117,6 +120,11 @@ class KernelBase(ABC):
         self.forward()
         self.backward()
         self.update()
+
+    def run_steps(self, k: int) -> None:
+        """``k`` steps; a kernel that can run them in one call overrides this loop."""
+        for _ in range(k):
+            self.step()
 
     # What a phase leaves behind for the next one (or shows through a read-back), and the
     # phase that makes it.

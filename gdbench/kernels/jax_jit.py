@@ -2,6 +2,8 @@
 
 step:  loss, grad = value_and_grad(mean((x @ w - y)**2))(w);  w -= lr * grad
 
+``run_steps(k)`` runs k steps as one ``lax.fori_loop`` in one jitted call.
+
 XLA's CPU compiler (jaxlib 0.10) makes three loops of it, not one: the residual r = x·w - y is
 written out (reads x and y, writes r), then the gradient's sum reads x and r, and the loss's sum
 reads r: six arrays of N moved, 3 passes of x and y, one array of N written. XLA's GPU compiler
@@ -43,6 +45,24 @@ def compiled_step():
     return jax.jit(step, donate_argnums=0)
 
 
+@functools.cache
+def compiled_steps():
+    """k steps as one ``lax.fori_loop`` in one jitted call (k is traced: one compilation serves
+    every k); the first step is taken before the loop, so the loop carries the loss and
+    gradient in the types the step makes."""
+    import jax
+
+    def one(w, x, y, lr):
+        loss, grad = jax.value_and_grad(_loss)(w, x, y)
+        return w - lr * grad, loss, grad
+
+    def steps(w, x, y, lr, k):
+        first = one(w, x, y, lr)
+        return jax.lax.fori_loop(1, k, lambda _, carry: one(carry[0], x, y, lr), first)
+
+    return jax.jit(steps, donate_argnums=0)
+
+
 def _jax():
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
@@ -57,6 +77,7 @@ class JaxJit(FusedKernelBase):
     requires = ("jax",)
     passes = 3.0
     writes = 1.0
+    many_steps = "one call"
 
     @classmethod
     def unavailable_reason(cls, device):
@@ -83,6 +104,14 @@ class JaxJit(FusedKernelBase):
     def step(self):
         with self.x64:
             self.w, self._loss, self._grad = self.compiled(self.w, self.x, self.y, self.lr_array)
+
+    def run_steps(self, k: int):
+        """``k`` steps in one jitted call (``lax.fori_loop``)."""
+        with self.x64:
+            self.w, self._loss, self._grad = compiled_steps()(self.w, self.x, self.y,
+                                                              self.lr_array, k)
+        self.__dict__.pop("step", None)  # no longer the first step after prepare
+        self._stepped = True
 
     def synchronize(self):
         self.w.block_until_ready()

@@ -87,3 +87,57 @@ def repeated_parallel_pair_sum(x, y, reps):
             s += x[i] * total - y[i]
         total += s * 1e-30
     return total
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def serial_step_1d(x, y, w, lr, out):
+    """``fused_step_1d`` in this thread: at small N starting the thread pool costs more than
+    the pass."""
+    w0 = w[0]
+    sq = 0.0
+    g = 0.0
+    for i in range(x.size):
+        r = x[i] * w0 - y[i]
+        sq += r * r
+        g += r * x[i]
+    out[0] = sq / x.size
+    out[1] = 2.0 * g / x.size
+    w[0] -= lr * out[1]
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def serial_step_2d(x, y, w, lr, out):
+    """``fused_step_2d`` in this thread, rows in order."""
+    n, d = x.shape
+    acc = np.zeros(d + 1)
+    for i in range(n):
+        r = -y[i]
+        for j in range(d):
+            r += x[i, j] * w[j]
+        acc[0] += r * r
+        for j in range(d):
+            acc[1 + j] += r * x[i, j]
+    out[0] = acc[0] / n
+    for j in range(d):
+        out[1 + j] = 2.0 * acc[1 + j] / n
+        w[j] -= lr * out[1 + j]
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def fused_steps_1d(x, y, w, lr, out, k, parallel):
+    """``k`` steps of ``fused_step_1d`` in one call, in parallel or in this thread."""
+    for _ in range(k):
+        if parallel:
+            fused_step_1d(x, y, w, lr, out)
+        else:
+            serial_step_1d(x, y, w, lr, out)
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def fused_steps_2d(x, y, w, lr, out, chunks, k, parallel):
+    """``k`` steps of ``fused_step_2d`` in one call, in parallel or in this thread."""
+    for _ in range(k):
+        if parallel:
+            fused_step_2d(x, y, w, lr, out, chunks)
+        else:
+            serial_step_2d(x, y, w, lr, out)

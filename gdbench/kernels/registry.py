@@ -50,6 +50,9 @@ class KernelInfo:
     max_features: int | None = None  # None: any number of features
     cuda_graph: bool = False  # whether its step on cuda can be captured in a CUDA graph
     data_parallel: bool = False  # whether gdbench.distributed can split its samples
+    # How run_steps(k) runs k steps: "one call" (a compiled loop, one launch) or "a loop of
+    # steps" (a kernel without its own run_steps, whose K steps save nothing)
+    many_steps: str = "a loop of steps"
 
     def available_on(self, device: str) -> bool:
         return device in self.devices and device not in self.unavailable
@@ -141,6 +144,7 @@ def list_kernels(device: str | None = None) -> list[KernelInfo]:
             KernelInfo(name, cls.backend, devices, tuple(cls.dtypes), tuple(cls.phases),
                        unavailable, source, getattr(cls, "max_features", None),
                        bool(getattr(cls, "cuda_graph", False)),
-                       bool(getattr(cls, "data_parallel", False)))
+                       bool(getattr(cls, "data_parallel", False)),
+                       getattr(cls, "many_steps", "a loop of steps"))
         )
     return infos

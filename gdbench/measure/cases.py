@@ -26,9 +26,10 @@ import numpy as np
 
 from gdbench.core.devices import release_device_memory
 from gdbench.core.dtypes import problem_dtype
-from gdbench.core.reference import compare_step
+from gdbench.core.reference import check_step, compare_step, compare_steps
 from gdbench.kernels import registry
 from gdbench.kernels.cuda_graph import CudaGraphStep
+from gdbench.kernels.many_steps import ManySteps
 from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
 from gdbench.measure.timing import StopRule, rewarm, sample_window, warm_up
@@ -124,7 +125,11 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
         # after prepare: a kernel's modelled traffic may depend on its data (float16's sums)
         fields.update(backend=kernel.backend, passes=float(kernel.passes),
                       writes=getattr(kernel, "writes", None))
-        wrong = compare_step(kernel, x, y, 0.0, lr, reference)
+        if spec.steps_per_call > 1:  # K steps against K float64 steps, then one step alone
+            wrong = (compare_steps(kernel, x, y, 0.0, lr, spec.steps_per_call)
+                     or check_step(kernel.inner, x, y, 0.0, lr))
+        else:
+            wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
         if memory:
@@ -138,6 +143,8 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
 
 def _instance(spec: CaseSpec):
     kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
+    if spec.steps_per_call > 1:
+        return ManySteps(kernel, spec.steps_per_call)
     return CudaGraphStep(kernel) if spec.cuda_graph else kernel
 
 
@@ -161,6 +168,9 @@ def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool,
         rewarm(kernel)
     started = [hook.start() for hook in live.hooks]
     samples, size, steps = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
+    k = live.spec.steps_per_call
+    if k > 1:  # a call ran k steps: times per step, and every step counted
+        samples, steps = samples.per_step(k), steps * k
     for hook, token in reversed(list(zip(live.hooks, started))):
         live.readings.setdefault(hook.field, []).append(hook.stop(token, steps))
     live.batch_size = live.batch_size or size or None

@@ -33,23 +33,26 @@ class CaseSpec:
     cuda_graph: bool = False  # the kernel's step captured in a CUDA graph and replayed
     ranks: int = 0  # data-parallel over this many ranks (gdbench.distributed); 0: one process
     threads: int = 0  # CPU threads of torch, Numba and BLAS; 0: as the libraries were set
+    steps_per_call: int = 1  # K: the steps of one timed call (run_steps); times are per step
 
     @property
     def name(self) -> str:
         """The kernel as reports show it: its name, with ``+graph`` when replayed from a graph,
-        the dtype's short name unless float32 (``bf16``), ``T=k`` at k threads and ``P=k``
-        when data-parallel over k ranks."""
+        the dtype's short name unless float32 (``bf16``), ``T=k`` at k threads, ``P=k``
+        when data-parallel over k ranks and ``K=k`` at k steps per call."""
         return (self.kernel + ("+graph" if self.cuda_graph else "")
                 + ("" if self.dtype == "float32" else f" {SHORT.get(self.dtype, self.dtype)}")
                 + (f" T={self.threads}" if self.threads else "")
-                + (f" P={self.ranks}" if self.ranks else ""))
+                + (f" P={self.ranks}" if self.ranks else "")
+                + (f" K={self.steps_per_call}" if self.steps_per_call > 1 else ""))
 
     @property
     def label(self) -> str:
         return (f"{self.kernel}{'+graph' if self.cuda_graph else ''}-{self.device}-{self.dtype}"
                 f"-N{format_size(self.n_samples)}-D{self.n_features}"
                 + (f"-T{self.threads}" if self.threads else "")
-                + (f"-P{self.ranks}" if self.ranks else ""))
+                + (f"-P{self.ranks}" if self.ranks else "")
+                + (f"-K{self.steps_per_call}" if self.steps_per_call > 1 else ""))
 
     @property
     def bytes_min(self) -> int:
@@ -240,7 +243,8 @@ class CaseResult:
     def from_dict(cls, d: dict) -> CaseResult:
         spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
                         int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)),
-                        int(d.get("ranks", 0)), int(d.get("threads", 0)))
+                        int(d.get("ranks", 0)), int(d.get("threads", 0)),
+                        int(d.get("steps_per_call", 1)))
         samples = None
         if d.get("samples"):
             phases = tuple(d["phases"])

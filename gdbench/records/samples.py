@@ -41,6 +41,14 @@ class Samples:
             return None
         return Summary.of(values, self.batch_window)
 
+    def per_step(self, k: int) -> Samples:
+        """The same samples of calls of ``k`` steps each, as times per step."""
+        def scaled(a):
+            return None if a is None else a / k
+
+        return Samples(self.phases, self.device / k, scaled(self.host), scaled(self.batch),
+                       self.batch_size, scaled(self.batch_host), self.window, self.batch_window)
+
     @property
     def windows(self) -> int:
         return 1 if self.window is None else len(np.unique(self.window))

@@ -2,7 +2,8 @@
 
 The optimum is the float64 least-squares solution of the problem (normal equations summed in
 float64 chunks and solved, its loss from the reference's float64 residuals). A descent runs a
-kernel's steps, reading the loss every ``check_every`` steps, until the loss is within ``tol``
+kernel's steps, reading the loss every ``check_every`` steps (run as one ``run_steps`` call where
+the kernel can: ``--steps-per-call``), until the loss is within ``tol``
 of the optimum's, relatively. It ends as ``converged``; ``stalled`` when the loss has not come
 closer by a hundredth of the tolerance for ``patience`` steps (the format's rounding stops the
 weights before the tolerance: float32 at large N, bfloat16); ``max-steps`` or ``max-time`` at
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdbench.core.devices import is_cuda
+from gdbench.core.protocol import run_steps
 from gdbench.core.dtypes import problem_dtype
 from gdbench.core.reference import CHUNK_ROWS, compare_step, loss_and_grad, make_problem
 from gdbench.kernels import registry
@@ -104,8 +106,7 @@ def descend(kernel, x, y, opt: Optimum, rule, lr: float, tol: float = 1e-6,
     start = time.perf_counter()
     while True:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging descent overflows
-            for _ in range(check_every):
-                kernel.step()
+            run_steps(kernel, check_every)  # one call where the kernel can (run_steps)
             loss = kernel.loss  # waits for the device; the loss at the weights before the step
         steps += check_every
         seconds = time.perf_counter() - start
@@ -131,9 +132,13 @@ def descend(kernel, x, y, opt: Optimum, rule, lr: float, tol: float = 1e-6,
                    trace=thin(trace))
 
 
-def _first_step(kernel) -> float:
+def _first_step(kernel, k: int = 1) -> float:
+    """Seconds of the first step, and of a first call of ``k`` steps when k > 1 (each may
+    compile)."""
     t0 = time.perf_counter()
     kernel.step()
+    if k > 1:
+        run_steps(kernel, k)
     kernel.synchronize()
     return time.perf_counter() - t0
 
@@ -224,7 +229,9 @@ def _one(spec, x, y, opt, rule, s: ConvergeSettings) -> Descent:
     try:
         kernel = registry.make_kernel(spec.kernel, spec.device, spec.dtype)
         kernel.prepare(x, y, w0=0.0, lr=lr)
-        warmup_s = _first_step(kernel)  # compilation included
+        warmup_s = _first_step(kernel, s.steps_per_call)  # compilation included
+        kernel.prepare(x, y, w0=0.0, lr=lr)
+        kernel.step()
         wrong = compare_step(kernel, x, y, 0.0, lr)
         if wrong:
             return Descent(spec.kernel, spec.device, spec.dtype, spec.n_samples,

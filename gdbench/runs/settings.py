@@ -49,6 +49,7 @@ class Settings:
     dist_backend: str | None = None  # data-parallel runs: gloo or nccl (None: by device)
     dist_timeout: float = 120.0
     weak_scaling: bool = False
+    steps_per_call: tuple[int, ...] = (1,)  # K: each case at each, its times per step
 
     def checked(self) -> Settings:
         """The same settings validated, with the device and the sizes resolved; ValueError for
@@ -79,9 +80,16 @@ class Settings:
                                  "--device cpu")
             threads = tuple(check_threads(threads))
         kernels = self.kernels if self.kernels == "all" else tuple(dict.fromkeys(self.kernels))
+        steps = tuple(sorted(set(self.steps_per_call)))
+        if not steps or any(not (isinstance(k, int) and k >= 1) for k in steps):
+            raise ValueError(f"steps per call must be whole numbers of at least 1, got "
+                             f"{list(self.steps_per_call)}")
+        if self.cuda_graph and steps != (1,):
+            raise ValueError("--steps-per-call does not go with --cuda-graph: a graph replays "
+                             "one step")
         return replace(self, device=device, sizes=tuple(int(n) for n in sizes),
                        dtypes=tuple(parse_dtypes(",".join(self.dtypes))), threads=threads,
-                       kernels=kernels)
+                       kernels=kernels, steps_per_call=steps)
 
     @property
     def dtype(self) -> str:
@@ -95,6 +103,7 @@ class Settings:
         d.update(kernels=list(self.kernels) if self.kernels != "all" else "all",
                  sizes=list(self.sizes or ()), dtype=self.dtype,
                  threads=list(self.threads) if self.threads else None, budget_s=self.budget,
+                 steps_per_call=list(self.steps_per_call),
                  fresh_layout=self.fresh, cache_state="cold" if self.cold else "warm")
         for gone in ("dtypes", "budget", "fresh", "roofline", "probe_bytes", "dist_backend",
                      "dist_timeout", "weak_scaling"):
@@ -116,6 +125,8 @@ class Settings:
                                        ("--no-remeasure", not self.remeasure),
                                        ("--no-memory", not self.memory),
                                        ("--keep-layout", not self.fresh)) if on]
+        if self.steps_per_call != (1,):
+            args += ["--steps-per-call", ",".join(map(str, self.steps_per_call))]
         return args + (["--threads", ",".join(map(str, self.threads))] if self.threads else [])
 
 
@@ -136,6 +147,7 @@ class ConvergeSettings:
     patience: int = 100
     check_every: int | None = None  # None: 10 on CUDA (a reading waits for the device), else 1
     seed: int = 0
+    steps_per_call: int = 1  # K: the steps between readings run as one run_steps(K) call
 
     def checked(self) -> ConvergeSettings:
         """The same settings validated, with the device and ``check_every`` resolved."""
@@ -143,6 +155,14 @@ class ConvergeSettings:
         if not 0 < self.tol < 1:
             raise ValueError(f"tol must be between 0 and 1, got {self.tol}")
         check_every = self.check_every
+        if not (isinstance(self.steps_per_call, int) and self.steps_per_call >= 1):
+            raise ValueError(f"steps per call must be a whole number of at least 1, got "
+                             f"{self.steps_per_call}")
+        if self.steps_per_call > 1:
+            if check_every not in (None, self.steps_per_call):
+                raise ValueError("--steps-per-call K reads the loss every K steps: give it "
+                                 "without --check-every")
+            check_every = self.steps_per_call
         if check_every is None:
             check_every = 10 if is_cuda(device) else 1
         for name, value in (("max_steps", self.max_steps), ("patience", self.patience),

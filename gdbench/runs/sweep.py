@@ -63,14 +63,16 @@ def parse_sizes(text: str) -> list[int]:
 
 def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_features: int,
          dtypes: Sequence[str] | str, cuda_graph: bool = False,
-         threads: Sequence[int] = (0,), skipped: list | None = None) -> list[CaseSpec]:
+         threads: Sequence[int] = (0,), skipped: list | None = None,
+         steps_per_call: Sequence[int] = (1,)) -> list[CaseSpec]:
     """The cases of a sweep, sizes outermost; ValueError for anything that cannot run here.
 
     Each kernel runs in each of ``dtypes`` it supports and at each thread count of
     ``threads`` (0: as the libraries are set); a kernel that supports some of the dtypes but
     not others is skipped in those, with one line of why appended to ``skipped``. With
     ``cuda_graph``, every kernel whose step can be captured also runs with its step replayed
-    from a CUDA graph, right after the same kernel without.
+    from a CUDA graph, right after the same kernel without. Each case runs at each K of
+    ``steps_per_call`` (K steps per timed call), K = 1 first.
     """
     dtypes = parse_dtypes(dtypes) if isinstance(dtypes, str) else list(dtypes)
     if cuda_graph and not is_cuda(device):
@@ -107,9 +109,10 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
     if cuda_graph and not graphable:
         raise ValueError("--cuda-graph needs at least one kernel whose step can be captured "
                          "(see gdbench list)")
-    return [CaseSpec(k, device, dtype, int(n), n_features, graph, threads=t)
+    return [CaseSpec(k, device, dtype, int(n), n_features, graph, threads=t, steps_per_call=c)
             for n in sizes for k in kernels for dtype in runs_in[k] for t in threads
-            for graph in ((False, True) if k in graphable else (False,))]
+            for graph in ((False, True) if k in graphable else (False,))
+            for c in sorted(steps_per_call)]
 
 
 def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
@@ -169,7 +172,7 @@ def sweep(settings: Settings, out=None, csv=None,
     device, sizes, n_features = s.device, list(s.sizes), s.n_features
     skipped: list[str] = []
     specs = plan(device, s.kernels, sizes, n_features, list(s.dtypes), s.cuda_graph,
-                 s.threads or (0,), skipped)
+                 s.threads or (0,), skipped, s.steps_per_call)
     rule = StopRule.for_budget(s.precision, s.budget, s.windows)
     recorded = s.record(kernels=sorted({c.kernel for c in specs}), skipped=skipped,
                         min_samples_per_window=rule.min_samples, max_samples=rule.max_samples,

@@ -1,0 +1,145 @@
+"""K steps per call: ``run_steps`` of every kernel against K float64 steps, the harness's
+``--steps-per-call``, and converge reading the loss every K steps."""
+
+import numpy as np
+import pytest
+
+import gdbench
+from gdbench.core.protocol import run_steps
+from gdbench.core.reference import compare_steps, descend, steps_tolerance
+from gdbench.kernels.numpy_manual import NumpyManual
+from gdbench.kernels.registry import kernel_class
+from gdbench.runs.converge import converge
+from gdbench.runs.settings import ConvergeSettings
+from tests.conftest import kernels_on
+from tests.test_kernels import random_problem, sparse_problem
+
+CPU_KERNELS = kernels_on("cpu")
+
+
+@pytest.mark.parametrize("k", [1, 300])
+# numba-fused runs its passes in one thread below 2**16 elements, in parallel above
+@pytest.mark.parametrize("n,d", [(1001, 1), (70_001, 1), (30_001, 3)])
+@pytest.mark.parametrize("name", CPU_KERNELS)
+def test_run_steps_match_k_float64_steps(name, n, d, k):
+    if d > (kernel_class(name).max_features or d):
+        pytest.skip(f"{name} supports at most {kernel_class(name).max_features} feature(s)")
+    if name == "triton-fused":  # a loop of steps, each launched in the interpreter (30 ms)
+        k = min(k, 20)
+    x, y, w0 = random_problem(n, d, "float32", seed=n + d + k)
+    kernel = gdbench.make_kernel(name, "cpu", "float32")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    run_steps(kernel, k)
+    kernel.synchronize()
+    assert compare_steps(kernel, x, y, w0, 0.01, k) is None
+    # the read-backs are the last step's: the loss at the weights before its update
+    before = descend(x, y, w0, 0.01, k - 1)
+    x2 = np.asarray(x, np.float64).reshape(n, -1)
+    r = x2 @ before - y
+    assert kernel.loss == pytest.approx(float(r @ r) / n, rel=steps_tolerance("float32", n, k))
+
+
+def test_the_tolerance_grows_with_k_and_catches_a_missing_step():
+    assert steps_tolerance("float32", 1000, 100) == pytest.approx(
+        11 * steps_tolerance("float32", 1000, 1) / 2)
+    x, y, w0 = random_problem(1001, 1, "float64", seed=3)
+    kernel = gdbench.make_kernel("numpy-manual", "cpu", "float64")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    run_steps(kernel, 99)
+    assert "weights after 100 steps" in compare_steps(kernel, x, y, w0, 0.01, 100)
+
+
+class Plain:
+    """A plugin's kernel without run_steps: the protocol's loop of steps stands in."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+
+
+def test_a_kernel_without_run_steps_gets_a_loop():
+    kernel = Plain()
+    run_steps(kernel, 5)
+    assert kernel.steps == 5
+    assert NumpyManual.many_steps == "a loop of steps"
+    assert kernel_class("numba-fused").many_steps == "one call"
+
+
+def test_numba_run_steps_past_2_to_the_31_elements():
+    """Offsets of N past 2**31 in the compiled loop: the sums reach the rows at the end."""
+    if "numba-fused" not in CPU_KERNELS:
+        pytest.skip("numba is not installed")
+    x, y, w0, loss, grad, scale = sparse_problem((1 << 31) + 3001, 1)
+    kernel = gdbench.make_kernel("numba-fused", "cpu")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    run_steps(kernel, 2)
+    w1 = w0 - 0.01 * grad  # the first step's update, from the float64 sums of the last rows
+    r = x[-2000:, 0].astype(np.float64) * w1[0] - y[-2000:]
+    assert kernel.loss == pytest.approx(float(r @ r) / len(y), rel=1e-3)
+
+
+def test_a_sweep_times_k_steps_per_call_per_step(tmp_path):
+    result = gdbench.run("cpu", ["numpy-manual", "numba-fused"], [1000], budget=0.04,
+                         windows=2, roofline=False, steps_per_call=(50, 1))
+    assert [c.spec.name for c in result.cases] == [
+        "numpy-manual", "numpy-manual K=50", "numba-fused", "numba-fused K=50"]
+    assert all(c.ok for c in result.cases), [c.message for c in result.cases]
+    assert result.settings["steps_per_call"] == [1, 50]
+    many = result.cases[1]
+    assert many.spec.label.endswith("-K50") and many.samples.phases == ("step",)
+    # each window's steps: every call's 50, and the energy and per-step times say so
+    assert many.summary().median < 1.0  # seconds per step, not per call of 50
+
+
+class SkipsAStep(NumpyManual):
+    name = "skips-a-step"
+
+    def run_steps(self, k):
+        for _ in range(k - 1):
+            self.step()
+
+
+def test_k_steps_that_are_not_k_steps_are_wrong(monkeypatch):
+    from gdbench.kernels import registry
+
+    monkeypatch.setattr(registry, "BUILTIN", {**registry.BUILTIN,
+                                              "skips-a-step": f"{__name__}:SkipsAStep"})
+    [case] = gdbench.run("cpu", ["skips-a-step"], [1000], budget=0.02, windows=1,
+                         roofline=False, steps_per_call=(20,)).cases
+    assert case.status == "wrong" and "weights after 20 steps" in case.message
+
+
+def test_converge_reads_the_loss_every_k_steps():
+    s = ConvergeSettings("cpu", ("numba-fused",), (1000,), rates=("curvature", "tutorial"),
+                         steps_per_call=40)
+    assert s.checked().check_every == 40
+    result = converge(s)
+    assert result.settings["steps_per_call"] == 40
+    for d in result.descents:
+        assert d.status == "converged" and d.steps % 40 == 0, d
+    with pytest.raises(ValueError, match="give it without --check-every"):
+        ConvergeSettings("cpu", steps_per_call=40, check_every=10).checked()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--steps-per-call", "0"], "steps per call '0' is not a whole number"),
+    (["--steps-per-call", "1,x"], "steps per call 'x' is not a whole number"),
+    (["--steps-per-call", "10", "--nproc", "2"], "--steps-per-call does not go with a"),
+])
+def test_bad_steps_per_call_are_one_line(args, message, gdbench_cli, tmp_path):
+    result = gdbench_cli("run", "--device", "cpu", "--kernels", "torch-manual", "--sizes", "100",
+                         "--out", tmp_path / "r.json", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_run_and_list_show_k(gdbench_cli, tmp_path):
+    result = gdbench_cli("run", "--device", "cpu", "--kernels", "numba-fused", "--sizes", "100",
+                         "--steps-per-call", "1,10", "--budget", "0.02", "--windows", "1",
+                         "--no-roofline", "--out", tmp_path / "r.json")
+    assert result.returncode == 0, result.stderr
+    assert "numba-fused K=10" in result.stdout
+    listed = gdbench_cli("list").stdout
+    assert "K steps" in listed and "1 call" in listed
