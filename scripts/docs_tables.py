@@ -78,8 +78,13 @@ def render(text: str) -> str:
             out += summary + [END]
         elif m["kind"] == "targets":  # "h200 results/A.json,..." (the set's name first)
             name, files = m["file"].split(":", 1)
-            runs = [read_json(ROOT / f) for f in files.split(",")]
-            labels = [Path(f).stem for f in files.split(",")]
+            if name.startswith("converge"):  # each column a pair of converge files: A+B
+                runs = [tuple(read_converge(ROOT / f) for f in pair.split("+"))
+                        for pair in files.split(",")]
+                labels = [Path(pair.split("+")[-1]).stem for pair in files.split(",")]
+            else:
+                runs = [read_json(ROOT / f) for f in files.split(",")]
+                labels = [Path(f).stem for f in files.split(",")]
             out += targets_markdown(name, runs, labels) + [END]
         elif m["kind"] == "converge":  # converge runs side by side
             out += converge_markdown([read_converge(ROOT / f)

@@ -107,7 +107,62 @@ def _fraction_at_least(name: str, n: int, share: float, throughput: bool):
     return target
 
 
+def _steps_target(n_max: int, seconds: float, k: int):
+    """numba-fused at every size up to ``n_max``: at most ``seconds`` per step with K = k."""
+    def target(run: RunResult):
+        cases = [c for c in run.cases if c.spec.kernel == "numba-fused"
+                 and c.spec.steps_per_call == k and c.spec.n_samples <= n_max and c.reliable]
+        if not cases:
+            return "not measured", False
+        worst = max(c.summary().median for c in cases)
+        return (", ".join(f"{format_time(c.summary().median)} at {c.spec.n_samples:.0e}"
+                          for c in cases), worst <= seconds)
+    return target
+
+
+def no_slower_at_large_n(run: RunResult):
+    """numba-fused at 10⁷: K steps per call no slower than one, beyond both intervals."""
+    one = next((c for c in run.cases if c.spec.kernel == "numba-fused"
+                and c.spec.n_samples == 10**7 and c.spec.steps_per_call == 1 and c.reliable), None)
+    many = [c for c in run.cases if c.spec.kernel == "numba-fused" and c.spec.n_samples == 10**7
+            and c.spec.steps_per_call > 1 and c.reliable]
+    if one is None or not many:
+        return "not measured", False
+    c = many[0]
+    ratio = c.summary().median / one.summary().median
+    allowed = 1 + c.summary().precision + one.summary().precision
+    return (f"K={c.spec.steps_per_call} {format_time(c.summary().median)} against "
+            f"{format_time(one.summary().median)}: {ratio:.2f}×", ratio <= allowed)
+
+
+def converge_faster(pair):
+    """converge at 10⁴: the descents with K steps per call at least 5 times faster than with one
+    (the fastest kernel's, over both learning rates)."""
+    base, many = pair
+    k = many.settings.get("steps_per_call", 1)
+    times = {}
+    for result in (base, many):
+        for d in result.descents:
+            if d.status == "converged" and d.n_samples == 10**4:
+                times.setdefault((d.kernel, d.rule), []).append(d.seconds)
+    ratios = {key: t[0] / t[1] for key, t in times.items() if len(t) == 2}
+    if not ratios:
+        return "not measured", False
+    best = max(ratios, key=ratios.get)
+    return (f"`{best[0]}` ({best[1]}): {ratios[best]:.1f}× with K={k}", ratios[best] >= 5)
+
+
 SETS = {
+    "many-steps-cpu": [
+        ("`numba-fused` at 10² and 10³: at most 0.3 µs per step with K = 1000",
+         _steps_target(10**3, 0.3e-6, 1000)),
+        ("`numba-fused` at 10⁷: no slower with K steps per call than with one",
+         no_slower_at_large_n),
+    ],
+    "converge-steps": [
+        ("`converge` at 10⁴: at least 5 times faster with K steps per call than with one",
+         converge_faster),
+    ],
     "cpu-roofline": [
         ("no case at 10⁵ samples or more above the read roofline by more than its interval "
          "(latency)", _above_roofline(throughput=False)),

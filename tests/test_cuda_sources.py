@@ -2,8 +2,8 @@
 
 Triton compiles ahead of time for a target it is told of, and NVRTC (the nvidia-cuda-nvrtc
 wheel of the test extra) compiles CUDA C++ without a device, so the CPU can check that the
-fused kernels build, that Triton's main loop loads 16 bytes at a time, and that nothing spills
-to local memory.
+fused kernels build, that Triton's main loop loads 16 bytes at a time, that its row offsets
+are 64-bit, and that nothing spills to local memory.
 """
 
 import ctypes
@@ -26,16 +26,16 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from gdbench.kernels import triton_loops
 
-def ptx(fn, dtype, constexprs):
+def compiled(fn, dtype, constexprs, n_type="i64"):
     names = ["x_ptr", "y_ptr", "w_ptr", "acc_ptr", "count_ptr", "out_ptr", "lr_ptr"]
     signature = {k: ("*i32" if k == "count_ptr" else f"*{dtype}") for k in names}
-    signature["n"] = "i64"
+    signature["n"] = n_type
     signature.update({k: "constexpr" for k in constexprs})
     # torch's allocations are 16-byte aligned, and Triton specializes on that at run time
     aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(names))}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
     return triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": 8}).asm["ptx"]
+                          options={"num_warps": 8}).asm
 
 out = {}
 for name, fn, dtype, constexprs in [
@@ -46,10 +46,17 @@ for name, fn, dtype, constexprs in [
          {"D": 8, "D_PAD": 8, "BLOCK": 512, "FINISH": True}),
         ("nd3-fp32", triton_loops.fused_step_nd, "fp32",
          {"D": 3, "D_PAD": 4, "BLOCK": 1024, "FINISH": True})]:
-    text = ptx(fn, dtype, constexprs)
+    # Triton types n as i32 when it fits: with D features, rows * D passes 2**31 while n does not
+    asm = compiled(fn, dtype, constexprs, "i32" if name.startswith("nd") else "i64")
+    text = asm["ptx"]
+    block = constexprs["BLOCK"]
+    # the width of every row offset added to x's and y's pointers: tensors of BLOCK rows
+    rows = re.findall(rf"tt.addptr .* : tensor<{block}(?:x1)?x!tt.ptr<\w+>>, "
+                      rf"tensor<{block}(?:x1)?xi(\d+)>", asm["ttir"])
     out[name] = {"v4": len(re.findall(r"ld\.global[\w.]*\.v4", text)),
                  "v2": len(re.findall(r"ld\.global[\w.]*\.v2", text)),
-                 "local": len(re.findall(r"\.local", text))}
+                 "local": len(re.findall(r"\.local", text)),
+                 "row_offset_bits": sorted(set(map(int, rows))), "row_offsets": len(rows)}
 print(json.dumps(out))
 """
 
@@ -64,6 +71,16 @@ def triton_ptx():
                             timeout=300, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_triton_row_offsets_are_64_bit(triton_ptx):
+    """Offsets of rows past 2**31 elements stay in bounds: every row offset added to x's and
+    y's pointers is 64-bit in the compiled kernel (the main loop and the masked tail). The run
+    past 2**31 elements itself: tests/test_kernels.py (on a GPU, and in the interpreter with
+    GDBENCH_LARGE_TESTS=1)."""
+    for name, found in triton_ptx.items():
+        assert found["row_offsets"] >= 4, name  # x and y, in the loop and in the tail
+        assert found["row_offset_bits"] == [64], name
 
 
 def test_triton_main_loop_loads_16_bytes(triton_ptx):

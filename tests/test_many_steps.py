@@ -143,3 +143,17 @@ def test_cli_run_and_list_show_k(gdbench_cli, tmp_path):
     assert "numba-fused K=10" in result.stdout
     listed = gdbench_cli("list").stdout
     assert "K steps" in listed and "1 call" in listed
+
+
+def test_the_report_sets_k_steps_against_one(tmp_path, gdbench_cli):
+    from gdbench.analysis import findings
+    from gdbench.files.results import write_json
+
+    run = gdbench.run("cpu", ["numba-fused"], [1000], budget=0.04, windows=2, roofline=False,
+                      steps_per_call=(1, 100))
+    [(key, by_size)] = findings.many_steps(run).items()
+    assert key == ("numba-fused", 100) and set(by_size) == {1000} and by_size[1000] > 0
+    write_json(run, tmp_path / "r.json")
+    assert gdbench_cli("report", tmp_path / "r.json", "-o", tmp_path / "r.md").returncode == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "### Many steps per call" in text and "| numba-fused | 100 |" in text

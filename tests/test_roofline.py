@@ -48,8 +48,9 @@ def test_bandwidth_is_measured_at_a_case_size_in_every_round():
                          probe_bytes=64 << 20)
     assert sorted(result.rooflines) == [8000, 800_000]
     assert all(len(v) == 3 for v in result.rooflines.values())
-    for case in result.cases:
-        assert result.roofline(case) == np.median(result.rooflines[case.spec.bytes_min])
+    for case in result.cases:  # a case measured again has the rooflines of its own windows
+        rounds = case.rooflines or result.rooflines[case.spec.bytes_min]
+        assert result.roofline(case) == np.median(rounds)
 
 
 def test_cli_probe(gdbench_cli):

@@ -96,7 +96,7 @@ def test_run_records_every_case(tmp_path):
     assert "torch" in raw["environment"]["packages"]
     assert set(raw["cases"][0]["samples"]) == {"forward", "backward", "update"}
     lines = csv.read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,ranks,threads,backend,device")
+    assert len(lines) == 5 and lines[0].startswith("kernel,cuda_graph,ranks,threads,steps_per_call,backend,device")
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(fakes, tmp_path):

@@ -65,22 +65,30 @@ RULE_LABELS = {"tutorial": "0.01 (tutorial)", "curvature": "1/L (curvature)"}
 
 
 def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
+    """The plots of ``converge_figures``, written to ``out_dir`` (PNG and SVG)."""
+    sizes = sorted({d.n_samples for r in results for d in r.descents})
+    out_dir = check_plot_files(out_dir, [f"converge-N{format_size(n)}" for n in sizes])
+    paths = []
+    for stem, fig in converge_figures(results):
+        paths += _save(fig, out_dir, stem)
+        _pyplot().close(fig)
+    return paths
+
+
+def converge_figures(results: list[ConvergeResult]) -> list[tuple[str, object]]:
     """The loss above the optimum against wall time, one plot per size: a colour per kernel
     (and format), a line style per learning rate, every run's descents drawn in the same
     colour; each direct solve's time a vertical line, the tolerance a horizontal one."""
     from matplotlib.lines import Line2D
 
-
     plt = _pyplot()
-    sizes = sorted({d.n_samples for r in results for d in r.descents})
-    out_dir = check_plot_files(out_dir, [f"converge-N{format_size(n)}" for n in sizes])
     tol = results[0].settings["tol"]
     names = list(dict.fromkeys(d.name for r in results for d in r.descents))
     colours = dict(zip(names, plt.get_cmap("tab20").colors * (1 + len(names) // 20)))
     rules = list(dict.fromkeys(d.rule for r in results for d in r.descents))
     numbers = [rule for rule in rules if rule not in RULE_STYLES]
     styles = {**RULE_STYLES, **dict(zip(numbers, (":", "-.") * (1 + len(numbers) // 2)))}
-    paths = []
+    made = []
     for n in sorted({d.n_samples for r in results for d in r.descents}):
         fig, ax = plt.subplots(figsize=(10, 5.5))
         for r in results:
@@ -113,9 +121,8 @@ def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
                    + [Line2D([], [], color="black", linewidth=0.8, label=f"tolerance {tol:g}")])
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
         fig.tight_layout()
-        paths += _save(fig, out_dir, f"converge-N{format_size(n)}")
-        plt.close(fig)
-    return paths
+        made.append((f"converge-N{format_size(n)}", fig))
+    return made
 
 
 def write_converge_report(results: list[ConvergeResult], sources, out) -> Path:

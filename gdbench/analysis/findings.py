@@ -7,7 +7,7 @@ crossovers set a run against the first CPU run given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gdbench.core.devices import is_cpu, is_cuda
@@ -192,4 +192,19 @@ def rank_crossovers(run: RunResult) -> dict[tuple[str, int], int | None]:
             else:
                 break
         out[key] = ahead
+    return out
+
+
+def many_steps(run: RunResult) -> dict[tuple[str, int], dict[int, float]]:
+    """Per-step time with K steps per call over the same case's with one, measured in the same
+    run: {(kernel name at K = 1, K): {N: ratio}}; below 1, K steps per call pay."""
+    ones = {(replace(c.spec, steps_per_call=1)): c for c in run.cases
+            if c.reliable and c.spec.steps_per_call == 1}
+    out: dict[tuple[str, int], dict[int, float]] = {}
+    for c in run.cases:
+        k = c.spec.steps_per_call
+        one = ones.get(replace(c.spec, steps_per_call=1))
+        if k > 1 and c.reliable and one is not None:
+            out.setdefault((one.spec.name, k), {})[c.spec.n_samples] = (
+                c.summary().median / one.summary().median)
     return out

@@ -74,26 +74,26 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def plot_scaling(plt, lines, out_dir) -> list[Path]:
+def scaling_figure(plt, lines):
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (name, device, label), cases in lines.items():
-        ax.loglog([c.spec.n_samples for c in cases], [c.summary().median for c in cases],
-                  marker="o", linestyle="-" if is_cuda(device) else "--",
-                  label=_name(name, device, label))
+    for index, ((name, device, label), cases) in enumerate(lines.items()):
+        line, = ax.loglog([c.spec.n_samples for c in cases], [c.summary().median for c in cases],
+                          marker="o", linestyle="-" if is_cuda(device) else "--",
+                          label=_name(name, device, label))
+        line.set_gid(f"series-{index}")  # the page's script finds a series' points by it
     ax.set(xlabel="samples N", ylabel="median step time (s)", title="Step time against sample count")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    paths = _save(fig, out_dir, "scaling")
-    plt.close(fig)
-    return paths
+    return fig
 
 
-def plot_bandwidth(plt, runs, labels, lines, out_dir) -> list[Path]:
+def bandwidth_figure(plt, runs, labels, lines):
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (name, device, label), cases in lines.items():
-        ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
-                  marker="o", linestyle="-" if is_cuda(device) else "--",
-                  label=_name(name, device, label))
+    for index, ((name, device, label), cases) in enumerate(lines.items()):
+        line, = ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
+                          marker="o", linestyle="-" if is_cuda(device) else "--",
+                          label=_name(name, device, label))
+        line.set_gid(f"series-{index}")
     for run, label in zip(runs, labels):
         if run.rooflines:  # measured at each case's size, in every round
             by_size = {}
@@ -120,12 +120,10 @@ def plot_bandwidth(plt, runs, labels, lines, out_dir) -> list[Path]:
            title="Effective bandwidth against the measured roofline")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower right")
-    paths = _save(fig, out_dir, "bandwidth")
-    plt.close(fig)
-    return paths
+    return fig
 
 
-def plot_phases(plt, runs, labels, out_dir, size: int | None) -> list[Path]:
+def phases_figure(plt, runs, labels, size: int | None):
     """Each phase's median time at one size, one row per case, on a log axis so that a 2 µs
     phase and a 2 ms one both read; a case that was not timed says why on its row."""
     cases = [(label, c) for run, label in zip(runs, labels) for c in run.cases]
@@ -159,16 +157,14 @@ def plot_phases(plt, runs, labels, out_dir, size: int | None) -> list[Path]:
            title=f"Phases of one step at N = {format_size(size)}")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    paths = _save(fig, out_dir, "phases")
-    plt.close(fig)
-    return paths
+    return fig
 
 
-def plot_probe(plt, runs, labels, out_dir) -> list[Path]:
+def probe_figure(plt, runs, labels):
     """The probe's bandwidth against working-set size, with the cache sizes reported."""
     curves = [(r, label) for r, label in zip(runs, labels) if r.probe and r.probe.get("curve")]
     if not curves:
-        return []
+        return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for run, label in curves:
         curve = {int(k): v for k, v in run.probe["curve"].items()}
@@ -183,17 +179,15 @@ def plot_probe(plt, runs, labels, out_dir) -> list[Path]:
            title="Measured bandwidth against working set, and the caches reported")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    paths = _save(fig, out_dir, "probe")
-    plt.close(fig)
-    return paths
+    return fig
 
 
-def plot_ranks(plt, runs, labels, out_dir) -> list[Path]:
+def ranks_figure(plt, runs, labels):
     """Parallel efficiency against N for each data-parallel kernel and world size."""
 
     rows = [(label, s) for run, label in zip(runs, labels) for s in scaling(run)]
     if not rows:
-        return []
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, kind in zip(axes, ("strong", "weak")):
         lines: dict[tuple, list] = {}
@@ -211,26 +205,39 @@ def plot_ranks(plt, runs, labels, out_dir) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("parallel efficiency (%)")
-    paths = _save(fig, out_dir, "ranks")
-    plt.close(fig)
-    return paths
+    return fig
+
+
+def figures(runs: list[RunResult], size: int | None = None,
+            labels: list[str] | None = None) -> list[tuple[str, object]]:
+    """(name, matplotlib figure) of every plot the runs make, in PLOTS order: ``probe`` only
+    for runs whose probe measured the bandwidth curve, ``ranks`` (parallel efficiency) only
+    for data-parallel runs over several world sizes. The caller closes them."""
+    plt = _pyplot()
+    labels = labels or run_labels(runs)
+    lines = series(runs, labels)
+    if not lines:
+        raise ValueError("the results hold no successfully timed case to plot")
+    made = [("scaling", scaling_figure(plt, lines)),
+            ("bandwidth", bandwidth_figure(plt, runs, labels, lines)),
+            ("phases", phases_figure(plt, runs, labels, size)),
+            ("probe", probe_figure(plt, runs, labels)),
+            ("ranks", ranks_figure(plt, runs, labels))]
+    return [(name, fig) for name, fig in made if fig is not None]
 
 
 def plot(runs: list[RunResult], out_dir, size: int | None = None,
          labels: list[str] | None = None) -> list[Path]:
     """Write scaling, bandwidth, phases and probe plots (PNG and SVG) of ``runs`` to ``out_dir``.
 
-    Runs of the same device are told apart by ``labels`` (``findings.run_labels``). The probe
-    plot only for runs whose probe measured the bandwidth curve, and ``ranks`` (parallel
-    efficiency) only for data-parallel runs over several world sizes.
+    Runs of the same device are told apart by ``labels`` (``findings.run_labels``).
     """
-
-    plt = _pyplot()
     labels = labels or run_labels(runs)
-    lines = series(runs, labels)
-    if not lines:
+    if not series(runs, labels):
         raise ValueError("the results hold no successfully timed case to plot")
     out_dir = check_plot_files(out_dir, PLOTS)
-    return (plot_scaling(plt, lines, out_dir) + plot_bandwidth(plt, runs, labels, lines, out_dir)
-            + plot_phases(plt, runs, labels, out_dir, size)
-            + plot_probe(plt, runs, labels, out_dir) + plot_ranks(plt, runs, labels, out_dir))
+    paths = []
+    for name, fig in figures(runs, size, labels):
+        paths += _save(fig, out_dir, name)
+        _pyplot().close(fig)
+    return paths

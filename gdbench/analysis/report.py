@@ -103,6 +103,21 @@ def _step_table(run: RunResult) -> list[str]:
     return lines
 
 
+def _many_steps(run: RunResult, label: str) -> list[str]:
+    ratios = findings.many_steps(run)
+    if not ratios:
+        return []
+    sizes = sorted({n for by_size in ratios.values() for n in by_size})
+    return ["", "### Many steps per call" + (f" ({label})" if label else ""), "",
+            "Median time per step with K steps per call over the same kernel's with one, "
+            "measured in the same run (below 1: K steps per call pay):", "",
+            "| kernel | K | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+            "|---|---:|" + "---:|" * len(sizes)] + [
+        f"| {name} | {k} | " + " | ".join(f"{by_size[n]:.2f}" if n in by_size else ""
+                                          for n in sizes) + " |"
+        for (name, k), by_size in ratios.items()]
+
+
 def _named(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
@@ -203,7 +218,7 @@ def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
                      else "at none of the sizes measured on both")
             lines.append(f"- {x.kernel}{' (' + x.label + ')' if x.label else ''}: {where}")
     for run, label in zip(runs, labels):
-        lines += _scaling(run, label)
+        lines += _scaling(run, label) + _many_steps(run, label)
     lines += ["", "### Launch-overhead floor", "",
               "The step time at the smallest size is each kernel's fixed cost; a kernel leaves "
               "that floor at the first size whose step takes more than twice as long.", ""]

@@ -150,7 +150,7 @@ def read_json(path) -> RunResult:
         raise ValueError(f"{path}: malformed gdbench results ({exc!r})") from None
 
 
-CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "backend", "device", "dtype", "n_samples",
+CSV_FIELDS = ["kernel", "cuda_graph", "ranks", "threads", "steps_per_call", "backend", "device", "dtype", "n_samples",
               "n_features", "status", "message", "samples", "step_median_s", "step_iqr_s",
               "step_min_s", "forward_median_s", "backward_median_s", "allreduce_median_s",
               "sums_median_s", "update_median_s", "host_step_median_s", "noisy",

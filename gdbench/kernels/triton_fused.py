@@ -25,9 +25,10 @@ from gdbench.kernels.base import FusedKernelBase, OutBuffer
 from gdbench.kernels.torch_base import TorchKernel
 
 # Elements of x per block and warps per program on the GPU. The interpreter runs each block as
-# NumPy operations, so on the CPU a block is as large as the data, up to 4 Mi elements: fewer,
-# larger blocks are faster there (2**31 elements in 512 blocks rather than 32,768).
-BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 22}
+# NumPy operations, so on the CPU a block is as large as the data, up to Triton's largest tensor
+# (2**20 elements): fewer, larger blocks are faster there (2**31 elements in 2,048 blocks
+# rather than 32,768).
+BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 20}
 NUM_WARPS = 8
 PROGRAMS_PER_SM = 4
 

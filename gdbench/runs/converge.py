@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdbench.core.devices import is_cuda
-from gdbench.core.protocol import run_steps
 from gdbench.core.dtypes import problem_dtype
+from gdbench.core.protocol import run_steps
 from gdbench.core.reference import CHUNK_ROWS, compare_step, loss_and_grad, make_problem
 from gdbench.kernels import registry
 from gdbench.measure.cases import failure

@@ -1,0 +1,171 @@
+"""One self-contained HTML page of results: ``gdbench report ... --html FILE.html``.
+
+Everything is inline, nothing is fetched: the style, the script, the plots (matplotlib's SVG,
+each kernel's line given an id) and the figures the script needs (a JSON block). The page
+holds each run's environment and source, the table of its cases, the plots, the findings, and
+the ``ab`` sessions and ``converge`` runs given with it. Without JavaScript it is a plain
+page: the tables and plots read, nothing moves. With it the case tables sort by any column and
+filter by kernel, device and dtype, a point of the scaling and bandwidth plots shows its value
+and interval on hover, and a kernel's lines can be hidden. ``#selftest`` at the end of its
+address makes the page check itself (rows, plots, sorting, errors) and write what it found
+into ``<pre id="selftest">``, which the tests read in a headless browser.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+from gdbench.analysis import ab as ab_view
+from gdbench.analysis import convergence
+from gdbench.analysis.findings import run_labels
+from gdbench.analysis.plot import _name, _pyplot, figures, series
+from gdbench.analysis.report import _energy_table, _environment, _findings, _memory_table
+from gdbench.analysis.tables import MARKS, format_precision, format_time, marks
+from gdbench.core.devices import missing_module
+from gdbench.files.results import write_atomic
+from gdbench.records.results import format_size
+
+ASSETS = Path(__file__).with_name("html_assets")
+
+
+def _markdown(lines: list[str]) -> str:
+    reason = missing_module("markdown")
+    if reason:
+        raise ValueError(f"the HTML report needs Markdown: {reason}")
+    import markdown
+
+    return markdown.markdown("\n".join(lines), extensions=["tables"])
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    _pyplot().close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # without the XML declaration and doctype
+
+
+def _number(value) -> str:
+    return "" if value is None or not math.isfinite(value) else repr(float(value))
+
+
+def case_rows(run, label: str) -> str:
+    """The run's cases as table rows; each numeric cell carries its value for sorting."""
+    rows = []
+    for c in run.cases:
+        spec = c.spec
+        cells = [(spec.name, spec.name), (spec.device, spec.device), (spec.dtype, spec.dtype),
+                 (format_size(spec.n_samples), spec.n_samples)]
+        if c.ok and not c.contended:
+            s = c.summary()
+            tput = c.throughput
+            fraction = run.fraction(c)
+            flags = marks(c, run.exceeds_roofline(c)).strip()
+            cells += [(format_time(s.median), s.median), (format_precision(s.precision),
+                                                          s.precision),
+                      (format_time(tput.median) if tput else "", tput.median if tput else None),
+                      (f"{c.bandwidth / 1e9:.3g}", c.bandwidth / 1e9),
+                      (f"{100 * fraction:.0f}%" if fraction is not None else "", fraction),
+                      (flags, flags)]
+            status = "ok"
+        else:
+            status = "contended" if c.ok else c.status
+            cells += [(status.upper(), None), ("", None), ("", None), ("", None), ("", None),
+                      ("^" if c.ok else "", "")]
+        title = html.escape(c.message or "; ".join(c.contention_reasons + c.throttle_reasons),
+                            quote=True)
+        tds = "".join(f'<td data-value="{html.escape(str(v) if isinstance(v, str) else _number(v))}">'
+                      f"{html.escape(text)}</td>" for text, v in cells)
+        rows.append(f'<tr data-kernel="{html.escape(spec.name)}" data-device="{spec.device}" '
+                    f'data-dtype="{spec.dtype}" data-status="{status}" title="{title}">{tds}</tr>')
+    return "\n".join(rows)
+
+
+COLUMNS = [("kernel", "text"), ("device", "text"), ("dtype", "text"), ("N", "number"),
+           ("latency", "number"), ("±", "number"), ("throughput", "number"), ("GB/s", "number"),
+           ("% of roofline", "number"), ("flags", "text")]
+
+
+def case_table(run, label: str, index: int) -> str:
+    head = "".join(f'<th data-type="{kind}" scope="col">{html.escape(name)}</th>'
+                   for name, kind in COLUMNS)
+    legend = "; ".join(f"<code>{html.escape(m)}</code> {html.escape(meaning)}"
+                       for m, meaning in MARKS.items())
+    return (f'<div class="filters" data-table="cases-{index}"></div>'
+            f'<table class="cases" id="cases-{index}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{case_rows(run, label)}\n</tbody></table>"
+            "<p class=\"note\">latency: median of single steps; ±: half-width of its 95% "
+            "interval from the spread between the windows of this run (not between runs); "
+            "throughput: time per step in batches of back-to-back steps; GB/s: x and y read "
+            "once per step at the latency; % of roofline: against the read roofline measured "
+            f"in the same rounds. Flags: {legend}. Hover a row for its message.</p>")
+
+
+def plot_data(runs, labels) -> list[dict]:
+    """The points of the scaling and bandwidth plots, in their series order, for hovering."""
+    out = []
+    for (name, device, label), cases in series(runs, labels).items():
+        out.append({"name": _name(name, device, label), "points": [
+            {"n": format_size(c.spec.n_samples), "latency": format_time(c.summary().median),
+             "interval": format_precision(c.summary().precision),
+             "throughput": format_time(c.throughput.median) if c.throughput else "",
+             "gbs": f"{c.bandwidth / 1e9:.3g} GB/s"} for c in cases]})
+    return out
+
+
+def _section(title: str, body: str, anchor: str) -> str:
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>'
+
+
+def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
+    """The page of ``runs`` (from ``sources``), with ``ab`` sessions (their JSON as dicts) and
+    ``converge`` results, as one string."""
+    labels = run_labels(runs, sources) if runs else []
+    parts = []
+    for index, (run, source, label) in enumerate(zip(runs, sources, labels)):
+        body = (_markdown(_environment(run)) + case_table(run, label, index)
+                + _markdown(_memory_table(run) + _energy_table(run)))
+        parts.append(_section(str(source), body, f"run-{index}"))
+    interactive = {"scaling", "bandwidth"}
+    if runs and series(runs, labels):
+        plots = []
+        for name, fig in figures(runs, size, labels):
+            kind = " interactive" if name in interactive else ""
+            plots.append(f'<figure class="plot{kind}" data-plot="{name}">{_svg(fig)}'
+                         f"<figcaption>{name}</figcaption></figure>")
+        parts.append(_section("Plots", '<div class="toggles"></div>' + "\n".join(plots), "plots"))
+        parts.append(_section("Findings", _markdown(_findings(runs, labels)), "findings"))
+    for session in sessions:
+        parts.append(_section(ab_view.title(session), _markdown(
+            ab_view.markdown(session).split("\n")[1:]), "ab"))
+    for result in converged:
+        tables = []
+        for n in result.settings["sizes"]:
+            head = "| " + " | ".join(convergence.COLUMNS) + " |"
+            tables += [f"**{convergence.title(result, n)}**", "", head,
+                       "|" + "---|" * len(convergence.COLUMNS)]
+            tables += ["| " + " | ".join(row) + " |" for row in convergence.rows(result, n)] + [""]
+        curves = "".join(f'<figure class="plot" data-plot="{stem}">{_svg(fig)}</figure>'
+                         for stem, fig in convergence.converge_figures([result]))
+        parts.append(_section("converge", _markdown(tables) + curves, "converge"))
+    data = json.dumps({"series": plot_data(runs, labels) if runs else []})
+    style = (ASSETS / "report.css").read_text()
+    script = (ASSETS / "report.js").read_text()
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width\">"
+            f"<title>gdbench report</title><style>{style}</style></head><body>"
+            "<h1>gdbench report</h1>\n" + "\n".join(parts)
+            + '<pre id="selftest" hidden></pre>'
+            + f'<script type="application/json" id="gdbench-data">{data}</script>'
+            + f"<script>{script}</script></body></html>\n")
+
+
+def write_html_report(runs, sources, out, sessions=(), converged=(), size=None) -> Path:
+    """``html_report`` written atomically to ``out``."""
+    out = Path(out)
+    write_atomic(out, html_report(runs, sources, sessions, converged, size))
+    return out
