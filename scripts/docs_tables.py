@@ -34,6 +34,7 @@ from gdbench.files.results import read_converge, read_json  # noqa: E402
 from gdbench.runs.sweep import parse_sizes  # noqa: E402
 from scripts.more_tables import (  # noqa: E402
     converge_markdown,
+    many_steps_markdown,
     memory_markdown,
     noise_logs_markdown,
     scaling_markdown,
@@ -41,7 +42,7 @@ from scripts.more_tables import (  # noqa: E402
 )
 from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs|spread): (?P<file>\S+)"
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
                   r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
 
@@ -89,6 +90,9 @@ def render(text: str) -> str:
         elif m["kind"] == "converge":  # converge runs side by side
             out += converge_markdown([read_converge(ROOT / f)
                                       for f in m["file"].split(",")]) + [END]
+        elif m["kind"] == "many-steps":  # K steps per call against one, run by run
+            out += many_steps_markdown([read_json(ROOT / f)
+                                        for f in m["file"].split(",")]) + [END]
         elif m["kind"] == "spread":  # how far runs of the same cases lay apart
             out += spread_markdown([read_json(ROOT / f) for f in m["file"].split(",")]) + [END]
         elif m["kind"] == "memory":

@@ -13,17 +13,20 @@
 #
 #   scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes 1e4,1e6,1e7,1e8] [--bench-sizes 1e4,1e6]
 #                            [--budget 0.3] [--name NAME] [--kernels all] [--no-roofline]
+#                            [--tests tests]
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME-2.json, NAME-3.json,
 # NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and tests.xml (NAME: the GPU's,
 # such as h100-80gb-hbm3). Every results file names the source that ran (commit and hashes).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does (with
-# `--kernels` naming a few, and `--no-roofline`, so that it takes seconds).
+# `--kernels` naming a few, `--no-roofline` and `--tests` naming one file, so that it takes
+# seconds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes ...] [--name NAME]}"
 shift
 device=cuda sizes=1e4,1e6,1e7,1e8 bench_sizes=1e4,1e6 budget=0.3 name= kernels=all roofline=
+tests=tests
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
         --name) name="$2"; shift 2 ;;
         --kernels) kernels="$2"; shift 2 ;;
         --no-roofline) roofline=--no-roofline; shift ;;
+        --tests) tests="$2"; shift 2 ;;
         *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -66,7 +70,7 @@ stage() {  # stage SECONDS TITLE COMMAND...
 stage 20 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
 import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
 $python -m gdbench list"
-stage 140 "tests marked cuda" "$python" -m pytest tests -m cuda -q -rs -p no:cacheprovider \
+stage 140 "tests marked cuda" "$python" -m pytest "$tests" -m cuda -q -rs -p no:cacheprovider \
     --junitxml "$out/tests.xml"
 stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
     --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
@@ -90,17 +94,17 @@ stage 10 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench 
 if [ "$device" = cuda ]; then
     half_kernels=torch-manual,torch-compile,triton-fused half_sizes=1e6,1e8
 else  # Triton on the CPU is its interpreter: checked by the tests, not timed here
-    half_kernels=torch-manual,torch-compile half_sizes="$sizes"
+    half_kernels=torch-manual half_sizes="$sizes"
 fi
 stage 45 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
     --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
     --dtype float32,bfloat16,float16 --budget 0.2 --windows 2 --quiet $roofline \
     --out "$out/$name-precision.json"
-if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8; else
-    ab_kernel=numba-fused ab_sizes="$sizes"; fi
+if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8 ab_time=25; else
+    ab_kernel=numba-fused ab_sizes="$sizes" ab_time=8; fi
 stage 35 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
     --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 --max-blocks 6 \
-    --max-time 25 --quiet --out "$out/$name-ab.json"
+    --max-time "$ab_time" --quiet --out "$out/$name-ab.json"
 echo "== [$(date +%T)] done; files in $out:"
 ls -l "$out"
 exit $status

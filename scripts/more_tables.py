@@ -98,3 +98,22 @@ def spread_markdown(runs: list[RunResult]) -> list[str]:
         largest.append(f"{spreads[-1][0]:.0%} ({spreads[-1][1]})" if spreads else "")
     return lines + ["| median over kernels | " + " | ".join(typical) + " |",
                     "| largest | " + " | ".join(largest) + " |"]
+
+
+def many_steps_markdown(runs: list[RunResult]) -> list[str]:
+    """Per-step time with K steps per call over the same kernel's with one, each measured in
+    the same run (``gdbench.analysis.findings.many_steps``): run 1 / run 2 / ... in a cell."""
+    from gdbench.analysis.findings import many_steps
+
+    ratios = [many_steps(run) for run in runs]
+    keys = list(dict.fromkeys(k for r in ratios for k in r))
+    sizes = sorted({n for r in ratios for by_size in r.values() for n in by_size})
+    lines = ["| kernel | K | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+             "|---|---:|" + "---:|" * len(sizes)]
+    for name, k in keys:
+        cells = []
+        for n in sizes:
+            values = [r.get((name, k), {}).get(n) for r in ratios]
+            cells.append(" / ".join(f"{v:.2f}" for v in values if v is not None))
+        lines.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
+    return lines

@@ -19,7 +19,8 @@ def gpu_check(out, sizes: str, name: str):
     return subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
                            "--device", "cpu", "--sizes", sizes, "--bench-sizes", "1e2",
                            "--budget", "0.02", "--name", name,
-                           "--kernels", "numpy-manual,numba-fused", "--no-roofline"],
+                           "--kernels", "numpy-manual,numba-fused", "--no-roofline",
+                           "--tests", "tests/test_benchmark_suite.py"],
                           capture_output=True, text=True, timeout=300, cwd=out.parent,
                           env=dict(os.environ, PYTHON=sys.executable))
 

@@ -157,3 +157,16 @@ def test_the_report_sets_k_steps_against_one(tmp_path, gdbench_cli):
     assert gdbench_cli("report", tmp_path / "r.json", "-o", tmp_path / "r.md").returncode == 0
     text = (tmp_path / "r.md").read_text()
     assert "### Many steps per call" in text and "| numba-fused | 100 |" in text
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [3, 1001, 65_535])  # in one thread, in blocks of 512 terms
+def test_numba_steps_in_one_thread_in_both_dtypes(n, dtype):
+    if "numba-fused" not in CPU_KERNELS:
+        pytest.skip("numba is not installed")
+    x, y, w0 = random_problem(n, 1, dtype, seed=n)
+    kernel = gdbench.make_kernel("numba-fused", "cpu", dtype)
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    run_steps(kernel, 50)
+    assert compare_steps(kernel, x, y, w0, 0.01, 50) is None
+    assert kernel.weight.dtype == np.dtype(dtype)
