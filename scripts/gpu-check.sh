@@ -41,6 +41,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 python=${PYTHON:-python3}
+# started from a pytest-xdist worker (the tests): its variables would turn pytest-benchmark off
+unset PYTEST_XDIST_WORKER PYTEST_XDIST_WORKER_COUNT PYTEST_XDIST_TESTRUNUID
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$out" || exit 2
 log="$out/check.log"
@@ -70,7 +72,10 @@ stage() {  # stage SECONDS TITLE COMMAND...
 stage 20 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
 import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
 $python -m gdbench list"
+# -p no:xdist: one process per stage, whoever started this (pytest-benchmark times nothing under
+# xdist, and CUDA tests share one GPU)
 stage 140 "tests marked cuda" "$python" -m pytest "$tests" -m cuda -q -rs -p no:cacheprovider \
+    -p no:xdist \
     --junitxml "$out/tests.xml"
 stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
     --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
@@ -85,7 +90,7 @@ for run in 2 3; do
         --kernels "$kernels" $roofline --quiet --out "$out/$name-$run.json"
 done
 stage 50 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
-    --benchmark-only --gdbench-device "$device" --gdbench-sizes "$bench_sizes" -q \
+    --benchmark-only --gdbench-device "$device" --gdbench-sizes "$bench_sizes" -q -p no:xdist \
     --gdbench-kernels "$kernels" \
     -p no:cacheprovider --benchmark-json "$out/$name-pytest-benchmark.json" \
     --benchmark-columns=min,median,iqr,rounds,iterations

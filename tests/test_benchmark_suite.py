@@ -1,6 +1,7 @@
 """The pytest-benchmark suite: ids, groups and extra_info, failures, and the synchronized clock."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,9 +14,12 @@ from tests.plugins import REPO, scaled_gradient_plugin
 
 
 def run_suite(*args, env=None):
+    # A pytest of its own, timed, even when these tests run in xdist's workers: pytest-benchmark
+    # turns timing off where it finds a worker's environment.
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PYTEST_XDIST")}
     return subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider",
-                           "-q", *args], capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env=env)
+                           "-p", "no:xdist", "-q", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env=env)
 
 
 def test_timed_suite_writes_pytest_benchmark_json(tmp_path):

@@ -34,10 +34,10 @@ def _kind(path) -> str:
 
 
 def main(args) -> int:
-    if not (args.output or args.html):
+    if args.output is None and args.html is None:
         raise ValueError("give -o FILE.md, --html FILE.html, or both")
-    out = check_report_target(args.output, "-o") if args.output else None
-    page = check_report_target(args.html, "--html") if args.html else None
+    out = check_report_target(args.output, "-o") if args.output is not None else None
+    page = check_report_target(args.html, "--html") if args.html is not None else None
     if out is not None and page is not None and out.resolve() == page.resolve():
         raise ValueError("-o and --html are the same file")
     size = parse_size(args.size)
