@@ -86,3 +86,14 @@ def test_the_page_in_a_real_browser(page, tmp_path):
     shot = tmp_path / "report.png"  # for a person to look at: pytest keeps the last runs' tmp
     headless("--hide-scrollbars", "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_two_runs_of_one_device_are_compared_on_the_page():
+    from gdbench.analysis.html import html_report
+
+    second = REPO / "results" / "cpu-default-epyc-2.json"
+    text = html_report([read_json(RUN), read_json(second)], [str(RUN), str(second)])
+    assert f"<h2>compare: {second} against {RUN}</h2>" in text
+    assert text.count("<tr data-kernel=") == 2 * len(read_json(RUN).cases)
+    assert re.search(r"\| step numba-fused-cpu-float32-N1e7 \||<td>step numba-fused-cpu-float32-N1e7</td>",
+                     text)

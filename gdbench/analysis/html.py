@@ -3,7 +3,8 @@
 Everything is inline, nothing is fetched: the style, the script, the plots (matplotlib's SVG,
 each kernel's line given an id) and the figures the script needs (a JSON block). The page
 holds each run's environment and source, the table of its cases, the plots, the findings, and
-the ``ab`` sessions and ``converge`` runs given with it. Without JavaScript it is a plain
+the ``ab`` sessions and ``converge`` runs given with it, and ``compare`` of two runs of one
+device. Without JavaScript it is a plain
 page: the tables and plots read, nothing moves. With it the case tables sort by any column and
 filter by kernel, device and dtype, a point of the scaling and bandwidth plots shows its value
 and interval on hover, and a kernel's lines can be hidden. ``#selftest`` at the end of its
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from gdbench.analysis import ab as ab_view
 from gdbench.analysis import convergence
+from gdbench.analysis.compare import compare_timings, run_timings
 from gdbench.analysis.findings import run_labels
 from gdbench.analysis.plot import _name, _pyplot, figures, series
 from gdbench.analysis.report import _energy_table, _environment, _findings, _memory_table
@@ -117,6 +119,19 @@ def plot_data(runs, labels) -> list[dict]:
     return out
 
 
+def compare_markdown(runs) -> list[str]:
+    """``gdbench compare`` of two runs of one device, as a Markdown table: two separate runs,
+    whose drift the interval cannot cancel (``gdbench ab`` measures both sides together)."""
+    rows = compare_timings(run_timings(runs[0]), run_timings(runs[1]))
+    return (["Ratios of the second run's medians to the first's, with a 95% interval from each "
+             "run's windows; runs measured apart drift, which `gdbench ab` cancels by pairing.",
+             "", "| case | base | new | new / base | interval | verdict |",
+             "|---|---:|---:|---:|---|---|"]
+            + [f"| {c.label} | {format_time(c.base_median)} | {format_time(c.new_median)} | "
+               f"{c.ratio:.3f} | {c.low:.3f}–{c.high:.3f} | {c.verdict}"
+               f"{' (' + c.why + ')' if c.why else ''} |" for c in rows])
+
+
 def _section(title: str, body: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>'
 
@@ -139,6 +154,9 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
                          f"<figcaption>{name}</figcaption></figure>")
         parts.append(_section("Plots", '<div class="toggles"></div>' + "\n".join(plots), "plots"))
         parts.append(_section("Findings", _markdown(_findings(runs, labels)), "findings"))
+    if len(runs) == 2 and runs[0].settings.get("device") == runs[1].settings.get("device"):
+        parts.append(_section(f"compare: {sources[1]} against {sources[0]}",
+                              _markdown(compare_markdown(runs)), "compare"))
     for session in sessions:
         parts.append(_section(ab_view.title(session), _markdown(
             ab_view.markdown(session).split("\n")[1:]), "ab"))
@@ -152,7 +170,8 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
         curves = "".join(f'<figure class="plot" data-plot="{stem}">{_svg(fig)}</figure>'
                          for stem, fig in convergence.converge_figures([result]))
         parts.append(_section("converge", _markdown(tables) + curves, "converge"))
-    data = json.dumps({"series": plot_data(runs, labels) if runs else []})
+    # "</" could end the script element early
+    data = json.dumps({"series": plot_data(runs, labels) if runs else []}).replace("</", "<\\/")
     style = (ASSETS / "report.css").read_text()
     script = (ASSETS / "report.js").read_text()
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -46,13 +46,8 @@ def loss_and_grad(x: np.ndarray, y: np.ndarray, w) -> tuple[float, np.ndarray, n
     return sq / n, 2.0 * grad / n, 2.0 * scale / n
 
 
-def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
-    """Weights after ``steps`` float64 gradient-descent steps from ``w0``.
-
-    The gradient is linear in the weights, ``2 (G w - b)`` with ``G = xᵀx / N`` and
-    ``b = xᵀy / N``: those are summed once in float64 chunks, and the steps are then taken on D
-    numbers, so a thousand steps cost one pass over the data.
-    """
+def normal_equations(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """``xᵀx`` and ``xᵀy``, summed in float64 chunks."""
     x = np.asarray(x).reshape(len(y), -1)
     n, d = x.shape
     gram, xty = np.zeros((d, d)), np.zeros(d)
@@ -60,8 +55,19 @@ def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
         xc = x[start:start + CHUNK_ROWS].astype(np.float64)
         gram += xc.T @ xc
         xty += xc.T @ y[start:start + CHUNK_ROWS].astype(np.float64)
-    gram, xty = gram / n, xty / n
-    w = np.array(np.broadcast_to(np.asarray(w0, dtype=np.float64), (d,)))
+    return gram, xty
+
+
+def descend(x, y, w0, lr: float, steps: int) -> np.ndarray:
+    """Weights after ``steps`` float64 gradient-descent steps from ``w0``.
+
+    The gradient is linear in the weights, ``2 (G w - b)`` with ``G = xᵀx / N`` and
+    ``b = xᵀy / N``: those are summed once in float64 chunks, and the steps are then taken on D
+    numbers, so a thousand steps cost one pass over the data.
+    """
+    gram, xty = normal_equations(x, y)
+    gram, xty = gram / len(y), xty / len(y)
+    w = np.array(np.broadcast_to(np.asarray(w0, dtype=np.float64), (len(xty),)))
     for _ in range(steps):
         w = w - lr * 2.0 * (gram @ w - xty)
     return w

@@ -29,6 +29,19 @@ def fused_step_1d(x, y, w, lr, out):
     w[0] -= lr * out[1]
 
 
+@numba.njit(fastmath=FAST, cache=True)
+def add_rows(x, y, w, start, stop, acc):
+    """The sums of rows ``start`` to ``stop`` of x (N, D) added into ``acc``: r², then r·x."""
+    d = x.shape[1]
+    for i in range(start, stop):
+        r = -y[i]
+        for j in range(d):
+            r += x[i, j] * w[j]
+        acc[0] += r * r
+        for j in range(d):
+            acc[1 + j] += r * x[i, j]
+
+
 @numba.njit(parallel=True, fastmath=FAST, cache=True)
 def fused_step_2d(x, y, w, lr, out, chunks):
     """The same for x (N, D): ``chunks`` contiguous blocks of rows, summed in parallel."""
@@ -37,13 +50,7 @@ def fused_step_2d(x, y, w, lr, out, chunks):
     partial = np.zeros((chunks, d + 1))
     for c in numba.prange(chunks):
         acc = np.zeros(d + 1)
-        for i in range(c * n // chunks, (c + 1) * n // chunks):
-            r = -y[i]
-            for j in range(d):
-                r += x[i, j] * w[j]
-            acc[0] += r * r
-            for j in range(d):
-                acc[1 + j] += r * x[i, j]
+        add_rows(x, y, w, c * n // chunks, (c + 1) * n // chunks, acc)
         partial[c] = acc
     total = partial.sum(axis=0)
     out[0] = total[0] / n
@@ -123,13 +130,7 @@ def serial_step_2d(x, y, w, lr, out):
     """``fused_step_2d`` in this thread, rows in order."""
     n, d = x.shape
     acc = np.zeros(d + 1)
-    for i in range(n):
-        r = -y[i]
-        for j in range(d):
-            r += x[i, j] * w[j]
-        acc[0] += r * r
-        for j in range(d):
-            acc[1 + j] += r * x[i, j]
+    add_rows(x, y, w, 0, n, acc)
     out[0] = acc[0] / n
     for j in range(d):
         out[1 + j] = 2.0 * acc[1 + j] / n

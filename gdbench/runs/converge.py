@@ -26,7 +26,7 @@ import numpy as np
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import problem_dtype
 from gdbench.core.protocol import run_steps
-from gdbench.core.reference import CHUNK_ROWS, compare_step, loss_and_grad, make_problem
+from gdbench.core.reference import compare_step, loss_and_grad, make_problem, normal_equations
 from gdbench.kernels import registry
 from gdbench.measure.cases import failure
 from gdbench.measure.environment import capture
@@ -52,12 +52,8 @@ class Optimum:
 def optimum(x, y) -> Optimum:
     """The float64 least-squares weights, their loss, and the loss's largest curvature."""
     x = np.asarray(x).reshape(len(y), -1)
-    n, d = x.shape
-    gram, xty = np.zeros((d, d)), np.zeros(d)
-    for start in range(0, n, CHUNK_ROWS):
-        xc = x[start:start + CHUNK_ROWS].astype(np.float64)
-        gram += xc.T @ xc
-        xty += xc.T @ y[start:start + CHUNK_ROWS].astype(np.float64)
+    n = len(y)
+    gram, xty = normal_equations(x, y)
     w = np.linalg.solve(gram, xty)
     return Optimum(w, loss_and_grad(x, y, w)[0], float(2 * np.linalg.eigvalsh(gram / n)[-1]))
 
