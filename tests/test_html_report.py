@@ -82,6 +82,7 @@ def test_the_page_in_a_real_browser(page, tmp_path):
     assert {"scaling", "bandwidth", "phases", "probe"} <= set(drawn)
     assert all(p["drawn"] for p in report["plots"])
     assert drawn["scaling"]["series"] == drawn["bandwidth"]["series"] > 0
+    assert drawn["phases"]["hoverable"] > 0 and drawn["probe"]["hoverable"] > 0
     assert report["sorted"] is True and report["toggled"] is True
     shot = tmp_path / "report.png"  # for a person to look at: pytest keeps the last runs' tmp
     headless("--hide-scrollbars", "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())

@@ -7,7 +7,7 @@ the ``ab`` sessions and ``converge`` runs given with it, and ``compare`` of two 
 device. Without JavaScript it is a plain
 page: the tables and plots read, nothing moves. With it the case tables sort by any column and
 filter by kernel, device and dtype, a point of the scaling and bandwidth plots shows its value
-and interval on hover, and a kernel's lines can be hidden. ``#selftest`` at the end of its
+and interval on hover (of the other plots, its values), and a kernel's lines can be hidden. ``#selftest`` at the end of its
 address makes the page check itself (rows, plots, sorting, errors) and write what it found
 into ``<pre id="selftest">``, which the tests read in a headless browser.
 """
@@ -49,6 +49,33 @@ def _svg(fig) -> str:
     _pyplot().close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # without the XML declaration and doctype
+
+
+def _value(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def hover_points(fig, name: str) -> dict:
+    """The points of every line with markers and every scatter of ``fig`` that has no id yet:
+    each gets one (``NAME-pK``), and its points' label and values go to the page, so that the
+    script can show them on hover in any plot."""
+    from matplotlib.collections import PathCollection
+
+    found = {}
+    for ax in fig.axes:
+        artists = [a for a in ax.lines if a.get_marker() not in (None, "None", "", " ")]
+        artists += [c for c in ax.collections if isinstance(c, PathCollection)]
+        for artist in artists:
+            if artist.get_gid():
+                continue
+            gid = f"{name}-p{len(found)}"
+            artist.set_gid(gid)
+            xy = artist.get_xydata() if hasattr(artist, "get_xydata") else artist.get_offsets()
+            label = artist.get_label()
+            found[gid] = {"label": "" if label.startswith("_") else label,
+                          "x": ax.get_xlabel(), "y": ax.get_ylabel(),
+                          "points": [[_value(float(x)), _value(float(y))] for x, y in xy]}
+    return found
 
 
 def _number(value) -> str:
@@ -145,10 +172,12 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
         body = (_markdown(_environment(run)) + case_table(run, label, index)
                 + _markdown(_memory_table(run) + _energy_table(run)))
         parts.append(_section(str(source), body, f"run-{index}"))
-    interactive = {"scaling", "bandwidth"}
+    interactive = {"scaling", "bandwidth"}  # their series are the kernels', in series() order
+    hover: dict = {}  # the points of the other plots, by the id of their line or scatter
     if runs and series(runs, labels):
         plots = []
         for name, fig in figures(runs, size, labels):
+            hover.update(hover_points(fig, name))
             kind = " interactive" if name in interactive else ""
             plots.append(f'<figure class="plot{kind}" data-plot="{name}">{_svg(fig)}'
                          f"<figcaption>{name}</figcaption></figure>")
@@ -167,11 +196,15 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
             tables += [f"**{convergence.title(result, n)}**", "", head,
                        "|" + "---|" * len(convergence.COLUMNS)]
             tables += ["| " + " | ".join(row) + " |" for row in convergence.rows(result, n)] + [""]
-        curves = "".join(f'<figure class="plot" data-plot="{stem}">{_svg(fig)}</figure>'
-                         for stem, fig in convergence.converge_figures([result]))
+        curves = ""
+        for stem, fig in convergence.converge_figures([result]):
+            hover.update(hover_points(fig, stem))
+            curves += f'<figure class="plot" data-plot="{stem}">{_svg(fig)}</figure>'
+
         parts.append(_section("converge", _markdown(tables) + curves, "converge"))
     # "</" could end the script element early
-    data = json.dumps({"series": plot_data(runs, labels) if runs else []}).replace("</", "<\\/")
+    data = json.dumps({"series": plot_data(runs, labels) if runs else [],
+                       "hover": hover}).replace("</", "<\\/")
     style = (ASSETS / "report.css").read_text()
     script = (ASSETS / "report.js").read_text()
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

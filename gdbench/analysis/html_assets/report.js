@@ -82,6 +82,24 @@
       });
     });
   }
+  // The other plots' lines and scatters: their points' values from the page's data.
+  for (const [gid, line] of Object.entries(data.hover || {})) {
+    const group = document.querySelector(`figure.plot g[id="${gid}"]`);
+    if (!group) continue;
+    group.querySelectorAll("use").forEach((marker, j) => {
+      const p = line.points[j];
+      if (!p) return;
+      marker.style.cursor = "crosshair";
+      marker.addEventListener("mouseenter", (e) => {
+        tooltip.textContent = (line.label ? line.label + ": " : "") +
+          `${line.x} ${p[0]}, ${line.y} ${p[1]}`;
+        tooltip.style.display = "block";
+        tooltip.style.left = e.clientX + 12 + "px";
+        tooltip.style.top = e.clientY + 12 + "px";
+      });
+      marker.addEventListener("mouseleave", () => { tooltip.style.display = "none"; });
+    });
+  }
   const toggles = document.querySelector(".toggles");
   if (toggles) {
     data.series.forEach((s, k) => {
@@ -106,8 +124,11 @@
     }
     for (const figure of document.querySelectorAll("figure.plot")) {
       const svg = figure.querySelector("svg");
+      const hoverable = Object.keys(data.hover || {})
+        .filter((gid) => figure.querySelector(`g[id="${gid}"] use`)).length;
       report.plots.push({ name: figure.dataset.plot, drawn: !!svg && svg.getBBox().width > 0,
-                          series: figure.querySelectorAll('g[id^="series-"]').length });
+                          series: figure.querySelectorAll('g[id^="series-"]').length,
+                          hoverable });
     }
     const table = document.querySelector("table.cases");
     if (table) {
