@@ -150,7 +150,7 @@ def memory_cell(case) -> str:
 
 def short_legend(run: RunResult) -> str:
     """What the one-line cells of ``step_table`` say."""
-    roof = " and its % of the roofline measured at the case's size" if run.probe else ""
+    roof = " and its % of the read roofline measured at the case's size" if run.probe else ""
     marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
     return ("Median latency of one step, the half-width of its 95% interval (from the spread "
             f"between windows){roof}; --detail shows throughput, phases, GB/s and memory; "
@@ -160,7 +160,7 @@ def short_legend(run: RunResult) -> str:
 def legend(run: RunResult) -> str:
     """What the cells of ``step_table`` say."""
     s = run.settings
-    roof = ", and as % of the roofline measured at the case's size" if run.probe else ""
+    roof = ", and as % of the read roofline measured at the case's size" if run.probe else ""
     cache = "L2" if is_cuda(s.get("device")) else "the last-level cache"
     marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
     return ("First line: median latency of one step (it starts on an idle device) and the "
