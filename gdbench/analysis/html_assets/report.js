@@ -62,42 +62,34 @@
   const tooltip = document.createElement("div");
   tooltip.id = "tooltip";
   document.body.append(tooltip);
-  const plots = document.querySelectorAll("figure.plot.interactive");
-  for (const figure of plots) {
-    data.series.forEach((s, k) => {
-      const group = figure.querySelector(`g[id="series-${k}"]`);
-      if (!group) return;
-      group.querySelectorAll("use").forEach((marker, j) => {
-        const p = s.points[j];
-        if (!p) return;
-        marker.style.cursor = "crosshair";
-        marker.addEventListener("mouseenter", (e) => {
-          tooltip.textContent = `${s.name}, N = ${p.n}: ${p.latency} ${p.interval}` +
-            (p.throughput ? `, throughput ${p.throughput}` : "") + `, ${p.gbs}`;
-          tooltip.style.display = "block";
-          tooltip.style.left = e.clientX + 12 + "px";
-          tooltip.style.top = e.clientY + 12 + "px";
-        });
-        marker.addEventListener("mouseleave", () => { tooltip.style.display = "none"; });
-      });
-    });
-  }
-  // The other plots' lines and scatters: their points' values from the page's data.
-  for (const [gid, line] of Object.entries(data.hover || {})) {
-    const group = document.querySelector(`figure.plot g[id="${gid}"]`);
-    if (!group) continue;
+  // A marker of a plot is a <use> element in its line's group: text(j) is what the j-th says.
+  function hover(group, text) {
+    if (!group) return;
     group.querySelectorAll("use").forEach((marker, j) => {
-      const p = line.points[j];
-      if (!p) return;
+      const said = text(j);
+      if (!said) return;
       marker.style.cursor = "crosshair";
       marker.addEventListener("mouseenter", (e) => {
-        tooltip.textContent = (line.label ? line.label + ": " : "") +
-          `${line.x} ${p[0]}, ${line.y} ${p[1]}`;
+        tooltip.textContent = said;
         tooltip.style.display = "block";
         tooltip.style.left = e.clientX + 12 + "px";
         tooltip.style.top = e.clientY + 12 + "px";
       });
       marker.addEventListener("mouseleave", () => { tooltip.style.display = "none"; });
+    });
+  }
+  for (const figure of document.querySelectorAll("figure.plot.interactive")) {
+    data.series.forEach((s, k) => hover(figure.querySelector(`g[id="series-${k}"]`), (j) => {
+      const p = s.points[j];
+      return p && `${s.name}, N = ${p.n}: ${p.latency} ${p.interval}` +
+        (p.throughput ? `, throughput ${p.throughput}` : "") + `, ${p.gbs}`;
+    }));
+  }
+  // The other plots' lines and scatters: their points' values from the page's data.
+  for (const [gid, line] of Object.entries(data.hover || {})) {
+    hover(document.querySelector(`figure.plot g[id="${gid}"]`), (j) => {
+      const p = line.points[j];
+      return p && (line.label ? line.label + ": " : "") + `${line.x} ${p[0]}, ${line.y} ${p[1]}`;
     });
   }
   const toggles = document.querySelector(".toggles");
