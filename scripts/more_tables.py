@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gdbench.analysis.report import _memory_table, _scaling
+from gdbench.analysis.report import memory_table, scaling_lines
 from gdbench.analysis.tables import format_times
 from gdbench.records.converge import ConvergeResult
 from gdbench.records.results import format_size
@@ -47,11 +47,11 @@ def converge_markdown(results: list[ConvergeResult]) -> list[str]:
 
 
 def memory_markdown(run: RunResult) -> list[str]:
-    return _memory_table(run)[2:-1]  # the table alone, without its sentence
+    return memory_table(run)[2:-1]  # the table alone, without its sentence
 
 
 def scaling_markdown(run: RunResult) -> list[str]:
-    lines = _scaling(run, "")
+    lines = scaling_lines(run, "")
     start = next(i for i, line in enumerate(lines) if line.startswith("| kernel"))
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
     return lines[start:end]

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Group
 from rich.table import Table
 
-from gdbench.analysis.plot import _pyplot, _save, check_plot_files
+from gdbench.analysis.plot import check_plot_files, pyplot, save_figure
 from gdbench.analysis.tables import format_time
 from gdbench.files.results import write_atomic
 from gdbench.records.converge import ConvergeResult
@@ -70,8 +70,8 @@ def plot_converge(results: list[ConvergeResult], out_dir) -> list[Path]:
     out_dir = check_plot_files(out_dir, [f"converge-N{format_size(n)}" for n in sizes])
     paths = []
     for stem, fig in converge_figures(results):
-        paths += _save(fig, out_dir, stem)
-        _pyplot().close(fig)
+        paths += save_figure(fig, out_dir, stem)
+        pyplot().close(fig)
     return paths
 
 
@@ -81,7 +81,7 @@ def converge_figures(results: list[ConvergeResult]) -> list[tuple[str, object]]:
     colour; each direct solve's time a vertical line, the tolerance a horizontal one."""
     from matplotlib.lines import Line2D
 
-    plt = _pyplot()
+    plt = pyplot()
     tol = results[0].settings["tol"]
     names = list(dict.fromkeys(d.name for r in results for d in r.descents))
     colours = dict(zip(names, plt.get_cmap("tab20").colors * (1 + len(names) // 20)))

@@ -4,11 +4,11 @@ Everything is inline, nothing is fetched: the style, the script, the plots (matp
 each kernel's line given an id) and the figures the script needs (a JSON block). The page
 holds each run's environment and source, the table of its cases, the plots, the findings, and
 the ``ab`` sessions and ``converge`` runs given with it, and ``compare`` of two runs of one
-device. Without JavaScript it is a plain
-page: the tables and plots read, nothing moves. With it the case tables sort by any column and
-filter by kernel, device and dtype, a point of the scaling and bandwidth plots shows its value
-and interval on hover (of the other plots, its values), and a kernel's lines can be hidden. ``#selftest`` at the end of its
-address makes the page check itself (rows, plots, sorting, errors) and write what it found
+device. Without JavaScript it is a plain page: the tables and plots read, nothing moves. With
+it the case tables sort by any column and filter by kernel, device and dtype, a point of the
+scaling and bandwidth plots shows its value and interval on hover (of the other plots, its
+values), and a kernel's lines can be hidden. ``#selftest`` at the end of its address makes the
+page check itself (rows, plots, sorting, errors) and write what it found
 into ``<pre id="selftest">``, which the tests read in a headless browser.
 """
 
@@ -24,8 +24,8 @@ from gdbench.analysis import ab as ab_view
 from gdbench.analysis import convergence
 from gdbench.analysis.compare import compare_timings, run_timings
 from gdbench.analysis.findings import run_labels
-from gdbench.analysis.plot import _name, _pyplot, figures, series
-from gdbench.analysis.report import _energy_table, _environment, _findings, _memory_table
+from gdbench.analysis.plot import figures, pyplot, series, series_name
+from gdbench.analysis.report import energy_table, environment_lines, findings_lines, memory_table
 from gdbench.analysis.tables import MARKS, format_precision, format_time, marks
 from gdbench.core.devices import missing_module
 from gdbench.files.results import write_atomic
@@ -46,7 +46,7 @@ def _markdown(lines: list[str]) -> str:
 def _svg(fig) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # without the XML declaration and doctype
 
@@ -107,7 +107,7 @@ def case_rows(run, label: str) -> str:
                       ("^" if c.ok else "", "")]
         title = html.escape(c.message or "; ".join(c.contention_reasons + c.throttle_reasons),
                             quote=True)
-        tds = "".join(f'<td data-value="{html.escape(str(v) if isinstance(v, str) else _number(v))}">'
+        tds = "".join(f'<td data-value="{html.escape(v if isinstance(v, str) else _number(v))}">'
                       f"{html.escape(text)}</td>" for text, v in cells)
         rows.append(f'<tr data-kernel="{html.escape(spec.name)}" data-device="{spec.device}" '
                     f'data-dtype="{spec.dtype}" data-status="{status}" title="{title}">{tds}</tr>')
@@ -138,7 +138,7 @@ def plot_data(runs, labels) -> list[dict]:
     """The points of the scaling and bandwidth plots, in their series order, for hovering."""
     out = []
     for (name, device, label), cases in series(runs, labels).items():
-        out.append({"name": _name(name, device, label), "points": [
+        out.append({"name": series_name(name, device, label), "points": [
             {"n": format_size(c.spec.n_samples), "latency": format_time(c.summary().median),
              "interval": format_precision(c.summary().precision),
              "throughput": format_time(c.throughput.median) if c.throughput else "",
@@ -169,8 +169,8 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
     labels = run_labels(runs, sources) if runs else []
     parts = []
     for index, (run, source, label) in enumerate(zip(runs, sources, labels)):
-        body = (_markdown(_environment(run)) + case_table(run, label, index)
-                + _markdown(_memory_table(run) + _energy_table(run)))
+        body = (_markdown(environment_lines(run)) + case_table(run, label, index)
+                + _markdown(memory_table(run) + energy_table(run)))
         parts.append(_section(str(source), body, f"run-{index}"))
     interactive = {"scaling", "bandwidth"}  # their series are the kernels', in series() order
     hover: dict = {}  # the points of the other plots, by the id of their line or scatter
@@ -182,7 +182,7 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
             plots.append(f'<figure class="plot{kind}" data-plot="{name}">{_svg(fig)}'
                          f"<figcaption>{name}</figcaption></figure>")
         parts.append(_section("Plots", '<div class="toggles"></div>' + "\n".join(plots), "plots"))
-        parts.append(_section("Findings", _markdown(_findings(runs, labels)), "findings"))
+        parts.append(_section("Findings", _markdown(findings_lines(runs, labels)), "findings"))
     if len(runs) == 2 and runs[0].settings.get("device") == runs[1].settings.get("device"):
         parts.append(_section(f"compare: {sources[1]} against {sources[0]}",
                               _markdown(compare_markdown(runs)), "compare"))

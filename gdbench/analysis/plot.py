@@ -20,7 +20,7 @@ FORMATS = ("png", "svg")
 PLOTS = ("scaling", "bandwidth", "phases", "probe", "ranks")
 
 
-def _pyplot():
+def pyplot():
     reason = missing_module("matplotlib")
     if reason:
         raise ValueError(f"plotting needs matplotlib: {reason}")
@@ -42,7 +42,7 @@ def series(runs: list[RunResult], labels: list[str]) -> dict[tuple[str, str, str
     return {k: sorted(v, key=lambda c: c.spec.n_samples) for k, v in lines.items()}
 
 
-def _name(name: str, device: str, label: str) -> str:
+def series_name(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
 
@@ -56,7 +56,7 @@ def check_plot_files(out_dir, stems) -> Path:
     return out_dir
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     """Each format written to a temporary file and renamed over its name, as results are."""
     paths = []
     for fmt in FORMATS:
@@ -79,7 +79,7 @@ def scaling_figure(plt, lines):
     for index, ((name, device, label), cases) in enumerate(lines.items()):
         line, = ax.loglog([c.spec.n_samples for c in cases], [c.summary().median for c in cases],
                           marker="o", linestyle="-" if is_cuda(device) else "--",
-                          label=_name(name, device, label))
+                          label=series_name(name, device, label))
         line.set_gid(f"series-{index}")  # the page's script finds a series' points by it
     ax.set(xlabel="samples N", ylabel="median step time (s)", title="Step time against sample count")
     ax.grid(True, which="both", alpha=0.3)
@@ -92,7 +92,7 @@ def bandwidth_figure(plt, runs, labels, lines):
     for index, ((name, device, label), cases) in enumerate(lines.items()):
         line, = ax.loglog([c.spec.n_samples for c in cases], [c.bandwidth / 1e9 for c in cases],
                           marker="o", linestyle="-" if is_cuda(device) else "--",
-                          label=_name(name, device, label))
+                          label=series_name(name, device, label))
         line.set_gid(f"series-{index}")
     for run, label in zip(runs, labels):
         if run.rooflines:  # measured at each case's size, in every round
@@ -103,7 +103,7 @@ def bandwidth_figure(plt, runs, labels, lines):
             sizes = sorted(by_size)
             ax.plot(sizes, [by_size[n] for n in sizes], color="black", linewidth=1.5,
                     drawstyle="steps-mid",
-                    label=_name("roofline at each size", run.settings["device"], label))
+                    label=series_name("roofline at each size", run.settings["device"], label))
         elif run.probe:
             device = run.probe["device"]
             read = Probe.from_dict(run.probe).bandwidth  # a reading method's, never a copy's
@@ -133,7 +133,7 @@ def phases_figure(plt, runs, labels, size: int | None):
     elif size not in sizes:
         raise ValueError(f"no case with {size} samples; sizes in the results: "
                          f"{', '.join(format_size(n) for n in sorted(sizes))}")
-    rows = [(_name(c.spec.name, c.spec.device, label), c) for label, c in cases
+    rows = [(series_name(c.spec.name, c.spec.device, label), c) for label, c in cases
             if c.spec.n_samples == size]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
     styles = {"forward": ("tab:blue", "o"), "backward": ("tab:orange", "s"),
@@ -213,7 +213,7 @@ def figures(runs: list[RunResult], size: int | None = None,
     """(name, matplotlib figure) of every plot the runs make, in PLOTS order: ``probe`` only
     for runs whose probe measured the bandwidth curve, ``ranks`` (parallel efficiency) only
     for data-parallel runs over several world sizes. The caller closes them."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = labels or run_labels(runs)
     lines = series(runs, labels)
     if not lines:
@@ -238,6 +238,6 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None,
     out_dir = check_plot_files(out_dir, PLOTS)
     paths = []
     for name, fig in figures(runs, size, labels):
-        paths += _save(fig, out_dir, name)
-        _pyplot().close(fig)
+        paths += save_figure(fig, out_dir, name)
+        pyplot().close(fig)
     return paths

@@ -28,7 +28,7 @@ from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
 
 
-def _environment(run: RunResult) -> list[str]:
+def environment_lines(run: RunResult) -> list[str]:
     env, s = run.environment, run.settings
     lines = [f"- device **{s['device']}**, {s['dtype']}, D = {s['n_features']}, "
              f"budget {s.get('budget_s')} s per case, precision {s.get('precision', 0):.0%}"
@@ -122,7 +122,7 @@ def _named(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
 
-def _scaling(run: RunResult, label: str) -> list[str]:
+def scaling_lines(run: RunResult, label: str) -> list[str]:
     """Strong and weak scaling across ranks, the crossover, and the all-reduce floor."""
     rows = findings.scaling(run)
     if not rows:
@@ -155,7 +155,7 @@ def _scaling(run: RunResult, label: str) -> list[str]:
     return lines
 
 
-def _memory_table(run: RunResult) -> list[str]:
+def memory_table(run: RunResult) -> list[str]:
     """Each kernel's step memory at the largest size it was measured at, against the model."""
     largest = {}
     for c in run.cases:
@@ -182,7 +182,7 @@ def _memory_table(run: RunResult) -> list[str]:
     return lines + [""]
 
 
-def _energy_table(run: RunResult) -> list[str]:
+def energy_table(run: RunResult) -> list[str]:
     """Energy per step and samples per joule of each case whose energy was read."""
     cases = [c for c in run.cases if c.joules_per_step is not None]
     if not cases:
@@ -195,7 +195,7 @@ def _energy_table(run: RunResult) -> list[str]:
     return lines + [""]
 
 
-def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
+def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
     lines = ["### Fastest kernel at each size", ""]
     for (label, device, n), c in findings.fastest(runs, labels).items():
         lines.append(f"- {device}{' (' + label + ')' if label else ''}, N = {format_size(n)}: "
@@ -218,7 +218,7 @@ def _findings(runs: list[RunResult], labels: list[str]) -> list[str]:
                      else "at none of the sizes measured on both")
             lines.append(f"- {x.kernel}{' (' + x.label + ')' if x.label else ''}: {where}")
     for run, label in zip(runs, labels):
-        lines += _scaling(run, label) + _many_steps(run, label)
+        lines += scaling_lines(run, label) + _many_steps(run, label)
     lines += ["", "### Launch-overhead floor", "",
               "The step time at the smallest size is each kernel's fixed cost; a kernel leaves "
               "that floor at the first size whose step takes more than twice as long.", ""]
@@ -248,8 +248,8 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "at the latency · at the throughput" if batched else
                   "Median step time · effective bandwidth · % of the roofline")
         flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
-        lines += [f"## {source}", "", *_environment(run), "", legend + f" ({flags}):", "",
-                  *_step_table(run), "", *_memory_table(run), *_energy_table(run)]
+        lines += [f"## {source}", "", *environment_lines(run), "", legend + f" ({flags}):", "",
+                  *_step_table(run), "", *memory_table(run), *energy_table(run)]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
@@ -281,6 +281,6 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
               *([f"![parallel efficiency]({rel / 'ranks.png'})", ""]
                 if any(findings.scaling(r) for r in runs) else []),
               "## Findings", "",
-              *_findings(runs, labels), ""]
+              *findings_lines(runs, labels), ""]
     write_atomic(out, "\n".join(lines))
     return out

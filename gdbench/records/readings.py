@@ -66,22 +66,23 @@ def throttle_reasons(telemetry: dict | None) -> list[str]:
             if not reading:
                 continue
             clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
-            if clock and top and clock < CLOCK_FRACTION * top:
-                why.append(f"SM clock {clock} MHz at the {when}{where}, under "
-                           f"{CLOCK_FRACTION:.0%} of {top} MHz")
-            slow = [r for r in reading.get("reasons", []) if r in SLOWDOWNS.values()]
-            if slow:
-                why.append(f"{', '.join(slow)} at the {when}{where}")
+            why += _slowed(clock, top, reading.get("reasons", []), "", f"at the {when}{where}")
         inside = (pair or {}).get("during")
         if inside:
-            lowest = inside.get("min_sm_clock_mhz")
-            if lowest and top and lowest < CLOCK_FRACTION * top:
-                why.append(f"SM clock down to {lowest} MHz during{where or ' the window'}, "
-                           f"under {CLOCK_FRACTION:.0%} of {top} MHz")
-            slow = [r for r in inside.get("reasons", []) if r in SLOWDOWNS.values()]
-            if slow:
-                why.append(f"{', '.join(slow)} during{where or ' the window'}")
+            why += _slowed(inside.get("min_sm_clock_mhz"), top, inside.get("reasons", []),
+                           "down to ", f"during{where or ' the window'}")
     return list(dict.fromkeys(why))
+
+
+def _slowed(clock, top, reasons: list, how: str, when: str) -> list[str]:
+    """What one reading says: a clock under CLOCK_FRACTION of ``top``, slowdown reasons."""
+    why = []
+    if clock and top and clock < CLOCK_FRACTION * top:
+        why.append(f"SM clock {how}{clock} MHz {when}, under {CLOCK_FRACTION:.0%} of {top} MHz")
+    slow = [r for r in reasons if r in SLOWDOWNS.values()]
+    if slow:
+        why.append(f"{', '.join(slow)} {when}")
+    return why
 
 
 def energy_per_step(energy: dict | None) -> float | None:
