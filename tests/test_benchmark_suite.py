@@ -1,6 +1,8 @@
 """The pytest-benchmark suite: ids, groups and extra_info, failures, and the synchronized clock."""
 
+import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -40,9 +42,52 @@ def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
     assert info["bytes_per_step"] == 8000
     assert info["effective_gbs"] == pytest.approx(8000 / step["stats"]["median"] / 1e9)
     assert step["stats"]["rounds"] >= 5 and step["options"]["timer"].endswith("SynchronizedClock('cpu')")
-    for name, bench in benchmarks.items():  # rounds of repeated calls last 1 ms at the least
-        if name.startswith(("test_step", "test_forward")):
-            assert bench["stats"]["min"] * bench["stats"]["iterations"] >= 1e-3, name
+    for name, bench in benchmarks.items():  # calls of microseconds are repeated within a round
+        repeats = name.startswith(("test_step", "test_forward"))
+        assert (bench["stats"]["iterations"] > 1) == repeats, name
+
+
+def load_benchmarks_module():
+    spec = importlib.util.spec_from_file_location(
+        "gradient_step_benchmarks", REPO / "benchmarks" / "test_gradient_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ScriptedClock:
+    """A clock advanced by the calls it times: a call lasts ``duration(now)``."""
+
+    def __init__(self, duration):
+        self.now, self.duration = 0.0, duration
+
+    def __call__(self):
+        return self.now
+
+    def call(self):
+        self.now += self.duration(self.now)
+
+
+@pytest.mark.parametrize("slow_batch", [0, 1, 2])
+def test_rounds_hold_calls_for_the_round_length_at_the_fastest_batch(slow_batch):
+    """Calls slowed 3x by another process for one batch, wherever it falls, do not
+    shorten the rounds: calls per round come from the fastest batch, and a round at that
+    speed lasts its 2 ms."""
+    bench = load_benchmarks_module()
+    per_call, warm_up = 20e-6, 60e-6
+    slow_from = warm_up + slow_batch * bench.ROUND_SECONDS
+    slow_until = slow_from + bench.ROUND_SECONDS  # one batch
+    clock = ScriptedClock(lambda now: per_call * (3 if slow_from <= now < slow_until else 1))
+    calls, rounds = bench.repeated(clock.call, clock)
+    assert calls == pytest.approx(bench.ROUND_SECONDS / per_call, abs=1)
+    assert calls * per_call >= bench.ROUND_SECONDS * 0.999
+    assert rounds == max(5, math.ceil(bench.MAX_SECONDS / (calls * per_call) - 1e-9))
+
+
+def test_slow_calls_are_one_per_round():
+    bench = load_benchmarks_module()
+    clock = ScriptedClock(lambda now: 0.0625)
+    assert bench.repeated(clock.call, clock) == (1, 8)
 
 
 def test_untimed_run_catches_a_broken_kernel(tmp_path):
