@@ -176,6 +176,26 @@ def _shutdown_timeout(config_class) -> dict:
     return {"shutdown_timeout": SHUTDOWN_S} if "shutdown_timeout" in fields else {}
 
 
+@contextlib.contextmanager
+def _failed_ranks_stopped_within(seconds: int):
+    """Once a rank fails, the agent's process context stops the others through its own
+    ``close()``, whose 30 s default ignores ``shutdown_timeout`` (torch 2.8 to 2.13): a stopped
+    rank, which never acts on SIGTERM, held every such launch 30 s. Within this block every
+    close waits at most ``seconds`` before it kills."""
+    from torch.distributed.elastic.multiprocessing.api import PContext
+
+    original = PContext.close
+
+    def close(self, death_sig=None, timeout=30):
+        return original(self, death_sig, min(timeout, seconds))
+
+    PContext.close = close
+    try:
+        yield
+    finally:
+        PContext.close = original
+
+
 def plain_baseline(settings: Settings) -> list:
     """The plain step of every kernel at every size, in this one process: what scaling is
     judged against."""
@@ -235,7 +255,8 @@ def launch(settings: Settings, world_sizes: list[int], output: Output,
                     logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL),
                     **_shutdown_timeout(LaunchConfig))
                 try:
-                    with _quiet_agent(), _signal_handlers_kept():
+                    with _quiet_agent(), _signal_handlers_kept(), \
+                            _failed_ranks_stopped_within(SHUTDOWN_S):
                         elastic_launch(config, sys.executable)(
                             *worker_command(s, sizes, out))
                 except BaseException as exc:
