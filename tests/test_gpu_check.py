@@ -14,30 +14,45 @@ STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench r
           "gdbench compare", "gdbench run --dtype", "gdbench ab")
 
 
-def gpu_check(out, sizes: str, name: str):
+FAILING_TEST = """
+import pytest
+
+@pytest.mark.cuda
+def test_that_fails():
+    assert False, "a failing CUDA test"
+"""
+
+
+def gpu_check(out, tests):
     """The script's stages on the CPU, with this interpreter, writing into ``out``."""
     return subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
-                           "--device", "cpu", "--sizes", sizes, "--bench-sizes", "1e2",
-                           "--budget", "0.02", "--name", name,
+                           "--device", "cpu", "--sizes", "1e2", "--bench-sizes", "1e2",
+                           "--budget", "0.02", "--name", "cpu-check",
                            "--kernels", "numpy-manual,numba-fused", "--no-roofline",
-                           "--tests", "tests/test_benchmark_suite.py"],
+                           "--tests", str(tests)],
                           capture_output=True, text=True, timeout=300, cwd=out.parent,
                           env=dict(os.environ, PYTHON=sys.executable))
 
 
-def test_every_stage_runs_on_the_cpu(tmp_path):
+def test_every_stage_runs_on_the_cpu_and_a_failing_one_stops_none_after_it(tmp_path):
+    """One call of the script as the GPU gets it, whose tests stage fails: the failure is
+    reported, the script's status says so, and every later stage still runs and writes."""
+    failing = tmp_path / "test_failing_on_cuda.py"
+    failing.write_text(FAILING_TEST)
     out = tmp_path / "out"
-    result = gpu_check(out, "1e2", "cpu-check")
+    result = gpu_check(out, failing)
     log = (out / "check.log").read_text()
-    assert result.returncode == 0, log[-3000:]
+    assert result.returncode == 1, log[-3000:]
     for stage in STAGES:
         assert f"== {stage}" in log and f"== {stage}" in result.stdout
-    assert log.count(": exit 0") == len(STAGES)
+    assert "== tests marked cuda: exit 1" in log and "a failing CUDA test" in log
+    assert log.count(": exit 0") == len(STAGES) - 1, log[-3000:]
     assert '"implementation": "CPython"' in log  # the environment was printed
     files = sorted(p.name for p in out.iterdir())
     assert files == ["check.log", "cpu-check-2.json", "cpu-check-3.json", "cpu-check-ab.json",
                      "cpu-check-precision.json", "cpu-check-pytest-benchmark.json",
                      "cpu-check.json", "tests.xml"]  # at most 8 come back
+    assert 'failures="1"' in (out / "tests.xml").read_text()
     ab = json.loads((out / "cpu-check-ab.json").read_text())
     assert ab["tool"] == "gdbench-ab" and ab["cases"][0]["status"] == "ok"
     half = read_json(out / "cpu-check-precision.json")
@@ -51,12 +66,3 @@ def test_every_stage_runs_on_the_cpu(tmp_path):
         assert again.complete and again.settings["processes"] == 2
         assert again.environment["source"]["files_sha256"] == run.environment["source"][
             "files_sha256"]
-
-
-def test_a_failing_stage_is_reported_and_the_rest_still_run(tmp_path):
-    out = tmp_path / "out"
-    result = gpu_check(out, "0", "bad")
-    log = (out / "check.log").read_text()
-    assert result.returncode == 1
-    assert "== gdbench run --device cpu --sizes 0: exit 2" in log
-    assert "== pytest --benchmark-only --gdbench-sizes 1e2: exit 0" in log
