@@ -125,12 +125,13 @@ class TorchProfiler(Accounting):
 
     def measure(self, step):
         os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # above its start and stop lines' level
-        from torch.profiler import ProfilerActivity, profile
+        # the autograd profiler under torch.profiler.profile, which would first look up
+        # torch._inductor and so import the compiler (3 s, in every run that measures memory)
+        from torch.autograd.profiler import profile
 
-        with without_lines(self.NOISE), \
-                profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with without_lines(self.NOISE), profile(profile_memory=True, use_cpu=True) as prof:
             step()
-        events = sorted((e for e in prof.profiler.kineto_results.events()
+        events = sorted((e for e in prof.kineto_results.events()
                          if e.name() == "[memory]"), key=lambda e: e.start_ns())
         running = peak = 0
         for event in events:
