@@ -46,7 +46,10 @@ def assert_agrees(kernel, x, y, w0, lr, steps):
 @pytest.mark.parametrize("name", CPU_KERNELS)
 def test_matches_float64_reference(name, n, d, dtype):
     x, y, w0 = random_problem(n, d, dtype, seed=n + d)
-    assert_agrees(gdbench.make_kernel(name, "cpu", dtype), x, y, w0, lr=0.01, steps=100)
+    kernel = gdbench.make_kernel(name, "cpu", dtype)
+    # Triton's interpreter takes 10-80 ms a launch here: 10 steps check the same launch
+    steps = 10 if kernel.backend == "triton" else 100
+    assert_agrees(kernel, x, y, w0, lr=0.01, steps=steps)
 
 
 # Every kernel that runs in half precision here, in each half format it supports.
