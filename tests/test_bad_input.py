@@ -148,6 +148,8 @@ BAD = [
     (["train", "--kernel", "numpy-manual", "--dtype", "fp8"], "does not support dtype 'fp8'"),
     (["train", "--kernel", "numpy-manual", "--iters", "-"], "invalid int value"),
     (["probe", "--device", "gpu0"], "unknown device 'gpu0'"),
+    (["probe", "--device", "cpu", "--bytes", "2TB!"], "--bytes takes a size such as"),
+    (["probe", "--device", "cpu", "--bytes", "100"], "--bytes must be at least 4 KiB"),
     (["list", "--all"], "unrecognized arguments: --all"),
 ]
 

@@ -53,11 +53,22 @@ def test_bandwidth_is_measured_at_a_case_size_in_every_round():
         assert result.roofline(case) == np.median(rounds)
 
 
-def test_cli_probe(gdbench_cli):
-    result = gdbench_cli("probe", "--device", "cpu")
+def test_cli_probe(gdbench_cli, monkeypatch):
+    from gdbench.measure import roofline
+
+    monkeypatch.setattr(roofline, "cpu_cache_levels", lambda: {"L1d": 32 << 10, "L2": 1 << 20})
+    result = gdbench_cli("probe", "--device", "cpu", "--bytes", "4MiB")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("cpu: roofline ") and "numpy-sum" in result.stdout
-    assert "bandwidth against the working set" in result.stdout and "fits in" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("cpu: roofline ") and "from memory" in lines[0]
+    assert lines[0].endswith(", 4 MiB streamed)") and "numpy-sum" in result.stdout
+    assert "the OS reports them: L1d 32 KiB, L2 1 MiB)" in result.stdout
+    curve = [line.split() for line in lines if "fits in" in line]
+    assert [(c[0] + c[1], c[-1]) for c in curve] == [
+        ("4KiB", "L1d"), ("16KiB", "L1d"), ("64KiB", "L2"), ("256KiB", "L2"), ("1MiB", "L2"),
+        ("4MiB", "memory")]
+    inside = gdbench_cli("probe", "--device", "cpu", "--bytes", "64KiB")
+    assert "from L2 (" in inside.stdout.splitlines()[0]
 
 
 @pytest.mark.parametrize("name,passes", [("numpy-manual", 5), ("torch-manual", 5),

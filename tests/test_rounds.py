@@ -229,7 +229,7 @@ def test_cold_caches_flush_before_every_sample_outside_the_timing(monkeypatch):
 
 def test_worker_processes_join_their_windows(tmp_path):
     result = run(["numpy-manual"], [100, 1000], windows=4, processes=2, roofline=True,
-                 out=tmp_path / "r.json")
+                 probe_bytes=1 << 20, out=tmp_path / "r.json")
     assert result.complete and result.settings["processes"] == 2
     for case in result.cases:
         assert case.ok and case.windows == 4

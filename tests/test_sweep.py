@@ -205,7 +205,7 @@ def test_output_paths_are_checked_before_measuring(tmp_path, args, message, gdbe
 
 def test_a_size_too_large_to_make_is_recorded_and_the_sweep_goes_on(fakes):
     result = gdbench.run("cpu", ["numpy-manual", "torch-allocator-fails"], [100, 10**30],
-                         budget=0.02, windows=2)
+                         budget=0.02, windows=2, probe_bytes=1 << 20)
     status = {(c.spec.kernel, c.spec.n_samples): c.status for c in result.cases}
     assert status == {("numpy-manual", 100): "ok", ("torch-allocator-fails", 100): "oom",
                       ("numpy-manual", 10**30): "error", ("torch-allocator-fails", 10**30): "error"}

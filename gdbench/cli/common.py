@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def parse_size(text: str | None) -> int | None:
     if len(sizes) != 1:
         raise ValueError(f"--size takes one sample count, got {text!r}")
     return sizes[0]
+
+
+UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "KB": 10**3,
+         "MB": 10**6, "GB": 10**9}
+
+
+def parse_bytes(text: str | None, option: str) -> int | None:
+    """A size in bytes from ``4096``, ``64KiB``, ``256MiB``, ``2GiB`` or ``1GB``."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match and match.group(2).upper()
+    if not match or unit not in UNITS:
+        raise ValueError(f"{option} takes a size such as 4096, 256MiB or 2GiB, got {text!r}")
+    nbytes = int(float(match.group(1)) * UNITS[unit])
+    if nbytes < 4096:
+        raise ValueError(f"{option} must be at least 4 KiB, got {text!r}")
+    return nbytes
 
 
 def read_runs(paths):
