@@ -44,13 +44,17 @@ def test_one_self_contained_page_with_a_row_per_case(page):
 
 
 def test_html_and_markdown_targets_are_checked(tmp_path, gdbench_cli):
-    result = gdbench_cli("report", RUN)
+    from tests.synthetic import write_run
+
+    run = tmp_path / "run.json"
+    write_run(run, "cpu", {("numpy-manual", 100): 1e-5, ("numpy-manual", 10_000): 3e-5})
+    result = gdbench_cli("report", run)
     assert result.returncode == 2 and "give -o FILE.md, --html FILE.html, or both" in result.stderr
     kept = tmp_path / "kept.json"
-    kept.write_text(RUN.read_text())
-    refused = gdbench_cli("report", RUN, "--html", kept)
+    kept.write_text(run.read_text())
+    refused = gdbench_cli("report", run, "--html", kept)
     assert refused.returncode == 2 and "holds gdbench results" in refused.stderr
-    both = gdbench_cli("report", RUN, "-o", tmp_path / "r.md", "--html", tmp_path / "r.html")
+    both = gdbench_cli("report", run, "-o", tmp_path / "r.md", "--html", tmp_path / "r.html")
     assert both.returncode == 0, both.stderr
     assert (tmp_path / "r.md").exists() and (tmp_path / "r.html").exists()
 
@@ -89,12 +93,18 @@ def test_the_page_in_a_real_browser(page, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
-def test_two_runs_of_one_device_are_compared_on_the_page():
+def test_two_runs_of_one_device_are_compared_on_the_page(tmp_path):
     from gdbench.analysis.html import html_report
+    from tests.synthetic import synthetic_run
 
-    second = REPO / "results" / "cpu-default-epyc-2.json"
-    text = html_report([read_json(RUN), read_json(second)], [str(RUN), str(second)])
-    assert f"<h2>compare: {second} against {RUN}</h2>" in text
-    assert text.count("<tr data-kernel=") == 2 * len(read_json(RUN).cases)
-    assert re.search(r"\| step numba-fused-cpu-float32-N1e7 \||<td>step numba-fused-cpu-float32-N1e7</td>",
-                     text)
+    base = synthetic_run("cpu", {("numpy-manual", 100): 1e-5, ("numba-fused", 100): 2e-6})
+    new = synthetic_run("cpu", {("numpy-manual", 100): 1e-5, ("numba-fused", 100): 3e-6}, seed=1)
+    text = html_report([base, new], ["base.json", "new.json"])
+    assert "<h2>compare: new.json against base.json</h2>" in text
+    assert text.count("<tr data-kernel=") == 4
+    def verdict(case):
+        row = re.search(rf"<tr>\s*<td>step {case}</td>(.*?)</tr>", text, re.S)
+        return re.findall(r"<td>([A-Z]+)</td>", row.group(1))
+
+    assert verdict("numba-fused-cpu-float32-N1e2") == ["SLOWER"]
+    assert verdict("numpy-manual-cpu-float32-N1e2") == ["SAME"]
