@@ -8,15 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gdbench.analysis.tables import format_time
 from gdbench.distributed.step import shard
 from gdbench.files.paths import partial_path
 from gdbench.files.results import read_json
+from gdbench.kernels.registry import make_kernel
+from tests.conftest import kernels_on
 from tests.plugins import REPO, plugin_env
 
 pytest.importorskip("torch.distributed", reason="torch is not installed")
@@ -184,9 +188,10 @@ def test_list_says_which_kernels_run_data_parallel():
 def test_results_json_names_the_ranks(tmp_path):
     """A fused kernel on two ranks: its phases split at the sums, which add up exactly."""
     out = tmp_path / "r.json"
-    result = gdbench("run", "--device", "cpu", "--kernels", "torch-compile", "--sizes", "1e3",
+    env = dict(os.environ, PYTHONPATH=str(REPO), TRITON_INTERPRET="1")
+    result = gdbench("run", "--device", "cpu", "--kernels", "triton-fused", "--sizes", "1e3",
                      "--nproc", "2", "--budget", "0.04", "--windows", "2", "--no-roofline",
-                     "--out", out, "--quiet", cwd=tmp_path)
+                     "--out", out, "--quiet", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     cases = json.loads(out.read_text())["cases"]
     assert [(c["ranks"], c["n_samples"], c["status"]) for c in cases] == [
@@ -196,10 +201,95 @@ def test_results_json_names_the_ranks(tmp_path):
     assert set(case["samples"]) == {"sums", "allreduce", "update"}
 
 
+class ThreadWorld:
+    """``torch.distributed`` for ranks that are threads of this process: all_reduce sums the
+    ranks' tensors in place, in rank order, once every rank has called it."""
+
+    def __init__(self, world):
+        self.barrier, self.tensors = threading.Barrier(world, timeout=30), {}
+
+    def rank(self, rank):
+        world = self
+
+        class Rank:
+            @staticmethod
+            def all_reduce(tensor):
+                world.tensors[rank] = tensor.clone()
+                world.barrier.wait()
+                tensor.copy_(sum(world.tensors[r] for r in sorted(world.tensors)))
+                world.barrier.wait()
+
+        return Rank
+
+
+@pytest.mark.parametrize("name", [n for n in ("torch-manual", "torch-autograd", "torch-optim",
+                                              "torch-compile", "triton-fused")
+                                  if n in kernels_on("cpu")])
+def test_ranks_step_as_one_process_on_all_the_samples(name):
+    """Two ranks' steps, all-reduced, against the float64 step on all the samples: the loss
+    and gradient tensors weighted by each shard's share, or a fused kernel's sums."""
+    from gdbench.core.reference import descend, loss_and_grad, tolerance
+    from gdbench.distributed.step import DataParallel
+
+    rng = np.random.default_rng(7)
+    n, d, steps = 1001, 3, 5
+    x = rng.standard_normal((n, d)).astype("float32")
+    y = (x @ rng.uniform(-3, 3, d) + rng.standard_normal(n)).astype("float32")
+    w0 = rng.uniform(-1, 1, d)
+    world = ThreadWorld(2)
+    ranks = []
+    for rank in range(2):
+        dp = DataParallel(make_kernel(name, "cpu"), rank, 2)
+        dp.dist = world.rank(rank)
+        dp.prepare(x, y, w0=w0, lr=0.01)
+        ranks.append(dp)
+
+    errors = []
+
+    def run(dp):
+        try:
+            for _ in range(steps):
+                dp.step()
+        except BaseException as exc:  # a rank's failure fails the test, and frees the other
+            errors.append(exc)
+            world.barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(dp,)) for dp in ranks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    x64 = x.astype(np.float64)
+    rtol = tolerance("float32", n)
+    loss, grad, scale = loss_and_grad(x64, y, descend(x64, y, w0, 0.01, steps - 1))
+    expected = descend(x64, y, w0, 0.01, steps)
+    for dp in ranks:
+        assert dp.phases == (("sums", "allreduce", "update") if dp.fused else
+                             ("forward", "backward", "allreduce", "update"))
+        assert dp.inner.loss == pytest.approx(loss, rel=rtol)
+        np.testing.assert_allclose(dp.inner.grad, grad, rtol=0,
+                                   atol=rtol * np.max(np.abs(grad) + scale))
+        np.testing.assert_allclose(dp.inner.weight, expected, rtol=10 * rtol, atol=10 * rtol)
+
+
 @pytest.mark.parametrize("signal_number,status,word", [(signal.SIGINT, 130, "interrupted"),
                                                        (signal.SIGTERM, 143, "terminated")])
-def test_a_signal_stops_a_data_parallel_run_as_it_stops_a_plain_one(tmp_path, signal_number,
-                                                                    status, word):
+def test_the_agents_signal_is_the_interrupt_of_a_plain_run(signal_number, status, word):
+    """What the launcher raises for the agent's SignalException: a KeyboardInterrupt with the
+    status and word of the signal (the run below sends SIGINT to real ranks)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from gdbench.distributed.launch import _stopped
+
+    stop = _stopped(SignalException(f"Process got signal: {signal_number}", signal_number))
+    assert isinstance(stop, KeyboardInterrupt) and stop.status == status
+    assert str(stop) == word
+
+
+def test_a_signal_stops_a_data_parallel_run_as_it_stops_a_plain_one(tmp_path):
+    """Ctrl-C, as a terminal sends it to the whole process group, while two ranks measure."""
+    signal_number, status, word = signal.SIGINT, 130, "interrupted"
     out = tmp_path / "r.json"
     command = [sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
                "torch-manual", "--sizes", "1e3", "--nproc", "2", "--budget", "20", "--windows",
