@@ -81,8 +81,10 @@ stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run
     --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
     $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json"
 report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
-stage 15 "gdbench report" "$python" -m gdbench report "$out/$name.json" \
-    results/cpu-2core-xeon.json -o "$report_dir/$name-report.md"
+beside=()  # a GPU run is reported beside the committed CPU run; a CPU run alone
+[ "$device" = cuda ] && beside=(results/cpu-2core-xeon.json)
+stage 15 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${beside[@]}" \
+    -o "$report_dir/$name-report.md"
 # on the CPU (the tests) the later stages run at the budget given, to take seconds
 if [ "$device" = cuda ]; then spread_sizes=1e6,1e8 later_budget=0.2; else
     spread_sizes="$sizes" later_budget="$budget"; fi
