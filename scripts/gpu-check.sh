@@ -7,7 +7,8 @@
 #   5. two more runs at 1e6 and 1e8 in two worker processes each: the spread between runs;
 #   6. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
 #   7. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
-#   8. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes.
+#   8. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes;
+#   9. K = 1 against K = 1000 steps per call at 1e4 and 1e6 (the persistent kernels).
 # Every stage runs under `timeout` and a failing stage does not stop the next. Run from a
 # checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
 #
@@ -16,8 +17,8 @@
 #                            [--tests tests]
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME-2.json, NAME-3.json,
-# NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and tests.xml (NAME: the GPU's,
-# such as h100-80gb-hbm3). Every results file names the source that ran (commit and hashes).
+# NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and NAME-many-steps.json (NAME:
+# the GPU's, such as h100-80gb-hbm3); the tests' results are in check.log. Every results file names the source that ran (commit and hashes).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does (with
 # `--kernels` naming a few, `--no-roofline` and `--tests` naming one file, so that it takes
 # seconds).
@@ -74,16 +75,15 @@ import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$devi
 $python -m gdbench list"
 # -p no:xdist: one process per stage, whoever started this (pytest-benchmark times nothing under
 # xdist, and CUDA tests share one GPU)
-stage 140 "tests marked cuda" "$python" -m pytest "$tests" -m cuda -q -rs -p no:cacheprovider \
-    -p no:xdist \
-    --junitxml "$out/tests.xml"
+stage 135 "tests marked cuda" "$python" -m pytest "$tests" -m cuda -q -rs -p no:cacheprovider \
+    -p no:xdist
 stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
     --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
     $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json"
 report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
 beside=()  # a GPU run is reported beside the committed CPU run; a CPU run alone
 [ "$device" = cuda ] && beside=(results/cpu-2core-xeon.json)
-stage 15 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${beside[@]}" \
+stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${beside[@]}" \
     -o "$report_dir/$name-report.md"
 # on the CPU (the tests) the later stages run at the budget given, to take seconds
 if [ "$device" = cuda ]; then spread_sizes=1e6,1e8 later_budget=0.2; else
@@ -98,22 +98,30 @@ stage 50 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pyt
     --gdbench-kernels "$kernels" \
     -p no:cacheprovider --benchmark-json "$out/$name-pytest-benchmark.json" \
     --benchmark-columns=min,median,iqr,rounds,iterations
-stage 10 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench compare \
+stage 5 "gdbench compare: sweep against pytest-benchmark" "$python" -m gdbench compare \
     "$out/$name.json" "$out/$name-pytest-benchmark.json"
 if [ "$device" = cuda ]; then
     half_kernels=torch-manual,torch-compile,triton-fused half_sizes=1e6,1e8
 else  # Triton on the CPU is its interpreter: checked by the tests, not timed here
     half_kernels=torch-manual half_sizes="$sizes"
 fi
-stage 45 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
+stage 35 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
     --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
     --dtype float32,bfloat16,float16 --budget "$later_budget" --windows 2 --quiet $roofline \
     --out "$out/$name-precision.json"
 if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8 ab_time=25; else
     ab_kernel=numba-fused ab_sizes="$sizes" ab_time=4; fi
-stage 35 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
+stage 30 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
     --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 --max-blocks 6 \
     --max-time "$ab_time" --quiet --out "$out/$name-ab.json"
+if [ "$device" = cuda ]; then
+    steps_kernels=triton-fused,cupy-fused,torch-compile,torch-manual steps_sizes=1e4,1e6
+else  # numba-fused runs K steps in one call on the CPU
+    steps_kernels="$kernels" steps_sizes="$sizes"
+fi
+stage 30 "gdbench run --steps-per-call 1,1000" "$python" -m gdbench run --device "$device" \
+    --kernels "$steps_kernels" --sizes "$steps_sizes" --steps-per-call 1,1000 \
+    --budget "$later_budget" --windows 2 --quiet $roofline --out "$out/$name-many-steps.json"
 echo "== [$(date +%T)] done; files in $out:"
 ls -l "$out"
 exit $status

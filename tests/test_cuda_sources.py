@@ -57,6 +57,25 @@ for name, fn, dtype, constexprs in [
                  "v2": len(re.findall(r"ld\.global[\w.]*\.v2", text)),
                  "local": len(re.findall(r"\.local", text)),
                  "row_offset_bits": sorted(set(map(int, rows))), "row_offsets": len(rows)}
+# run_steps' persistent kernel: x and y held in registers for all k steps, the weight read
+# past the caches after each barrier
+names = ["x_ptr", "y_ptr", "w_ptr", "acc_ptr", "count_ptr", "gen_ptr", "out_ptr", "lr_ptr"]
+types = {"count_ptr": "*i32", "gen_ptr": "*i64", "acc_ptr": "*fp64", "out_ptr": "*fp64",
+         "lr_ptr": "*fp64"}
+for dtype, block in [("fp32", 8192), ("fp64", 8192), ("fp32", 1024)]:
+    signature = {k: types.get(k, f"*{dtype}") for k in names}
+    signature.update(n="i64", k="i64", BLOCK="constexpr")
+    source = ASTSource(fn=triton_loops.fused_steps_1d, signature=signature,
+                       constexprs={"BLOCK": block},
+                       attrs={(i,): [["tt.divisibility", 16]] for i in range(len(names))})
+    asm = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                         options={"num_warps": 8}).asm
+    text = asm["ptx"]
+    out[f"steps-{dtype}-{block}"] = {
+        "local": len(re.findall(r"\.local", text)),
+        "volatile": len(re.findall(r"ld\.volatile\.global", text)),
+        "generation": len(re.findall(r"atom\.global\.[\w.]*add\.u64", text)),
+        "loop_loads": len(re.findall(r"ld\.global", text))}
 print(json.dumps(out))
 """
 
@@ -79,6 +98,8 @@ def test_triton_row_offsets_are_64_bit(triton_ptx):
     past 2**31 elements itself: tests/test_kernels.py (on a GPU, and in the interpreter with
     GDBENCH_LARGE_TESTS=1)."""
     for name, found in triton_ptx.items():
+        if name.startswith("steps-"):  # rows of one program, at most 2**13 of them
+            continue
         assert found["row_offsets"] >= 4, name  # x and y, in the loop and in the tail
         assert found["row_offset_bits"] == [64], name
 
@@ -134,3 +155,41 @@ def test_cupy_fused_source_compiles(ctype, d):
     assert "atom.global.add.f64" in ptx  # the float64 accumulator
     assert "atom.global.add.u32" in ptx  # the count of finished blocks
     assert not re.search(r"\.local", ptx)  # the per-thread sums stay in registers
+
+
+def test_triton_persistent_steps_keep_the_data_in_registers(triton_ptx):
+    """fused_steps_1d for sm_90: the weight read past the caches after every barrier, the
+    barrier's 64-bit generation, and nothing spilled to local memory with 8192 rows per
+    program (32 of x and 32 of y per thread)."""
+    for name in ("steps-fp32-8192", "steps-fp64-8192", "steps-fp32-1024"):
+        found = triton_ptx[name]
+        assert found["volatile"] >= 1, name
+        assert found["generation"] >= 2, name  # read at the start and raised by the last
+        assert found["local"] == 0, name
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+@pytest.mark.parametrize("rows", [1, 32])
+def test_cupy_persistent_steps_compile(ctype, rows):
+    lib = nvrtc()
+    if lib is None:
+        pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
+    from gdbench.kernels.cupy_fused import ROWS_PER_THREAD, SOURCE
+
+    assert rows in ROWS_PER_THREAD
+    ptx = compile_cuda(lib, SOURCE, f"fused_steps<{ctype}, {rows}>")
+    assert "atom.global.add.u64" in ptx  # the barrier's generation
+    assert "nanosleep" in ptx  # the blocks that wait, wait politely
+    assert re.search(r"ld\.volatile\.global", ptx)  # the weight, past every cache
+    assert not re.search(r"\.local", ptx)  # the rows held per thread stay in registers
+
+
+def test_persistent_grids_fit_one_block_per_multiprocessor():
+    from gdbench.kernels.cupy_fused import MIN_STEPS_ROWS, THREADS, steps_grid
+
+    for n in (1, 1000, 10**4, 10**5, 10**6):
+        blocks, rows = steps_grid(n, 132)
+        assert blocks <= 132 and blocks * THREADS * rows >= n
+        assert blocks == 1 or n / blocks >= MIN_STEPS_ROWS / 2
+    assert steps_grid(10**6, 132) == (123, 32)
+    assert steps_grid(2 * 10**6, 132) is None  # past the registers: a launch per step

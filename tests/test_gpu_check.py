@@ -11,7 +11,7 @@ from tests.plugins import REPO
 
 STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",
           "gdbench run 2 of 3", "gdbench run 3 of 3", "pytest --benchmark-only",
-          "gdbench compare", "gdbench run --dtype", "gdbench ab")
+          "gdbench compare", "gdbench run --dtype", "gdbench ab", "gdbench run --steps-per-call")
 
 
 FAILING_TEST = """
@@ -46,13 +46,16 @@ def test_every_stage_runs_on_the_cpu_and_a_failing_one_stops_none_after_it(tmp_p
     for stage in STAGES:
         assert f"== {stage}" in log and f"== {stage}" in result.stdout
     assert "== tests marked cuda: exit 1" in log and "a failing CUDA test" in log
+    assert "1 failed" in log  # the tests' results are in the log
     assert log.count(": exit 0") == len(STAGES) - 1, log[-3000:]
     assert '"implementation": "CPython"' in log  # the environment was printed
     files = sorted(p.name for p in out.iterdir())
     assert files == ["check.log", "cpu-check-2.json", "cpu-check-3.json", "cpu-check-ab.json",
-                     "cpu-check-precision.json", "cpu-check-pytest-benchmark.json",
-                     "cpu-check.json", "tests.xml"]  # at most 8 come back
-    assert 'failures="1"' in (out / "tests.xml").read_text()
+                     "cpu-check-many-steps.json", "cpu-check-precision.json",
+                     "cpu-check-pytest-benchmark.json", "cpu-check.json"]  # at most 8 come back
+    steps = read_json(out / "cpu-check-many-steps.json")
+    assert {c.spec.steps_per_call for c in steps.cases} == {1, 1000}
+    assert all(c.ok for c in steps.cases), [c.message for c in steps.cases]
     ab = json.loads((out / "cpu-check-ab.json").read_text())
     assert ab["tool"] == "gdbench-ab" and ab["cases"][0]["status"] == "ok"
     half = read_json(out / "cpu-check-precision.json")

@@ -24,8 +24,8 @@ CPU_KERNELS = kernels_on("cpu")
 def test_run_steps_match_k_float64_steps(name, n, d, k):
     if d > (kernel_class(name).max_features or d):
         pytest.skip(f"{name} supports at most {kernel_class(name).max_features} feature(s)")
-    if name == "triton-fused":  # a loop of steps, each launched in the interpreter (30 ms)
-        k = min(k, 20)
+    if name == "triton-fused":  # in the interpreter: 9 ms a step in one launch, 30 ms a launch
+        k = min(k, 100 if d == 1 else 20)
     x, y, w0 = random_problem(n, d, "float32", seed=n + d + k)
     kernel = gdbench.make_kernel(name, "cpu", "float32")
     kernel.prepare(x, y, w0=w0, lr=0.01)
@@ -37,6 +37,42 @@ def test_run_steps_match_k_float64_steps(name, n, d, k):
     x2 = np.asarray(x, np.float64).reshape(n, -1)
     r = x2 @ before - y
     assert kernel.loss == pytest.approx(float(r @ r) / n, rel=steps_tolerance("float32", n, k))
+
+
+class Launches:
+    """The kernels of a module, counted as they are launched (``kernel[grid](...)``)."""
+
+    def __init__(self, module):
+        self.module, self.counts = module, {}
+
+    def __getattr__(self, name):
+        kernel = getattr(self.module, name)
+        counts = self.counts
+
+        class Counted:
+            def __getitem__(self, grid):
+                counts[name] = counts.get(name, 0) + 1
+                return kernel[grid]
+
+        return Counted()
+
+
+@pytest.mark.skipif("triton-fused" not in CPU_KERNELS, reason="triton is not installed")
+@pytest.mark.parametrize("n,d,k,launches", [
+    (1001, 1, 50, {"fused_steps_1d": 1}),  # one persistent launch of 50 steps
+    (1001, 1, 1, {"fused_step_1d": 1}),
+    (1001, 3, 5, {"fused_step_nd": 5}),  # several features: a launch per step
+    (2**20 + 1, 1, 3, {"fused_step_1d": 3})])  # past one program's registers: streamed
+def test_triton_runs_k_steps_of_one_feature_in_one_launch(n, d, k, launches):
+    x, y, w0 = random_problem(n, d, "float32", seed=5)
+    kernel = gdbench.make_kernel("triton-fused", "cpu", "float32")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    kernel.loops = counted = Launches(kernel.loops)
+    run_steps(kernel, k)
+    assert counted.counts == launches
+    assert compare_steps(kernel, x, y, w0, 0.01, k) is None
+    run_steps(kernel, k)  # the barrier's generation carries on from the launch before
+    assert compare_steps(kernel, x, y, w0, 0.01, 2 * k) is None
 
 
 def test_the_tolerance_grows_with_k_and_catches_a_missing_step():
@@ -176,3 +212,23 @@ def test_numba_steps_in_one_thread_in_both_dtypes(n, dtype):
     run_steps(kernel, 50)
     assert compare_steps(kernel, x, y, w0, 0.01, 50) is None
     assert kernel.weight.dtype == np.dtype(dtype)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("n", [1, 1001, 10**4, 10**6, 2 * 10**6])
+@pytest.mark.parametrize("name", ["triton-fused", "cupy-fused", "torch-compile"])
+def test_k_steps_in_one_launch_on_cuda_match_k_float64_steps(name, n):
+    """The persistent kernels (one block per multiprocessor, a grid-wide barrier per step,
+    x and y in registers up to about 10^6 rows; a launch per step past that) and
+    torch-compile's CUDA graph of K steps, against K float64 steps, twice in a row."""
+    info = {k.name: k for k in gdbench.list_kernels("cuda")}[name]
+    if not info.available_on("cuda"):
+        pytest.skip(info.unavailable["cuda"])
+    k = 1000
+    x, y, w0 = random_problem(n, 1, "float32", seed=n)
+    kernel = gdbench.make_kernel(name, "cuda", "float32")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    for calls in (1, 2):
+        run_steps(kernel, k)
+        kernel.synchronize()
+        assert compare_steps(kernel, x, y, w0, 0.01, calls * k) is None, calls

@@ -37,7 +37,8 @@ def main(args) -> int:
         graph = ("yes" if info.cuda_graph else "no" if any(map(is_cuda, info.devices)) else "-")
         parallel = "yes" if info.data_parallel else "no"
         dtypes = " ".join(SHORT.get(d, d) for d in info.dtypes)
-        steps = "1 call" if info.many_steps == "one call" else "loop"
+        steps = {"one call": "1 call", "a loop of steps": "loop"}.get(info.many_steps,
+                                                                  info.many_steps)
         table.add_row(info.name, info.backend, phases, features, dtypes, graph, parallel, steps,
                       *cells)
     for name, target in registry.shadowed_plugins():

@@ -65,8 +65,10 @@ class KernelBase(ABC):
     max_features: ClassVar[int | None] = None  # None: any number of features
     cuda_graph: ClassVar[bool] = False  # whether a step on cuda can be captured in a CUDA graph
     data_parallel: ClassVar[bool] = False  # whether gdbench.distributed can split its samples
-    # How run_steps(k) runs the steps: "one call" where the k steps are one compiled loop or
-    # one launch, else "a loop of steps" (the default below, which saves nothing).
+    # How run_steps(k) runs the steps: "one call" where the k steps are one compiled loop, a
+    # short phrase where it depends ("1 launch (D=1)": one persistent launch with one
+    # feature; "1 graph (cuda)"), else "a loop of steps" (the default below, which saves
+    # nothing). `gdbench list` shows it in its "K steps" column.
     many_steps: ClassVar[str] = "a loop of steps"
 
     def __init__(self, device: str = "cpu", dtype: str = "float32"):

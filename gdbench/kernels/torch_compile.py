@@ -10,11 +10,15 @@ first compiled at N = 4 runs at N = 10^8 with a split meant for 4 samples, far f
 bandwidth. With static shapes N is part of every guard and of the keys of Inductor's on-disk
 caches, so no artifact tuned for one N is ever used at another. The compilation happens in the
 first step, which the harness reports apart from its samples (``warmup_s``).
+
+``run_steps(k)`` on CUDA replays k compiled steps captured once in one CUDA graph (one launch
+of the graph, no Python between the steps); on the CPU it is a loop of compiled steps.
 """
 
 import functools
 import types
 
+from gdbench.core.devices import is_cuda
 from gdbench.kernels.base import FusedKernelBase
 from gdbench.kernels.torch_base import TorchKernel
 
@@ -72,13 +76,40 @@ def compiled_sums(n_samples: int, n_features: int, dtype: str, device: str):
 class TorchCompile(FusedKernelBase, TorchKernel):
     name = "torch-compile"
     passes = 1.0
+    many_steps = "1 graph (cuda)"
 
     def _setup(self, x, y, w0):
         super()._setup(x, y, w0)
         self.compiled = compiled_step(self.n_samples, self.n_features, self.dtype, self.device)
+        self.graphs = {}  # k -> the CUDA graph of k steps
 
     def step(self):
         self._loss, self._grad = self.compiled(self.x, self.y, self.w, self.lr)
+
+    def run_steps(self, k: int):
+        if k == 1 or not is_cuda(self.device):
+            return super().run_steps(k)
+        if k not in self.graphs:
+            self.graphs[k] = self._capture_steps(k)
+        self.graphs[k].replay()
+        self._stepped = True
+
+    def _capture_steps(self, k: int):
+        """k steps in one CUDA graph; w as it was before. A step runs first on a side stream,
+        as torch.cuda.graphs asks (compiling and allocating must not happen in a capture)."""
+        torch = self.torch
+        w = self.w.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.w.copy_(w)  # capturing records the steps, runs none
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(k):
+                self.step()
+        return graph
 
     def local_sums(self):
         """A data-parallel step's first part: this shard's sums, compiled."""

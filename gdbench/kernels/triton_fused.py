@@ -31,6 +31,10 @@ from gdbench.kernels.torch_base import TorchKernel
 BLOCK_ELEMENTS = {"cuda": 4096, "cpu": 1 << 20}
 NUM_WARPS = 8
 PROGRAMS_PER_SM = 4
+# run_steps with one feature: at most this many rows per program keep x and y in registers
+# for all k steps (32 of each per thread at 8 warps); at least this many per program.
+RESIDENT_ROWS = 8192
+MIN_ROWS = 1024
 
 
 class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
@@ -41,6 +45,7 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
     passes = 1.0
     data_parallel = True
     dtypes = DTYPES
+    many_steps = "1 launch (D=1)"
 
     @classmethod
     def unavailable_reason(cls, device):
@@ -77,6 +82,8 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
         self.out = torch.zeros(1 + d, dtype=dtype, device=self.device)
         # lr travels as a tensor of the sums' dtype: Triton would pass a Python float as fp32.
         self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
+        # the generation of run_steps' grid-wide barrier: it only ever rises
+        self.generation = torch.zeros(1, dtype=torch.int64, device=self.device)
 
     def step(self):
         self._launch(finish=True)
@@ -91,6 +98,30 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
             self.loops.fused_step_nd[self.grid](*args, D=self.n_features, D_PAD=self.d_pad,
                                                 BLOCK=self.block, FINISH=finish,
                                                 num_warps=NUM_WARPS)
+
+    def run_steps(self, k: int):
+        """``k`` steps in one persistent launch (``fused_steps_1d``) where x and y fit in the
+        registers of a grid that is resident at once: one feature, at most one program per
+        multiprocessor with up to RESIDENT_ROWS rows each on CUDA (N up to about 10^6 on an
+        H100 or H200), one program of up to 2^20 rows in the interpreter (which runs
+        programs one after another). Anything larger streams from memory anyway, and runs a
+        launch per step, as fast per step as one launch of K."""
+        import triton
+
+        n = self.n_samples
+        if is_cuda(self.device):
+            sms = self.torch.cuda.get_device_properties(self.x.device).multi_processor_count
+            programs, most = max(1, min(sms, triton.cdiv(n, MIN_ROWS))), RESIDENT_ROWS
+        else:
+            programs, most = 1, BLOCK_ELEMENTS["cpu"]
+        rows = triton.cdiv(n, programs)
+        if self.n_features != 1 or k == 1 or rows > most:
+            return super().run_steps(k)
+        self.loops.fused_steps_1d[(programs,)](
+            self.x, self.y, self.w, self.acc, self.count, self.generation, self.out,
+            self.lr_tensor, n, k, BLOCK=max(16, triton.next_power_of_2(rows)),
+            num_warps=NUM_WARPS)
+        self._stepped = True
 
     def local_sums(self):
         """A data-parallel step's first part: this shard's sums, added into ``acc``."""

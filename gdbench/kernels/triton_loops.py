@@ -9,6 +9,24 @@ import triton.language as tl
 
 
 @triton.jit
+def apply_totals(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
+    """The last program of a step: the loss, gradient and update from the totals."""
+    lr = tl.load(lr_ptr)
+    zero = lr * 0
+    # Read the totals through the atomic unit, where the other programs' adds landed,
+    # then clear them and the count for the next step: nobody else touches them now.
+    loss = tl.atomic_add(acc_ptr, zero) / n
+    grad = 2.0 * tl.atomic_add(acc_ptr + 1 + cols, zero, mask=col_ok) / n
+    tl.store(acc_ptr, zero)
+    tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
+    tl.store(count_ptr, 0)
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(lr.dtype)
+    tl.store(w_ptr + cols, (w - lr * grad).to(w_ptr.dtype.element_ty), mask=col_ok)
+    tl.store(out_ptr, loss)
+    tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
+
+
+@triton.jit
 def finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
     """Count this program done; the last program to arrive applies the step.
 
@@ -16,19 +34,7 @@ def finish(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n):
     are visible to the program that sees the count reach the grid size.
     """
     if tl.atomic_add(count_ptr, 1) == tl.num_programs(0) - 1:
-        lr = tl.load(lr_ptr)
-        zero = lr * 0
-        # Read the totals through the atomic unit, where the other programs' adds landed,
-        # then clear them and the count for the next step: nobody else touches them now.
-        loss = tl.atomic_add(acc_ptr, zero) / n
-        grad = 2.0 * tl.atomic_add(acc_ptr + 1 + cols, zero, mask=col_ok) / n
-        tl.store(acc_ptr, zero)
-        tl.store(acc_ptr + 1 + cols, zero, mask=col_ok)
-        tl.store(count_ptr, 0)
-        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(lr.dtype)
-        tl.store(w_ptr + cols, (w - lr * grad).to(w_ptr.dtype.element_ty), mask=col_ok)
-        tl.store(out_ptr, loss)
-        tl.store(out_ptr + 1 + cols, grad, mask=col_ok)
+        apply_totals(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
 
 
 @triton.jit
@@ -129,3 +135,42 @@ def read_repeatedly(a_ptr, out_ptr, n, reps, BLOCK: tl.constexpr):
             rows = tl.cast(block, tl.int64) * BLOCK + tl.arange(0, BLOCK)
             acc += tl.load(a_ptr + rows, cache_modifier=".cg")
     tl.store(out_ptr + tl.program_id(0), tl.sum(acc, axis=0))
+
+
+@triton.jit
+def step_barrier(acc_ptr, count_ptr, gen_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n, target):
+    """The end of one step of a persistent kernel: the last program to arrive applies it (as
+    in ``finish``) and opens the barrier by raising the generation; the others wait for that.
+
+    Every program of the grid must be resident at once (at most one per multiprocessor), so the
+    ones waiting never keep the last one from running.
+    """
+    if tl.atomic_add(count_ptr, 1) == tl.num_programs(0) - 1:
+        apply_totals(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
+        tl.atomic_add(gen_ptr, 1)  # acq_rel: w, the sums and the count are written first
+    else:
+        while tl.atomic_add(gen_ptr, 0) < target:
+            pass
+
+
+@triton.jit(do_not_specialize=["n", "k"])
+def fused_steps_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, gen_ptr, out_ptr, lr_ptr, n, k,
+                   BLOCK: tl.constexpr):
+    """``k`` steps in one launch, a grid-wide barrier after each. Each program's rows are one
+    block, read once into registers before the first step and kept there for all k."""
+    acc_t = acc_ptr.dtype.element_ty
+    cols = tl.arange(0, 2)
+    # The generation before this launch: it cannot move before every program has arrived.
+    start = tl.atomic_add(gen_ptr, 0)
+    rows = tl.cast(tl.program_id(0), tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    row_ok = rows < n
+    x = tl.load(x_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
+    y = tl.load(y_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
+    for t in range(k):
+        # volatile: the weight the last program wrote, not a copy cached before the barrier
+        w = tl.load(w_ptr, volatile=True).to(acc_t)
+        r = x * w - y  # rows past n are 0 - 0: they add nothing
+        tl.atomic_add(acc_ptr, tl.sum(r * r, axis=0))
+        tl.atomic_add(acc_ptr + 1, tl.sum(r * x, axis=0))
+        step_barrier(acc_ptr, count_ptr, gen_ptr, out_ptr, w_ptr, lr_ptr, cols, cols < 1, n,
+                     start + t + 1)
