@@ -76,10 +76,9 @@ def test_a_plugin_that_lacks_part_of_the_contract_is_listed_as_unavailable(
         tmp_path, monkeypatch, gdbench_cli):
     """Installed beside the built-ins (its dist-info on the path, as pip leaves it): listed
     with what it lacks, left out of "all", and a one-line error when named."""
-    from tests.plugins import plugin_env
-
     from gdbench.kernels import registry
     from gdbench.runs.sweep import plan
+    from tests.plugins import plugin_env
 
     plugin_env(tmp_path, "incomplete_kernels", {"no-reason": "NoReason"}, INCOMPLETE)
     monkeypatch.syspath_prepend(str(tmp_path))
