@@ -148,7 +148,8 @@ def test_cupy_fused_source_compiles(ctype, d):
     lib = nvrtc()
     if lib is None:
         pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
-    from gdbench.kernels.cupy_fused import MAX_FEATURES, SOURCE
+    from gdbench.kernels.cupy_fused import MAX_FEATURES
+    from gdbench.kernels.cupy_loops import SOURCE
 
     assert d <= MAX_FEATURES
     ptx = compile_cuda(lib, SOURCE, f"fused_step<{ctype}, {d}>")
@@ -174,7 +175,7 @@ def test_cupy_persistent_steps_compile(ctype, rows):
     lib = nvrtc()
     if lib is None:
         pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
-    from gdbench.kernels.cupy_fused import ROWS_PER_THREAD, SOURCE
+    from gdbench.kernels.cupy_loops import ROWS_PER_THREAD, SOURCE
 
     assert rows in ROWS_PER_THREAD
     ptx = compile_cuda(lib, SOURCE, f"fused_steps<{ctype}, {rows}>")
