@@ -18,7 +18,8 @@
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME-2.json, NAME-3.json,
 # NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and NAME-many-steps.json (NAME:
-# the GPU's, such as h100-80gb-hbm3); the tests' results are in check.log. Every results file names the source that ran (commit and hashes).
+# the GPU's, such as h100-80gb-hbm3); the tests' results are in check.log. Every results file
+# names the source that ran (commit and hashes).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does (with
 # `--kernels` naming a few, `--no-roofline` and `--tests` naming one file, so that it takes
 # seconds).
@@ -83,7 +84,7 @@ stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run
 report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
 beside=()  # a GPU run is reported beside the committed CPU run; a CPU run alone
 [ "$device" = cuda ] && beside=(results/cpu-2core-xeon.json)
-stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${beside[@]}" \
+stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" ${beside[@]+"${beside[@]}"} \
     -o "$report_dir/$name-report.md"
 # on the CPU (the tests) the later stages run at the budget given, to take seconds
 if [ "$device" = cuda ]; then spread_sizes=1e6,1e8 later_budget=0.2; else

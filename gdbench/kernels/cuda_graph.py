@@ -19,6 +19,25 @@ def capturable(kernel) -> bool:
     return is_cuda(kernel.device) and bool(getattr(kernel, "cuda_graph", False))
 
 
+def torch_graph(record, warm_up, reset):
+    """A ``torch.cuda.CUDAGraph`` of what ``record`` launches. ``warm_up`` runs first on a side
+    stream, as torch.cuda.graphs asks: lazy initialization (cuBLAS handles, autograd buffers,
+    compilation) must not happen during capture; ``reset`` then undoes what it changed, since
+    capturing records the launches and runs none."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        warm_up()
+    torch.cuda.current_stream().wait_stream(side)
+    reset()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        record()
+    return graph
+
+
 class CudaGraphStep(Wrapper):
     """Wraps a kernel; ``prepare`` captures its step, ``step`` replays it."""
 
@@ -39,21 +58,8 @@ class CudaGraphStep(Wrapper):
         capture(lambda: inner.prepare(x, y, w0=w0, lr=lr))
 
     def _capture_torch(self, reset) -> None:
-        import torch
-
         inner = self.inner
-        # Warm up on a side stream, as torch.cuda.graphs asks: lazy initialization (cuBLAS
-        # handles, autograd buffers, compilation) must not happen during capture.
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                inner.step()
-        torch.cuda.current_stream().wait_stream(side)
-        reset()  # back to w0: capturing records the step, runs nothing
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            inner.step()
+        self.graph = torch_graph(inner.step, lambda: [inner.step() for _ in range(3)], reset)
         self.replay = self.graph.replay
 
     def _capture_cupy(self, reset) -> None:

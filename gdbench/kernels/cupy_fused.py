@@ -33,12 +33,16 @@ def steps_grid(n: int, sms: int) -> tuple[int, int] | None:
     """(blocks, rows per thread) of ``fused_steps`` for ``n`` rows: one block per
     multiprocessor at most, at least MIN_STEPS_ROWS rows each; None when the rows per thread
     would pass the largest R (N past about 10^6 on an H100 or H200)."""
-    blocks = max(1, min(sms, -(-n // MIN_STEPS_ROWS)))
-    per_thread = -(-(-(-n // blocks)) // THREADS)
+    blocks = max(1, min(sms, ceil_div(n, MIN_STEPS_ROWS)))
+    per_thread = ceil_div(ceil_div(n, blocks), THREADS)
     rows = next((r for r in ROWS_PER_THREAD if r >= per_thread), None)
     if rows is None:
         return None
-    return -(-n // (THREADS * rows)), rows
+    return ceil_div(n, THREADS * rows), rows
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 class CupyFused(OutBuffer, FusedKernelBase):
@@ -65,7 +69,7 @@ class CupyFused(OutBuffer, FusedKernelBase):
         self.out = cupy.zeros(1 + self.n_features, dtype=self.dtype)
         sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
         rows_per_block = THREADS * MIN_ROWS_PER_THREAD
-        self.blocks = int(min(-(-self.n_samples // rows_per_block), BLOCKS_PER_SM * sms))
+        self.blocks = int(min(ceil_div(self.n_samples, rows_per_block), BLOCKS_PER_SM * sms))
         self.args = (self.x, self.y, self.w, self.acc, self.done, self.out,
                      np.int64(self.n_samples), np.float64(self.lr))
 

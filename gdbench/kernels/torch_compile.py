@@ -20,6 +20,7 @@ import types
 
 from gdbench.core.devices import is_cuda
 from gdbench.kernels.base import FusedKernelBase
+from gdbench.kernels.cuda_graph import torch_graph
 from gdbench.kernels.torch_base import TorchKernel
 
 
@@ -95,31 +96,11 @@ class TorchCompile(FusedKernelBase, TorchKernel):
         self._stepped = True
 
     def _capture_steps(self, k: int):
-        """k steps in one CUDA graph; w as it was before. A step runs first on a side stream,
-        as torch.cuda.graphs asks (compiling and allocating must not happen in a capture)."""
-        torch = self.torch
+        """k steps in one CUDA graph, warmed up by one step; w as it was before."""
         w = self.w.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            self.step()
-        torch.cuda.current_stream().wait_stream(side)
-        self.w.copy_(w)  # capturing records the steps, runs none
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+
+        def steps():
             for _ in range(k):
                 self.step()
-        return graph
 
-    def local_sums(self):
-        """A data-parallel step's first part: this shard's sums, compiled."""
-        if "sums_fn" not in self.__dict__:
-            self.sums_fn = compiled_sums(self.n_samples, self.n_features, self.dtype, self.device)
-        return self.sums_fn(self.x, self.y, self.w)
-
-    def apply_sums(self, sums, n_total: int):
-        """The update from the sums of all the samples."""
-        self._loss = sums[0] / n_total
-        self._grad = sums[1:] * (2.0 / n_total)
-        self.w.sub_(self._grad, alpha=self.lr)
-        self._stepped = True
+        return torch_graph(steps, self.step, lambda: self.w.copy_(w))
