@@ -104,3 +104,16 @@ class TorchCompile(FusedKernelBase, TorchKernel):
                 self.step()
 
         return torch_graph(steps, self.step, lambda: self.w.copy_(w))
+
+    def local_sums(self):
+        """A data-parallel step's first part: this shard's sums, compiled."""
+        if "sums_fn" not in self.__dict__:
+            self.sums_fn = compiled_sums(self.n_samples, self.n_features, self.dtype, self.device)
+        return self.sums_fn(self.x, self.y, self.w)
+
+    def apply_sums(self, sums, n_total: int):
+        """The update from the sums of all the samples."""
+        self._loss = sums[0] / n_total
+        self._grad = sums[1:] * (2.0 / n_total)
+        self.w.sub_(self._grad, alpha=self.lr)
+        self._stepped = True
