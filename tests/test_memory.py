@@ -126,3 +126,34 @@ def test_cuda_accounting_counts_the_known_arrays(name, arrays):
     kernel = gdbench.make_kernel(name, "cuda")
     m = measure_memory(kernel, lambda: kernel.prepare(x, y))
     assert m["peak_bytes"] == pytest.approx(arrays * 4 * 10**6, abs=0.02 * 4 * 10**6), m
+
+
+class Cycle:
+    """An object kept alive only by a reference to itself: freed by a collection, not by its
+    reference count."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_a_run_collects_its_own_objects_and_leaves_the_rest_frozen_until_it_ends(monkeypatch):
+    import gc
+    import weakref
+
+    from gdbench.core.devices import release_device_memory, run_objects_collected
+
+    before = weakref.ref(Cycle())  # garbage from before the run: the run's first collection
+    calls = []
+    monkeypatch.setattr(sweep, "_sweep", lambda *args: calls.append(gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    with run_objects_collected():
+        assert before() is None and gc.get_freeze_count() > 0
+        inside = weakref.ref(Cycle())
+        sweep.sweep(None)  # a run inside a run: still frozen, and after it too
+        assert calls[0] > 0 and gc.get_freeze_count() > 0
+        release_device_memory("cpu")
+        assert inside() is None  # the run's own garbage is collected
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(KeyboardInterrupt), run_objects_collected():
+        raise KeyboardInterrupt
+    assert gc.get_freeze_count() == 0

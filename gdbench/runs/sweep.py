@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from gdbench.core.devices import is_cpu, is_cuda
+from gdbench.core.devices import is_cpu, is_cuda, run_objects_collected
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.core.reference import loss_and_grad, make_problem
 from gdbench.files.results import Output
@@ -127,7 +127,8 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
     rounds = Rounds(rule, windows=1, lr=lr, remeasure=False,
                     hooks=window_hooks(spec.device) if hooks is None else hooks,
                     fields={"cache_bytes": cache_bytes, "precision_target": rule.precision})
-    return rounds.measure([spec], {problem_key(spec): (x, y, reference)})[0]
+    with run_objects_collected():
+        return rounds.measure([spec], {problem_key(spec): (x, y, reference)})[0]
 
 
 def run(device: str = "auto", kernels: Sequence[str] | str = "all",
@@ -168,7 +169,11 @@ def sweep(settings: Settings, out=None, csv=None,
     measured in that many fresh worker processes, one after the other
     (``gdbench.runs.workers``).
     """
-    s = settings
+    with run_objects_collected():
+        return _sweep(settings, out, csv, on_start, on_result)
+
+
+def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
     device, sizes, n_features = s.device, list(s.sizes), s.n_features
     skipped: list[str] = []
     specs = plan(device, s.kernels, sizes, n_features, list(s.dtypes), s.cuda_graph,
