@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,9 @@ class Samples:
     batch_host: np.ndarray | None = None  # host (launch) time per step of each batch, on CUDA
     window: np.ndarray | None = None  # the window each latency sample was taken in
     batch_window: np.ndarray | None = None  # the window of each batch
+    # summaries made so far: a report or a table asks for the same one many times, and each
+    # is a bootstrap over the samples, which are not changed once recorded
+    _summaries: dict = field(default_factory=dict, init=False, repr=False)
 
     def step(self, clock: str = "device") -> np.ndarray:
         """Whole-step samples: the sum of the phases of each sample."""
@@ -32,14 +35,20 @@ class Samples:
         return getattr(self, clock)[:, self.phases.index(name)]
 
     def summary(self, name: str = "step", clock: str = "device") -> Summary:
-        return Summary.of(self.phase(name, clock), self.window)
+        key = (name, clock)
+        if key not in self._summaries:
+            self._summaries[key] = Summary.of(self.phase(name, clock), self.window)
+        return self._summaries[key]
 
     def throughput(self, clock: str = "device") -> Summary | None:
         """Time per step in batches of back-to-back steps; None when no batch was measured."""
         values = self.batch if clock == "device" else self.batch_host
         if values is None or len(values) == 0:
             return None
-        return Summary.of(values, self.batch_window)
+        key = ("throughput", clock)
+        if key not in self._summaries:
+            self._summaries[key] = Summary.of(values, self.batch_window)
+        return self._summaries[key]
 
     def per_step(self, k: int) -> Samples:
         """The same samples of calls of ``k`` steps each, as times per step."""
