@@ -1,7 +1,6 @@
 """Data-parallel runs on real processes: gloo ranks on loopback, through the elastic agent of
 ``--nproc`` and through two ``torchrun`` node agents; and the failures that must end a run."""
 
-import json
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from gdbench.analysis.tables import format_time
+from gdbench.distributed.launch import launch_sizes
 from gdbench.distributed.step import shard
 from gdbench.files.paths import partial_path
 from gdbench.files.results import read_json
@@ -62,6 +62,12 @@ def gdbench(*args, env=None, cwd=None, timeout=240):
                           text=True, timeout=timeout, env=env, cwd=cwd)
 
 
+def test_weak_scaling_adds_p_times_each_size():
+    assert launch_sizes([1000, 10], 2, weak=True) == [10, 20, 1000, 2000]
+    assert launch_sizes([1000], 3, weak=False) == [1000]
+    assert launch_sizes([1000], 1, weak=True) == [1000]
+
+
 def test_shards_cover_the_samples_once():
     for n, world in [(10, 3), (1001, 2), (4, 4), (7, 1)]:
         bounds = [shard(n, r, world) for r in range(world)]
@@ -106,17 +112,18 @@ def free_port():
 
 
 def test_two_torchrun_node_agents_on_loopback(tmp_path):
-    """--nnodes 2 with a c10d rendezvous on 127.0.0.1: the multi-node path, on one machine."""
+    """--nnodes 2 with a c10d rendezvous on 127.0.0.1: the multi-node path, on one machine;
+    an adapter's step, and a fused kernel's (Triton's interpreter) split at its sums."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
     port, out = free_port(), tmp_path / "r.json"
     command = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "gdbench-test",
-               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-manual,torch-optim",
+               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-manual,triton-fused",
                "--sizes", "1e3", "--budget", "0.04", "--windows", "2", "--quiet", "--out",
                str(out)]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TRITON_INTERPRET="1")
     agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env, cwd=tmp_path) for _ in range(2)]
     logs = [a.communicate(timeout=240)[0] for a in agents]
@@ -124,7 +131,11 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
     run = read_json(out)
     assert run.settings["world_size"] == 2 and len(run.settings["hosts"]) == 2
     assert [(c.spec.kernel, c.spec.ranks, c.status) for c in run.cases] == [
-        ("torch-manual", 2, "ok"), ("torch-optim", 2, "ok")]
+        ("torch-manual", 2, "ok"), ("triton-fused", 2, "ok")]
+    manual, fused = run.cases
+    assert manual.samples.phases == ("forward", "backward", "allreduce", "update")
+    assert fused.samples.phases == ("sums", "allreduce", "update")
+    assert fused.spec.label.endswith("-P2")
 
 
 # One world size then two where a rank dies (the finished world size is kept), two alone where
@@ -152,6 +163,7 @@ def test_a_rank_that_dies_or_hangs_ends_the_run_in_bounded_time(tmp_path, kernel
     kept = read_json(partial_path(out))  # the one-rank cases finished before are kept
     ranks = 1 if nproc == "1,2" else 0  # a finished world size, or the plain step before it
     assert (kernel, ranks) in {(c.spec.kernel, c.spec.ranks) for c in kept.cases}
+    assert kept.settings["weak_scaling"] == (nproc == "1,2")  # only with one rank among them
     assert not out.exists()
 
 
@@ -183,22 +195,6 @@ def test_list_says_which_kernels_run_data_parallel():
     column = [cell.strip() for cell in header.split("┃")].index("data-parallel")
     assert rows["torch-module"].split("│")[column].strip() == "yes"
     assert rows["numpy-manual"].split("│")[column].strip() == "no"
-
-
-def test_results_json_names_the_ranks(tmp_path):
-    """A fused kernel on two ranks: its phases split at the sums, which add up exactly."""
-    out = tmp_path / "r.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TRITON_INTERPRET="1")
-    result = gdbench("run", "--device", "cpu", "--kernels", "triton-fused", "--sizes", "1e3",
-                     "--nproc", "2", "--budget", "0.04", "--windows", "2", "--no-roofline",
-                     "--out", out, "--quiet", cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
-    cases = json.loads(out.read_text())["cases"]
-    assert [(c["ranks"], c["n_samples"], c["status"]) for c in cases] == [
-        (0, 1000, "ok"), (2, 1000, "ok")]  # no weak scaling without one rank
-    case = cases[1]
-    assert case["label"].endswith("-P2")
-    assert set(case["samples"]) == {"sums", "allreduce", "update"}
 
 
 class ThreadWorld:

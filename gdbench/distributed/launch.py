@@ -202,6 +202,12 @@ def plain_baseline(settings: Settings) -> list:
     return sweep.sweep(replace(settings, roofline=False, memory=False)).cases
 
 
+def launch_sizes(sizes, world: int, weak: bool) -> list[int]:
+    """The sizes a launch of ``world`` ranks measures: those asked for (strong scaling), and
+    ``world`` times each of them (weak scaling) when ``weak``."""
+    return sorted(set(sizes) | ({n * world for n in sizes} if weak and world > 1 else set()))
+
+
 def launch(settings: Settings, world_sizes: list[int], output: Output,
            port: int | None = None, on_launch=None) -> RunResult:
     """Run the sweep of ``settings`` (checked, data-parallel kernels, one dtype) once per world
@@ -240,9 +246,7 @@ def launch(settings: Settings, world_sizes: list[int], output: Output,
             for world in world_sizes:
                 if on_launch:
                     on_launch(world)
-                strong = s.sizes
-                sizes = sorted(set(strong) | ({n * world for n in strong}
-                                              if weak and world > 1 else set()))
+                sizes = launch_sizes(s.sizes, world, weak)
                 out = Path(folder) / f"ranks-{world}.json"
                 os.environ["OMP_NUM_THREADS"] = str(max(1, cores // world))
                 logs = Path(folder) / f"logs-{world}"
