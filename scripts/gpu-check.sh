@@ -7,7 +7,8 @@
 #   5. two more runs at 1e6 and 1e8 in two worker processes each: the spread between runs;
 #   6. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
 #   7. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
-#   8. `gdbench ab`, the A/A self-check of the fused kernel, in blocks of fresh processes;
+#   8. `gdbench ab`, the A/A self-check of the fused kernel (or of the first of `--kernels`),
+#      in blocks of fresh processes;
 #   9. K = 1 against K = 1000 steps per call at 1e4 and 1e6 (the persistent kernels).
 # Every stage runs under `timeout` and a failing stage does not stop the next. Run from a
 # checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
@@ -112,6 +113,7 @@ stage 35 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run
     --out "$out/$name-precision.json"
 if [ "$device" = cuda ]; then ab_kernel=triton-fused ab_sizes=1e6,1e8 ab_time=25; else
     ab_kernel=numba-fused ab_sizes="$sizes" ab_time=4; fi
+[ "$kernels" != all ] && ab_kernel="${kernels%%,*}"  # the first kernel named
 stage 30 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
     --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 --max-blocks 6 \
     --max-time "$ab_time" --quiet --out "$out/$name-ab.json"
