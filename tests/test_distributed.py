@@ -187,8 +187,8 @@ def test_bad_distributed_arguments_are_one_line(tmp_path, args, message, gdbench
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_list_says_which_kernels_run_data_parallel():
-    result = gdbench("list")
+def test_list_says_which_kernels_run_data_parallel(gdbench_cli):
+    result = gdbench_cli("list")
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
             if line.startswith("│")}
     header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))

@@ -3,8 +3,6 @@ case, contended cases, readable numbers, dtype spellings and shadowed plugins.""
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -161,12 +159,13 @@ def test_the_dtype_spellings_the_tables_print_are_accepted():
     assert args.dtype == "float32,bfloat16,float16"
 
 
-def test_a_plugin_named_like_a_built_in_kernel_is_listed_with_why(tmp_path):
-    env = plugin_env(tmp_path, "shadow", {"numpy-manual": "Shadow"},
-                     "from gdbench.kernels.numpy_manual import NumpyManual\n"
-                     "class Shadow(NumpyManual):\n    pass\n")
-    result = subprocess.run([sys.executable, "-m", "gdbench", "list"], capture_output=True,
-                            text=True, timeout=120, env=env)
+def test_a_plugin_named_like_a_built_in_kernel_is_listed_with_why(tmp_path, monkeypatch,
+                                                                 gdbench_cli):
+    plugin_env(tmp_path, "shadow", {"numpy-manual": "Shadow"},
+               "from gdbench.kernels.numpy_manual import NumpyManual\n"
+               "class Shadow(NumpyManual):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = gdbench_cli("list")
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "numpy-manual (plugin)" in line)
     assert "not loaded" in row
