@@ -83,12 +83,13 @@ def run_objects_collected():
     With torch, numba and the other backends imported, a full collection walks millions of
     objects: a quarter of a second on the 2-core VM, for every case that released its memory,
     and a pause wherever Python started one itself inside a timed window. What is alive when
-    the outermost run starts is collected once and frozen (``gc.freeze``), and unfrozen when it
-    ends, so that a long-lived process (a notebook, the tests) still collects it afterwards.
+    the outermost run starts is frozen (``gc.freeze``), after a collection of the younger
+    generations (the garbage made just before), and unfrozen when the run ends, so that a
+    long-lived process (a notebook, the tests) collects it afterwards.
     """
     global _runs_frozen
     if _runs_frozen == 0:
-        gc.collect()
+        gc.collect(1)
         gc.freeze()
     _runs_frozen += 1
     try:
