@@ -196,7 +196,8 @@ def test_the_report_sets_k_steps_against_one(tmp_path, gdbench_cli):
     [(key, by_size)] = findings.many_steps(run).items()
     assert key == ("numba-fused", 100) and by_size == {1000: pytest.approx(0.1)}
     write_json(run, tmp_path / "r.json")
-    assert gdbench_cli("report", tmp_path / "r.json", "-o", tmp_path / "r.md").returncode == 0
+    assert gdbench_cli("report", tmp_path / "r.json", "-o", tmp_path / "r.md",
+                       "--no-plots").returncode == 0
     text = (tmp_path / "r.md").read_text()
     assert "### Many steps per call" in text and "| numba-fused | 100 |" in text
 

@@ -50,7 +50,7 @@ def test_report_never_replaces_results_but_replaces_its_own_markdown(tmp_path, c
     assert read_json(run).cases  # still the run
     md = tmp_path / "r.md"
     md.write_text("an older report\n")
-    assert cli.main(["report", str(run), "-o", str(md)]) == 0
+    assert cli.main(["report", str(run), "-o", str(md), "--no-plots"]) == 0
     assert md.read_text().startswith("# gdbench report")
 
 

@@ -163,8 +163,12 @@ def test_narrow_terminals_get_fewer_sizes_per_table():
 def test_report_keeps_the_marks(tmp_path):
     noisy = write_run(tmp_path / "n.json", "cpu", CPU, spread=0.5, drift=0.3)
     out = tmp_path / "report.md"
-    assert main(["report", str(noisy), "-o", str(out)]) == 0
-    assert "~" in out.read_text().split("## Plots")[0].split("| kernel |")[1]
+    assert main(["report", str(noisy), "-o", str(out), "--no-plots"]) == 0
+    text = out.read_text()
+    assert "~" in text.split("## Findings")[0].split("| kernel |")[1]
+    # --no-plots: the tables and findings, no plot and no reference to one
+    assert "## Plots" not in text and ".png" not in text
+    assert not (tmp_path / "report-plots").exists()
 
 
 def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
@@ -179,7 +183,7 @@ def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
     run.cases[1] = replace(run.cases[1], contention=[crowded] * 4)
     path, out = tmp_path / "r.json", tmp_path / "r.md"
     write_json(run, path)
-    assert main(["report", str(path), "-o", str(out)]) == 0
+    assert main(["report", str(path), "-o", str(out), "--no-plots"]) == 0
     text = out.read_text()
     held, own = text.split("Cases measured while other work held them back:")[1].split(
         "Cases whose own threads outnumbered the CPUs")
@@ -210,7 +214,7 @@ def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
     run.cases[0] = replace(run.cases[0], energy={"windows": [window] * 4})
     path, out = tmp_path / "r.json", tmp_path / "r.md"
     write_json(run, path)
-    assert main(["report", str(path), "-o", str(out)]) == 0
+    assert main(["report", str(path), "-o", str(out), "--no-plots"]) == 0
     text = out.read_text()
     assert ("- source: commit aaaaaaaaaaaa + uncommitted changes to 1 file (sha256 bbbbbbbbbbbb);"
             " files sha256 cccccccccccc") in text

@@ -230,14 +230,16 @@ def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
     return lines
 
 
-def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None) -> Path:
-    """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/``."""
+def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None,
+                 plots: bool = True) -> Path:
+    """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/`` (without them
+    when not ``plots``)."""
 
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
-    if timed:
+    if timed and plots:
         plot(runs, plots_dir, size, labels)
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
@@ -275,12 +277,13 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "say why each was not.", ""]
         write_atomic(out, "\n".join(lines))
         return out
-    lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})", "",
-              f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})", "",
-              f"![phases of one step]({rel / 'phases.png'})", "",
-              *([f"![parallel efficiency]({rel / 'ranks.png'})", ""]
-                if any(findings.scaling(r) for r in runs) else []),
-              "## Findings", "",
+    if plots:
+        lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})",
+                  "", f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})",
+                  "", f"![phases of one step]({rel / 'phases.png'})", "",
+                  *([f"![parallel efficiency]({rel / 'ranks.png'})", ""]
+                    if any(findings.scaling(r) for r in runs) else [])]
+    lines += ["## Findings", "",
               *findings_lines(runs, labels), ""]
     write_atomic(out, "\n".join(lines))
     return out

@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--html", metavar="FILE.html",
                    help="one self-contained page: sortable tables, plots to hover, findings")
     p.add_argument("--size", help="sample count of the phase plot (default: the largest)")
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="the Markdown report's tables and findings without its plots")
 
 
 def _kind(path) -> str:
@@ -53,5 +55,6 @@ def main(args) -> int:
         if converged:
             print(write_converge_report(converged, markdown_inputs, out))
         else:
-            print(write_report(read_runs(markdown_inputs), markdown_inputs, out, size))
+            print(write_report(read_runs(markdown_inputs), markdown_inputs, out, size,
+                               args.plots))
     return 0
