@@ -1,8 +1,6 @@
 """Plots rendered headless, the Markdown report, and the findings it computes."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -94,10 +92,7 @@ def test_report_cli(tmp_path):
     cpu = write_run(tmp_path / "cpu.json", "cpu", CPU, phased=True)
     gpu = write_run(tmp_path / "gpu.json", "cuda", GPU)
     out = tmp_path / "out" / "report.md"
-    result = subprocess.run([sys.executable, "-m", "gdbench", "report", str(cpu), str(gpu),
-                             "-o", str(out), "--size", "1e4"], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert main(["report", str(cpu), str(gpu), "-o", str(out), "--size", "1e4"]) == 0
     text = out.read_text()
     for heading in ("## Plots", "### Fastest kernel at each size", "### Speedup over the",
                     "### Where each GPU kernel overtakes the best CPU kernel",
