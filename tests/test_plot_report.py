@@ -218,3 +218,25 @@ def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
     assert "roofline: 4.4e+03 GB/s read from memory (torch-sum) (a copy: 4.6e+03 GB/s" in text
     assert "| torch-manual-cuda-float32-N1e2-D1 | 500 µJ | 200,000 |" in text
     assert cell(run.cases[0]).splitlines()[-1] == "500 µJ/step"
+
+
+def test_a_run_whose_every_case_was_contended_is_reported_without_plots(tmp_path, capsys):
+    """Plots leave contended cases out: with nothing else left the report says so and exits 0,
+    and the plot command says why in one line."""
+    from dataclasses import replace
+
+    from gdbench.files.results import write_json
+
+    run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5})
+    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
+    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
+    assert run.cases[0].ok and not run.cases[0].reliable
+    path, out = tmp_path / "r.json", tmp_path / "r.md"
+    write_json(run, path)
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "## Plots\n\nNone: every timed case was held back by other work (contended)" in text
+    assert not (tmp_path / "r-plots").exists()
+    assert main(["plot", str(path), "-o", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert "held back by other work" in err and len(err.strip().splitlines()) == 1

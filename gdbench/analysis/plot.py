@@ -42,6 +42,14 @@ def series(runs: list[RunResult], labels: list[str]) -> dict[tuple[str, str, str
     return {k: sorted(v, key=lambda c: c.spec.n_samples) for k, v in lines.items()}
 
 
+def nothing_to_plot(runs: list[RunResult]) -> str:
+    """Why ``series`` of ``runs`` is empty."""
+    if any(c.ok for run in runs for c in run.cases):
+        return ("every timed case was held back by other work (contended), and plots leave "
+                "those out")
+    return "the results hold no successfully timed case to plot"
+
+
 def series_name(name: str, device: str, label: str) -> str:
     return f"{name} ({device}{', ' + label if label else ''})"
 
@@ -217,7 +225,7 @@ def figures(runs: list[RunResult], size: int | None = None,
     labels = labels or run_labels(runs)
     lines = series(runs, labels)
     if not lines:
-        raise ValueError("the results hold no successfully timed case to plot")
+        raise ValueError(nothing_to_plot(runs))
     made = [("scaling", scaling_figure(plt, lines)),
             ("bandwidth", bandwidth_figure(plt, runs, labels, lines)),
             ("phases", phases_figure(plt, runs, labels, size)),
@@ -234,7 +242,7 @@ def plot(runs: list[RunResult], out_dir, size: int | None = None,
     """
     labels = labels or run_labels(runs)
     if not series(runs, labels):
-        raise ValueError("the results hold no successfully timed case to plot")
+        raise ValueError(nothing_to_plot(runs))
     out_dir = check_plot_files(out_dir, PLOTS)
     paths = []
     for name, fig in figures(runs, size, labels):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gdbench.analysis import findings
-from gdbench.analysis.plot import plot
+from gdbench.analysis.plot import nothing_to_plot, plot
 from gdbench.analysis.tables import (
     MARKS,
     format_arrays,
@@ -239,7 +239,8 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     plots_dir = out.parent / f"{out.stem}-plots"
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
-    if timed and plots:
+    drawn = plots and any(c.reliable for run in runs for c in run.cases)
+    if drawn:
         plot(runs, plots_dir, size, labels)
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
@@ -277,7 +278,9 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "say why each was not.", ""]
         write_atomic(out, "\n".join(lines))
         return out
-    if plots:
+    if plots and not drawn:
+        lines += ["## Plots", "", f"None: {nothing_to_plot(runs)}.", ""]
+    if drawn:
         lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})",
                   "", f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})",
                   "", f"![phases of one step]({rel / 'phases.png'})", "",
