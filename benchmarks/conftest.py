@@ -14,7 +14,7 @@ if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
     os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels on CPU tensors, as in tests/
 
 import gdbench  # noqa: E402
-from gdbench.core.devices import resolve_device  # noqa: E402
+from gdbench.core.devices import is_cpu, resolve_device  # noqa: E402
 from gdbench.core.dtypes import DTYPES, problem_dtype  # noqa: E402
 from gdbench.core.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
 from gdbench.measure.clocks import SynchronizedClock  # noqa: E402
@@ -61,7 +61,7 @@ def cases(config, phase: str) -> list[CaseSpec]:
         TIMED_SIZES[device] if timed(config) else UNTIMED_SIZES)
     wanted = config.getoption("gdbench_kernels")
     infos = [k for k in gdbench.list_kernels(device) if k.available_on(device)]
-    if timed(config) and device == "cpu":
+    if timed(config) and is_cpu(device):
         # Triton on the CPU is its interpreter: right for checking a kernel, not for timing it.
         infos = [k for k in infos if k.backend != "triton"]
     if wanted != "all":

@@ -101,7 +101,7 @@ def test_untimed_run_catches_a_broken_kernel(tmp_path):
 
 
 def test_unknown_kernel_is_a_usage_error():
-    result = run_suite("--gdbench-kernels", "nope")
+    result = run_suite("--gdbench-device", "cpu", "--gdbench-kernels", "nope")
     assert result.returncode != 0
     assert "unknown kernel 'nope'" in result.stdout + result.stderr
 
