@@ -240,3 +240,25 @@ def test_a_run_whose_every_case_was_contended_is_reported_without_plots(tmp_path
     assert main(["plot", str(path), "-o", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err
     assert "held back by other work" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_whose_every_case_was_contended_writes_its_results_and_no_plots(tmp_path):
+    """run --plot after a run on a busy machine: the results count, the plots say why not."""
+    import io
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from gdbench.cli.run import _show
+
+    run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5})
+    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
+    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
+    args = SimpleNamespace(quiet=True, out=tmp_path / "r.json", csv=None,
+                           plot=tmp_path / "plots", detail=False)
+    err = io.StringIO()
+    assert _show(args, run, Console(file=err, width=200)) == 0
+    assert (f"no plots in {tmp_path / 'plots'}: every timed case was held back by other work"
+            in err.getvalue())
+    assert not any((tmp_path / "plots").glob("*.png"))

@@ -9,7 +9,7 @@ from dataclasses import replace
 from rich.console import Console
 
 from gdbench.analysis import tables
-from gdbench.analysis.plot import plot
+from gdbench.analysis.plot import nothing_to_plot, plot
 from gdbench.cli.common import (
     add_run_options,
     interrupted,
@@ -72,9 +72,12 @@ def _show(args, result, err) -> int:
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     timed = any(c.ok for c in result.cases)
-
+    drawn = any(c.reliable for c in result.cases)
     wrote(err, f"{args.out}" + (f" and {args.csv}" if args.csv else ""), result.moved_aside,
-           args.plot if timed else None, lambda: plot([result], args.plot))
+           args.plot if drawn else None, lambda: plot([result], args.plot))
+    if timed and args.plot and not drawn:
+        err.print(f"no plots in {args.plot}: {nothing_to_plot([result])}", markup=False,
+                  highlight=False)
     if not timed:
         err.print(f"gdbench run: no case was timed ({len(result.cases)} failed); their reasons "
                   f"are in {args.out}", markup=False, highlight=False)
