@@ -23,6 +23,19 @@ def cuda_present() -> bool:
     return resolve_device("auto") == "cuda"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n``, workers steal tests from each other (pytest-xdist's worksteal) unless
+    ``--dist`` names a mode other than the default: a few tests run for tens of seconds (ranks
+    in processes of their own, the GPU script's stages on the CPU), and behind them a worker
+    with a share handed out in advance sat idle while the other worked through its own."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import WorkStealingScheduling
+
+    return WorkStealingScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     if any("cuda" in item.keywords for item in items) and not cuda_present():
         skip = pytest.mark.skip(reason="no CUDA device here")
