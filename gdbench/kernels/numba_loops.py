@@ -44,18 +44,21 @@ def add_rows(x, y, w, start, stop, acc):
 
 @numba.njit(parallel=True, fastmath=FAST, cache=True)
 def fused_step_2d(x, y, w, lr, out, chunks):
-    """The same for x (N, D): ``chunks`` contiguous blocks of rows, summed in parallel."""
+    """The same for x (N, D): ``chunks`` contiguous blocks of rows, summed in parallel, each
+    into a row of ``partial`` padded to whole cache lines, so that no two threads write one
+    line. Nothing is allocated inside the parallel loop: an array made there (or a sum over an
+    axis after it) took numba 12 s to compile in float32, 3 s without, at the same speed."""
     n, d = x.shape
     chunks = min(n, chunks)
-    partial = np.zeros((chunks, d + 1))
+    partial = np.zeros((chunks, (d + 8) // 8 * 8))
     for c in numba.prange(chunks):
-        acc = np.zeros(d + 1)
-        add_rows(x, y, w, c * n // chunks, (c + 1) * n // chunks, acc)
-        partial[c] = acc
-    total = partial.sum(axis=0)
-    out[0] = total[0] / n
+        add_rows(x, y, w, c * n // chunks, (c + 1) * n // chunks, partial[c])
+    for j in range(d + 1):
+        total = 0.0
+        for c in range(chunks):
+            total += partial[c, j]
+        out[j] = total / n if j == 0 else 2.0 * total / n
     for j in range(d):
-        out[1 + j] = 2.0 * total[1 + j] / n
         w[j] -= lr * out[1 + j]
 
 
