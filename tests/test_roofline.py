@@ -45,7 +45,7 @@ def test_roofline_picks_the_level_the_data_fits_in():
 
 def test_bandwidth_is_measured_at_a_case_size_in_every_round():
     result = gdbench.run("cpu", ["numpy-manual"], [1000, 100_000], budget=0.03, windows=3,
-                         probe_bytes=64 << 20)
+                         probe_bytes=4 << 20)
     assert sorted(result.rooflines) == [8000, 800_000]
     assert all(len(v) == 3 for v in result.rooflines.values())
     for case in result.cases:  # a case measured again has the rooflines of its own windows

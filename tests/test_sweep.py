@@ -68,7 +68,7 @@ def test_default_sizes():
 def test_run_records_every_case(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     result = gdbench.run("cpu", ["numpy-manual", "torch-manual"], [100, 5000], n_features=2,
-                         budget=0.05, out=out, csv=csv, probe_bytes=64 << 20)
+                         budget=0.05, out=out, csv=csv, probe_bytes=4 << 20)
     assert result.complete
     assert [(c.spec.kernel, c.spec.n_samples) for c in result.cases] == [
         ("numpy-manual", 100), ("torch-manual", 100), ("numpy-manual", 5000), ("torch-manual", 5000)]
