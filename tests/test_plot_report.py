@@ -115,7 +115,12 @@ def test_report_cli(tmp_path):
     assert (tmp_path / "out" / "report-plots" / "phases.svg").exists()
 
 
-def test_run_with_plot(tmp_path, gdbench_cli):
+def test_run_with_plot(tmp_path, gdbench_cli, monkeypatch):
+    from gdbench.runs import sweep
+
+    # no contention watch: a case that other work held back would be left out of the plots
+    # (tested above), and this machine may be busy
+    monkeypatch.setattr(sweep, "window_hooks", lambda device: [])
     result = gdbench_cli("run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes",
                          "1e2,1e3", "--budget", "0.02", "--no-roofline", "--out",
                          tmp_path / "r.json", "--plot", tmp_path / "plots", "--quiet")
