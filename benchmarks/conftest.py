@@ -37,6 +37,8 @@ def pytest_addoption(parser):
     group.addoption("--gdbench-kernels", default="all", help="comma-separated kernel names")
     group.addoption("--gdbench-dtype", default="float32", choices=DTYPES,
                     help="storage format of x, y and w (default float32)")
+    group.addoption("--gdbench-max-time", type=float, default=0.5, metavar="SECONDS",
+                    help="seconds of timed rounds per benchmark (default 0.5)")
 
 
 def timed(config) -> bool:
@@ -82,7 +84,9 @@ def pytest_generate_tests(metafunc):
         phase = metafunc.function.__name__.removeprefix("test_")
         specs = cases(metafunc.config, phase)
         marks = [pytest.mark.benchmark(group=f"{phase} N={format_size(s.n_samples)}",
-                                       timer=clock(s.device), max_time=0.5) for s in specs]
+                                       timer=clock(s.device),
+                                       max_time=metafunc.config.getoption("gdbench_max_time"))
+                 for s in specs]
         metafunc.parametrize("spec", [pytest.param(s, marks=m, id=case_id(s))
                                       for s, m in zip(specs, marks)])
 
@@ -92,6 +96,12 @@ def problem(n_samples: int, dtype: str):
     """The case's data and its float64 reference step, shared by the kernels of one size."""
     x, y = make_problem(n_samples, 1, dtype)
     return x, y, loss_and_grad(x, y, [0.0])
+
+
+@pytest.fixture
+def max_time(request) -> float:
+    """Seconds of timed rounds per benchmark (``--gdbench-max-time``)."""
+    return request.config.getoption("gdbench_max_time")
 
 
 @pytest.fixture

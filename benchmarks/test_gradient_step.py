@@ -17,11 +17,11 @@ import math
 import time
 
 ROUND_SECONDS = 2e-3  # the target length of a round of step or forward calls
-MAX_SECONDS = 0.5  # of rounds per benchmark, as the suite's max_time
+MAX_SECONDS = 0.5  # of rounds per benchmark, unless --gdbench-max-time says otherwise
 
 
-def repeated(call, clock, batches=3) -> tuple[int, int]:
-    """(calls per round, rounds): rounds of about ROUND_SECONDS filling MAX_SECONDS, from
+def repeated(call, clock, batches=3, max_time=MAX_SECONDS) -> tuple[int, int]:
+    """(calls per round, rounds): rounds of about ROUND_SECONDS filling ``max_time``, from
     the fastest of ``batches`` batches of warm calls read on the round's own clock (a batch
     that another process slowed would otherwise make the rounds too short)."""
     for _ in range(3):
@@ -34,7 +34,7 @@ def repeated(call, clock, batches=3) -> tuple[int, int]:
             calls += 1
         per_call = min(per_call, elapsed / calls)
     k = max(1, math.ceil(ROUND_SECONDS / per_call))
-    return k, max(5, min(2000, math.ceil(MAX_SECONDS / (k * per_call))))
+    return k, max(5, min(2000, math.ceil(max_time / (k * per_call))))
 
 
 def rounds_for(kernel, phase_setup, phase, max_time=MAX_SECONDS) -> int:
@@ -48,29 +48,29 @@ def rounds_for(kernel, phase_setup, phase, max_time=MAX_SECONDS) -> int:
     return max(5, min(2000, math.ceil(max_time / per_round)))
 
 
-def test_step(kernel, benchmark, round_clock):
-    calls, rounds = repeated(kernel.step, round_clock)
+def test_step(kernel, benchmark, round_clock, max_time):
+    calls, rounds = repeated(kernel.step, round_clock, max_time=max_time)
     benchmark.pedantic(kernel.step, iterations=calls, rounds=rounds, warmup_rounds=1)
 
 
-def test_forward(kernel, benchmark, round_clock):
-    calls, rounds = repeated(kernel.forward, round_clock)
+def test_forward(kernel, benchmark, round_clock, max_time):
+    calls, rounds = repeated(kernel.forward, round_clock, max_time=max_time)
     benchmark.pedantic(kernel.forward, iterations=calls, rounds=rounds, warmup_rounds=1)
 
 
-def test_backward(kernel, benchmark):
+def test_backward(kernel, benchmark, max_time):
     def setup():
         kernel.step()  # its update clears the gradient (grad = None, zero_grad)
         kernel.forward()
 
     benchmark.pedantic(kernel.backward, setup=setup, warmup_rounds=1,
-                       rounds=rounds_for(kernel, setup, kernel.backward))
+                       rounds=rounds_for(kernel, setup, kernel.backward, max_time))
 
 
-def test_update(kernel, benchmark):
+def test_update(kernel, benchmark, max_time):
     def setup():
         kernel.forward()
         kernel.backward()
 
     benchmark.pedantic(kernel.update, setup=setup, warmup_rounds=1,
-                       rounds=rounds_for(kernel, setup, kernel.update))
+                       rounds=rounds_for(kernel, setup, kernel.update, max_time))

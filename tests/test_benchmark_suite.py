@@ -28,7 +28,7 @@ def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
     out = tmp_path / "bench.json"
     result = run_suite("--benchmark-only", "--gdbench-device", "cpu", "--gdbench-sizes", "1e3",
                        "--gdbench-kernels", "numpy-manual,torch-autograd",
-                       f"--benchmark-json={out}")
+                       "--gdbench-max-time", "0.05", f"--benchmark-json={out}")
     assert result.returncode == 0, result.stdout[-2000:]
     benchmarks = {b["name"]: b for b in json.loads(out.read_text())["benchmarks"]}
     assert set(benchmarks) == {f"test_{p}[{k}-cpu-1e3]" for p in ("step", *gdbench.PHASES)
@@ -42,6 +42,7 @@ def test_timed_suite_writes_pytest_benchmark_json(tmp_path):
     assert info["bytes_per_step"] == 8000
     assert info["effective_gbs"] == pytest.approx(8000 / step["stats"]["median"] / 1e9)
     assert step["stats"]["rounds"] >= 5 and step["options"]["timer"].endswith("SynchronizedClock('cpu')")
+    assert step["options"]["max_time"] == 0.05  # --gdbench-max-time
     for name, bench in benchmarks.items():  # calls of microseconds are repeated within a round
         repeats = name.startswith(("test_step", "test_forward"))
         assert (bench["stats"]["iterations"] > 1) == repeats, name
