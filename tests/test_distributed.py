@@ -77,9 +77,10 @@ def test_shards_cover_the_samples_once():
 
 
 def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path, gdbench_cli):
-    """1 and 2 gloo ranks: every case verified on the full data, one results file, scaling."""
+    """1 and 2 gloo ranks: every case verified on the full data, one results file, scaling
+    (the DDP adapter on real ranks runs under torchrun below)."""
     out = tmp_path / "ranks.json"
-    result = gdbench("run", "--device", "cpu", "--kernels", "torch-manual,torch-module",
+    result = gdbench("run", "--device", "cpu", "--kernels", "torch-manual",
                      "--sizes", "1001", "--nproc", "1,2", "--budget", "0.04", "--windows", "2",
                      "--no-roofline", "--out", out, "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -87,12 +88,11 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path, gdbenc
     assert run.complete and run.settings["world_sizes"] == [1, 2]
     assert run.settings["dist_backend"] == "gloo"
     labels = {c.spec.label: c for c in run.cases}
-    for kernel in ("torch-manual", "torch-module"):  # the two kinds of adapter
-        for ranks, n in ((1, 1001), (2, 1001), (2, 2002)):  # strong at 1001, weak at 2 x 1001
-            case = labels[f"{kernel}-cpu-float32-N{n}-D1-P{ranks}"]
-            assert case.ok, case.message  # ok: it agreed with the float64 reference first
-            assert "allreduce" in case.samples.phases and case.windows == 2
-        assert labels[f"{kernel}-cpu-float32-N1001-D1"].ok  # the plain step, the baseline
+    for ranks, n in ((1, 1001), (2, 1001), (2, 2002)):  # strong at 1001, weak at 2 x 1001
+        case = labels[f"torch-manual-cpu-float32-N{n}-D1-P{ranks}"]
+        assert case.ok, case.message  # ok: it agreed with the float64 reference first
+        assert "allreduce" in case.samples.phases and case.windows == 2
+    assert labels["torch-manual-cpu-float32-N1001-D1"].ok  # the plain step, the baseline
     assert len(run.allreduce_floors[2]) == 2 and min(run.allreduce_floors[2]) > 0
     report = tmp_path / "report.md"
     assert gdbench_cli("report", out, "-o", report).returncode == 0
@@ -113,14 +113,15 @@ def free_port():
 
 def test_two_torchrun_node_agents_on_loopback(tmp_path):
     """--nnodes 2 with a c10d rendezvous on 127.0.0.1: the multi-node path, on one machine;
-    an adapter's step, and a fused kernel's (Triton's interpreter) split at its sums."""
+    nn.Linear's step under DistributedDataParallel, and a fused kernel's (Triton's
+    interpreter) split at its sums."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
     port, out = free_port(), tmp_path / "r.json"
     command = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "gdbench-test",
-               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-manual,triton-fused",
+               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-module,triton-fused",
                "--sizes", "1e3", "--budget", "0.04", "--windows", "2", "--quiet", "--out",
                str(out)]
     env = dict(os.environ, PYTHONPATH=str(REPO), TRITON_INTERPRET="1")
@@ -131,9 +132,9 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
     run = read_json(out)
     assert run.settings["world_size"] == 2 and len(run.settings["hosts"]) == 2
     assert [(c.spec.kernel, c.spec.ranks, c.status) for c in run.cases] == [
-        ("torch-manual", 2, "ok"), ("triton-fused", 2, "ok")]
-    manual, fused = run.cases
-    assert manual.samples.phases == ("forward", "backward", "allreduce", "update")
+        ("torch-module", 2, "ok"), ("triton-fused", 2, "ok")]
+    module, fused = run.cases
+    assert module.samples.phases == ("forward", "backward", "allreduce", "update")
     assert fused.samples.phases == ("sums", "allreduce", "update")
     assert fused.spec.label.endswith("-P2")
 
