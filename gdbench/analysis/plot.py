@@ -42,6 +42,11 @@ def series(runs: list[RunResult], labels: list[str]) -> dict[tuple[str, str, str
     return {k: sorted(v, key=lambda c: c.spec.n_samples) for k, v in lines.items()}
 
 
+def plottable(runs: list[RunResult]) -> bool:
+    """Whether ``series`` of ``runs`` has a line: some case timed and not held back."""
+    return any(c.reliable for run in runs for c in run.cases)
+
+
 def nothing_to_plot(runs: list[RunResult]) -> str:
     """Why ``series`` of ``runs`` is empty."""
     if any(c.ok for run in runs for c in run.cases):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gdbench.analysis import findings
-from gdbench.analysis.plot import nothing_to_plot, plot
+from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.analysis.tables import (
     MARKS,
     format_arrays,
@@ -239,7 +239,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     plots_dir = out.parent / f"{out.stem}-plots"
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
-    drawn = plots and any(c.reliable for run in runs for c in run.cases)
+    drawn = plots and plottable(runs)
     if drawn:
         plot(runs, plots_dir, size, labels)
     rel = Path(os.path.relpath(plots_dir, out.parent))

@@ -6,7 +6,7 @@ import sys
 
 from gdbench.analysis.convergence import plot_converge
 from gdbench.analysis.findings import run_labels
-from gdbench.analysis.plot import nothing_to_plot, plot
+from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.analysis.tables import failures
 from gdbench.cli.common import converge_files, parse_size, read_runs
 from gdbench.files.paths import check_folder
@@ -32,7 +32,7 @@ def main(args) -> int:
     check_folder(args.output, "-o")
     if not any(c.ok for run in runs for c in run.cases):
         return nothing_timed("plot", runs, args.results)
-    if not any(c.reliable for run in runs for c in run.cases):
+    if not plottable(runs):
         print(f"gdbench plot: {nothing_to_plot(runs)}: nothing to plot", file=sys.stderr)
         return 1
     paths = plot(runs, args.output, size, run_labels(runs, args.results))

@@ -9,7 +9,7 @@ from dataclasses import replace
 from rich.console import Console
 
 from gdbench.analysis import tables
-from gdbench.analysis.plot import nothing_to_plot, plot
+from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.cli.common import (
     add_run_options,
     interrupted,
@@ -72,7 +72,7 @@ def _show(args, result, err) -> int:
         for line in tables.failures(result):
             err.print(line, markup=False, highlight=False)
     timed = any(c.ok for c in result.cases)
-    drawn = any(c.reliable for c in result.cases)
+    drawn = plottable([result])
     wrote(err, f"{args.out}" + (f" and {args.csv}" if args.csv else ""), result.moved_aside,
            args.plot if drawn else None, lambda: plot([result], args.plot))
     if timed and args.plot and not drawn:
