@@ -1,6 +1,7 @@
 """Plots rendered headless, the Markdown report, and the findings it computes."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,13 @@ CPU = {("numpy-manual", 100): 10e-6, ("numpy-manual", 10_000): 20e-6,
        ("numba-fused", 100): 3e-6, ("numba-fused", 10_000): 5e-6, ("numba-fused", 1_000_000): 0.2e-3}
 GPU = {("torch-manual", 100): 30e-6, ("torch-manual", 10_000): 31e-6,
        ("torch-manual", 1_000_000): 40e-6}
+# a window's contention readings: other processes ran while it waited for a CPU
+BUSY = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
+
+
+def held_back(case, reading=BUSY):
+    """``case`` as if every window of it read ``reading``."""
+    return replace(case, contention=[reading] * 4)
 
 
 def drawn(runs, stem, folder, **kwargs) -> str:
@@ -182,15 +190,12 @@ def test_report_keeps_the_marks(tmp_path):
 
 
 def test_report_tells_other_work_from_a_kernel_own_threads(tmp_path):
-    from dataclasses import replace
-
     from gdbench.files.results import write_json
 
     run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5, ("jax-jit", 100): 2e-5})
-    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
     crowded = {"run_delay_fraction": 0.7, "others_cpu_per_wall": 0.0}
-    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
-    run.cases[1] = replace(run.cases[1], contention=[crowded] * 4)
+    run.cases[0] = held_back(run.cases[0])
+    run.cases[1] = held_back(run.cases[1], crowded)
     path, out = tmp_path / "r.json", tmp_path / "r.md"
     write_json(run, path)
     assert main(["report", str(path), "-o", str(out), "--no-plots"]) == 0
@@ -209,8 +214,6 @@ def test_the_default_table_has_one_line_per_cell_and_three_sizes_fit_80_columns(
 
 
 def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
-    from dataclasses import replace
-
     from gdbench.analysis.tables import cell
     from gdbench.files.results import write_json
 
@@ -238,13 +241,10 @@ def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
 def test_a_run_whose_every_case_was_contended_is_reported_without_plots(tmp_path, capsys):
     """Plots leave contended cases out: with nothing else left the report says so and exits 0,
     and the plot command says why in one line."""
-    from dataclasses import replace
-
     from gdbench.files.results import write_json
 
     run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5})
-    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
-    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
+    run.cases[0] = held_back(run.cases[0])
     assert run.cases[0].ok and not run.cases[0].reliable
     path, out = tmp_path / "r.json", tmp_path / "r.md"
     write_json(run, path)
@@ -260,7 +260,6 @@ def test_a_run_whose_every_case_was_contended_is_reported_without_plots(tmp_path
 def test_a_run_whose_every_case_was_contended_writes_its_results_and_no_plots(tmp_path):
     """run --plot after a run on a busy machine: the results count, the plots say why not."""
     import io
-    from dataclasses import replace
     from types import SimpleNamespace
 
     from rich.console import Console
@@ -268,8 +267,7 @@ def test_a_run_whose_every_case_was_contended_writes_its_results_and_no_plots(tm
     from gdbench.cli.run import _show
 
     run = synthetic_run("cpu", {("numpy-manual", 100): 1e-5})
-    busy = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
-    run.cases[0] = replace(run.cases[0], contention=[busy] * 4)
+    run.cases[0] = held_back(run.cases[0])
     args = SimpleNamespace(quiet=True, out=tmp_path / "r.json", csv=None,
                            plot=tmp_path / "plots", detail=False)
     err = io.StringIO()
