@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from gdbench.analysis.tables import format_time
 from gdbench.distributed.launch import launch_sizes
 from gdbench.distributed.step import shard
 from gdbench.files.paths import partial_path
-from gdbench.files.results import read_json
+from gdbench.files.results import read_json, write_json
 from gdbench.kernels.registry import make_kernel
 from tests.conftest import kernels_on
 from tests.plugins import REPO, plugin_env
@@ -94,15 +95,18 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path, gdbenc
         assert "allreduce" in case.samples.phases and case.windows == 2
     assert labels["torch-manual-cpu-float32-N1001-D1"].ok  # the plain step, the baseline
     assert len(run.allreduce_floors[2]) == 2 and min(run.allreduce_floors[2]) > 0
+    # the report of these times as if no other work had run (on two busy cores a case can be
+    # contended; which cases then count is test_plot_report's scaling test)
+    calm = tmp_path / "calm.json"
+    write_json(replace(run, cases=[replace(c, contention=None) for c in run.cases]), calm)
     report = tmp_path / "report.md"
-    assert gdbench_cli("report", out, "-o", report).returncode == 0
+    assert gdbench_cli("report", calm, "-o", report, "--no-plots").returncode == 0
     text = report.read_text()
     assert "### Scaling across ranks" in text and "| torch-manual | 2 | weak | 1001 |" in text
     plain = labels["torch-manual-cpu-float32-N1001-D1"].summary().median
     one_rank = labels["torch-manual-cpu-float32-N1001-D1-P1"].summary().median
     row = next(line for line in text.splitlines() if line.startswith("| torch-manual | 2 | strong"))
     assert row.split("|")[5:7] == [f" {format_time(plain)} ", f" {format_time(one_rank)} "]
-    assert (tmp_path / "report-plots" / "ranks.png").exists()
 
 
 def free_port():

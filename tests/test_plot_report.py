@@ -82,6 +82,21 @@ def test_findings_on_known_data():
     assert floors[("torch-manual", "cuda")].floor == pytest.approx(30e-6)
 
 
+def test_scaling_is_judged_against_the_plain_step_and_never_the_one_rank_step(tmp_path):
+    times = {(0, 1000): 100e-6, (1, 1000): 300e-6, (2, 1000): 200e-6, (2, 2000): 250e-6}
+    run = synthetic_run("cpu", {("torch-manual", 1000 * (i + 1)): t
+                                for i, t in enumerate(times.values())}, spread=0)
+    run = replace(run, cases=[replace(c, spec=replace(c.spec, ranks=ranks, n_samples=n))
+                              for c, (ranks, n) in zip(run.cases, times)])
+    rows = {s.kind: s for s in findings.scaling(run)}
+    assert (rows["strong"].single, rows["strong"].one_rank) == pytest.approx((100e-6, 300e-6))
+    assert rows["strong"].efficiency == pytest.approx(100 / (2 * 200))
+    assert rows["weak"].efficiency == pytest.approx(100 / 250)
+    assert "Strong scaling" in drawn([run], "ranks", tmp_path)
+    contended = replace(run, cases=[held_back(run.cases[0])] + run.cases[1:])
+    assert findings.scaling(contended) == []  # no baseline at 1000: no row, not the 1-rank time
+
+
 def test_two_runs_of_one_device_stay_apart(tmp_path):
     """Findings and plot lines per run: a slower second run is not mixed into the first."""
     first = synthetic_run("cpu", CPU, spread=0)
