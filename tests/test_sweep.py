@@ -320,16 +320,18 @@ def test_median_agrees_with_timeit():
     kernel.prepare(x, y)
     kernel.step()
 
-    def independent():  # a median, so that noise on this machine moves both alike
-        return float(np.median(timeit.repeat(kernel.step, number=10, repeat=15))) / 10
+    def independent():  # (fastest, median) of 15 repeats of 10 steps, per step
+        times = np.array(timeit.repeat(kernel.step, number=10, repeat=15)) / 10
+        return float(times.min()), float(np.median(times))
 
-    # timed before and after the harness: a load that comes and goes (another test process)
-    # moves the harness and the independent timer alike only while both run
+    # timed before and after the harness. Other work (another test process) slows timeit's
+    # repeats, while the harness measures a contended window again: the harness's median is
+    # held against timeit's fastest repeat from below and its median from above.
     before = independent()
     result = gdbench.run("cpu", ["numpy-manual"], [200_000], budget=0.5, roofline=False)
     after = independent()
     harness = result.cases[0].summary()
-    assert 0.5 * min(before, after) < harness.median < 2.0 * max(before, after)
+    assert 0.5 * min(before[0], after[0]) < harness.median < 2.0 * max(before[1], after[1])
     # The phases are timed back to back: their medians add up to about the step's median.
     phase_sum = sum(result.cases[0].summary(p).median for p in gdbench.PHASES)
     assert 0.8 < phase_sum / harness.median < 1.25
