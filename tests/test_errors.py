@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gdbench
+from gdbench.kernels.base import all_finite
 
 GOOD_X, GOOD_Y = np.arange(1.0, 5.0), 2 * np.arange(1.0, 5.0)
 
@@ -39,6 +40,8 @@ def test_cuda_kernel_absent_here_says_why():
     (GOOD_X, GOOD_Y.reshape(2, 2), {}, r"y must have shape \(N,\)"),
     (np.array([1.0, np.nan]), np.ones(2), {}, "finite"),
     (np.ones(2), np.array([np.inf, 1.0]), {}, "finite"),
+    (np.array([[1.0, 2.0], [3.0, -np.inf]]), np.ones(2), {}, "finite"),
+    (np.ones(3, np.float32), np.array([1.0, np.nan, np.inf], np.float32), {}, "finite"),
     (np.array(["a", "b"]), np.ones(2), {}, "real numbers"),
     (GOOD_X, GOOD_Y, {"w0": [1.0, 2.0]}, r"w0 must be a scalar or have shape \(1,\)"),
     (GOOD_X, GOOD_Y, {"w0": np.nan}, "w0 must be finite"),
@@ -49,6 +52,19 @@ def test_prepare_rejects(x, y, kwargs, match):
     kernel = gdbench.make_kernel("numpy-manual")
     with pytest.raises(ValueError, match=match):
         kernel.prepare(x, y, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int32", "bool"])
+def test_all_finite_finds_every_nan_and_inf(dtype):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((257, 3)).astype(dtype)
+    assert all_finite(a)
+    if a.dtype.kind == "f":
+        for bad in (np.nan, np.inf, -np.inf):
+            for _ in range(5):
+                b = a.copy()
+                b[rng.integers(257), rng.integers(3)] = bad
+                assert not all_finite(b) and not np.isfinite(b).all()
 
 
 @pytest.mark.parametrize("args,message", [
