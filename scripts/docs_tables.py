@@ -19,6 +19,7 @@ file gives (``tests/test_docs.py`` runs it).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from gdbench.analysis import ab  # noqa: E402
 from gdbench.analysis.noise import assess  # noqa: E402
 from gdbench.analysis.tables import markdown_table, runs_markdown  # noqa: E402
-from gdbench.files.results import read_converge, read_json  # noqa: E402
+from gdbench.files import results  # noqa: E402
 from gdbench.runs.sweep import parse_sizes  # noqa: E402
 from scripts.more_tables import (  # noqa: E402
     converge_markdown,
@@ -51,6 +52,12 @@ NOISE_STUDIES = {"results/noise-study-cpu-2core-epyc": [
     ("A.log", "A: `gdbench noise --runs 4`", "none"),
     ("B1.log", "B1: `gdbench noise --runs 3 --noise A/noise.json`", "A's, per case"),
     ("B2.log", "B2: the same, again", "A's, per case")]}
+
+
+# A file read once per check: several tables read the same runs, and each read's summaries are
+# worked out once (Samples keeps them).
+read_json = functools.cache(results.read_json)
+read_converge = functools.cache(results.read_converge)
 
 
 def render(text: str) -> str:

@@ -13,6 +13,7 @@ from gdbench.runs import sweep
 from tests.conftest import kernels_on
 
 N = 100_000  # 400 KB a float32 array: far above what the steps' Python objects take
+ALLOWANCE = 16 << 10  # bytes that are not the step's arrays: 4% of one of them
 
 
 def measured(name, dtype="float32", n=N, d=1):
@@ -40,11 +41,12 @@ def test_known_temporaries_are_counted_to_the_byte():
     m = measure_memory(kernel, lambda: kernel.prepare(x, y))
     array = 4 * N
     # The first step makes 4 and keeps a fifth; the second makes 4 more + 1 while the kept
-    # one lives, and frees the old kept one last.
+    # one lives, and frees the old kept one last. tracemalloc counts every thread of the
+    # process: a pytest-xdist worker's receives a message of a few KB now and then.
     assert m["method"] == "tracemalloc"
-    assert m["first_step"]["peak"] == pytest.approx(5 * array, abs=2048)
-    assert m["held_bytes"] == pytest.approx(array, abs=2048)
-    assert m["peak_bytes"] == pytest.approx(6 * array, abs=2048)
+    assert m["first_step"]["peak"] == pytest.approx(5 * array, abs=ALLOWANCE)
+    assert m["held_bytes"] == pytest.approx(array, abs=ALLOWANCE)
+    assert m["peak_bytes"] == pytest.approx(6 * array, abs=ALLOWANCE)
 
 
 def test_numpy_manual_reuses_the_prediction_for_the_residual():
