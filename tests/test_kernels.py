@@ -12,7 +12,10 @@ from tests.conftest import kernels_on
 
 CPU_KERNELS = kernels_on("cpu")
 # Odd sample counts: the fused kernels' blocks never divide them, so their masked tails run.
-SHAPES = [(1, 1), (4, 1), (1001, 1), (1001, 3), (100_003, 1), (20_001, 8)]
+# The shapes every kernel is checked at. The other tests of kernels on the CPU use these shapes
+# (test_many_steps at K = 1, test_memory, test_train): torch-compile, which compiles a step for
+# each shape (a C++ build of a second or two without a warm cache), then compiles each once.
+SHAPES = [(1, 1), (4, 1), (1001, 1), (30_001, 3), (70_001, 1), (20_001, 8)]
 
 
 def random_problem(n, d, dtype, seed):
@@ -105,7 +108,7 @@ def test_tolerance_grows_with_the_unit_roundoff_of_storage_and_sums():
 @pytest.mark.parametrize("name", CPU_KERNELS)
 def test_check_step_catches_a_wrong_gradient(name):
     kernel = gdbench.make_kernel(name, "cpu", "float64")
-    x, y = gdbench.make_problem(500, 2, "float64")
+    x, y = gdbench.make_problem(30_001, 3, "float64")
     assert gdbench.check_step(kernel, x, y) is None
     assert gdbench.check_step(kernel, x, y + 1.0) is None
     problems = gdbench.check_step(_Doubled(gdbench.make_kernel(name, "cpu", "float64")), x, y)
@@ -131,7 +134,7 @@ def test_metadata(name):
     kernel = gdbench.make_kernel(name, "cpu", "float64")
     with pytest.raises(AttributeError, match=r"call prepare\(\) first"):
         kernel.loss
-    kernel.prepare([1.0, 2.0], [2.0, 4.0])
+    kernel.prepare([1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0])  # the tutorial's data
     kernel.step()
     assert isinstance(kernel, gdbench.Kernel)
     assert (kernel.name, kernel.device, kernel.dtype) == (name, "cpu", "float64")
@@ -212,8 +215,8 @@ def test_calls_out_of_order_say_which_call_is_missing(name):
     for read in ("weight", "loss", "grad"):
         with pytest.raises(OrderError, match=r"call prepare\(\) first"):
             getattr(kernel, read)
-    kernel.prepare(*gdbench.make_problem(50, 2, "float64"))
-    assert kernel.weight.shape == (2,)
+    kernel.prepare(*gdbench.make_problem(30_001, 3, "float64"))
+    assert kernel.weight.shape == (3,)
     for read in ("loss", "grad"):
         with pytest.raises(OrderError, match=r"call (forward\(\) or )?step\(\)|call backward"):
             getattr(kernel, read)
@@ -230,8 +233,8 @@ def test_calls_out_of_order_say_which_call_is_missing(name):
         with pytest.raises(OrderError, match=r"call backward\(\)"):
             kernel.update()
     kernel.step()
-    assert np.isfinite(kernel.loss) and kernel.grad.shape == (2,)
-    kernel.prepare(*gdbench.make_problem(50, 2, "float64"))  # a new problem: nothing stale
+    assert np.isfinite(kernel.loss) and kernel.grad.shape == (3,)
+    kernel.prepare(*gdbench.make_problem(30_001, 3, "float64"))  # a new one: nothing stale
     with pytest.raises(OrderError):
         kernel.loss  # noqa: B018
 
