@@ -191,9 +191,9 @@ def test_a_real_ab_in_worker_processes_finds_extra_work_and_writes_its_files(tmp
     monkeypatch.syspath_prepend(str(tmp_path))  # this one
     monkeypatch.chdir(tmp_path)
     status = cli.main(["ab", "numpy-manual", "numpy-manual,numpy-slowed", "--device", "cpu",
-                       "--sizes", "1e5", "--window", "0.02", "--max-blocks", "4",
-                       "--rounds-per-block", "2", "--markdown", "pr.md", "--quiet",
-                       "--fail-on-regression"])
+                       "--sizes", "1e5", "--window", "0.02", "--min-blocks", "3",
+                       "--max-blocks", "3", "--rounds-per-block", "2", "--markdown", "pr.md",
+                       "--quiet", "--fail-on-regression"])
     d = json.loads((tmp_path / "gdbench-ab.json").read_text())
     assert d["tool"] == "gdbench-ab" and d["complete"]
     same, slowed = d["cases"]
@@ -232,8 +232,8 @@ def test_two_revisions_run_from_cached_worktrees(tmp_path, monkeypatch):
     monkeypatch.chdir(repo)
     status = cli.main(["ab", "numpy-manual", "--base-rev", "HEAD~1", "--new-rev", "HEAD",
                        "--device", "cpu", "--sizes", "1e5", "--window", "0.02",
-                       "--rounds-per-block", "2", "--max-blocks", "4", "--quiet",
-                       "--out", str(tmp_path / "ab.json")])
+                       "--rounds-per-block", "2", "--min-blocks", "3", "--max-blocks", "3",
+                       "--quiet", "--out", str(tmp_path / "ab.json")])
     assert status == 0
     [case] = json.loads((tmp_path / "ab.json").read_text())["cases"]
     assert case["status"] == "ok" and case["verdicts"]["latency"]["ratio"] > 1.3
@@ -371,11 +371,12 @@ def test_two_python_environments_are_two_sides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status = cli.main(["ab", "numpy-manual", "--base-python", sys.executable, "--new-python",
                        sys.executable, "--device", "cpu", "--sizes", "1e3", "--window", "0.01",
-                       "--rounds-per-block", "1", "--max-blocks", "4", "--quiet"])
+                       "--rounds-per-block", "1", "--min-blocks", "3", "--max-blocks", "3",
+                       "--quiet"])
     d = json.loads((tmp_path / "gdbench-ab.json").read_text())
     assert status == 0 and d["cases"][0]["status"] == "ok"
     assert d["sides"]["base"]["source"] == f"the environment of {sys.executable}"
-    assert d["sides"]["base"]["path"] is None and d["blocks"] == 4
+    assert d["sides"]["base"]["path"] is None and d["blocks"] == 3
 
 
 @pytest.mark.cuda
