@@ -369,12 +369,11 @@ def test_cli_run_bad_arguments(args, message, tmp_path, gdbench_cli):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_cli_run_table_and_files(tmp_path):
+def test_cli_run_table_and_files(tmp_path, gdbench_cli):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
-    result = subprocess.run([sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
-                             "numpy-manual,torch-autograd", "--sizes", "1e2,1e3", "--budget", "0.05", "--no-roofline",
-                             "--out", str(out), "--csv", str(csv)],
-                            capture_output=True, text=True, timeout=120)
+    result = gdbench_cli("run", "--device", "cpu", "--kernels", "numpy-manual,torch-autograd",
+                         "--sizes", "1e2,1e3", "--budget", "0.05", "--no-roofline", "--out", out,
+                         "--csv", csv)
     assert result.returncode == 0, result.stderr
     assert "N = 1e2" in result.stdout and "torch-autograd" in result.stdout
     rows = [line for line in result.stdout.splitlines() if "numpy-manual" in line]
