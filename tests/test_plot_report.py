@@ -50,6 +50,23 @@ def test_plots_written_headless(tmp_path):
         assert p.stat().st_size > 5000
 
 
+def test_log_axes_are_labelled_in_plain_text():
+    assert [plot.power_of_ten(v) for v in (1e-6, 1.0, 100.0, 20.0, 3e-3)] == [
+        "10⁻⁶", "10⁰", "10²", "2×10¹", "3×10⁻³"]
+    plt = plot.pyplot()
+    fig, ax = plt.subplots()
+    try:
+        ax.loglog([20, 80], [1e2, 1e7])  # x within one decade: only minor ticks to label
+        plot.plain_log_labels(fig)
+        fig.canvas.draw()
+        labels = lambda axis, minor: [t.get_text() for t in axis.get_ticklabels(minor=minor)]  # noqa: E731
+        assert {"10³", "10⁵", "10⁷"} <= set(labels(ax.yaxis, False))
+        assert {"2×10¹", "4×10¹"} <= set(labels(ax.xaxis, True))
+        assert not any("$" in text for text in labels(ax.xaxis, True) + labels(ax.yaxis, False))
+    finally:
+        plt.close(fig)
+
+
 def test_phase_plot_size_must_exist(tmp_path):
     with pytest.raises(ValueError, match="no case with 5 samples; sizes in the results: 1e2"):
         plot.plot([synthetic_run("cpu", CPU)], tmp_path, size=5)

@@ -24,7 +24,7 @@ from gdbench.analysis import ab as ab_view
 from gdbench.analysis import convergence
 from gdbench.analysis.compare import compare_timings, run_timings
 from gdbench.analysis.findings import run_labels
-from gdbench.analysis.plot import figures, pyplot, series, series_name
+from gdbench.analysis.plot import figures, plain_log_labels, pyplot, series, series_name
 from gdbench.analysis.report import energy_table, environment_lines, findings_lines, memory_table
 from gdbench.analysis.tables import MARKS, format_precision, format_time, marks
 from gdbench.core.devices import missing_module
@@ -44,6 +44,7 @@ def _markdown(lines: list[str]) -> str:
 
 
 def _svg(fig) -> str:
+    plain_log_labels(fig)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     pyplot().close(fig)

@@ -5,6 +5,7 @@ Headless (matplotlib's Agg backend), PNG and SVG. matplotlib comes with the ``pl
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -69,8 +70,36 @@ def check_plot_files(out_dir, stems) -> Path:
     return out_dir
 
 
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(x: float) -> str:
+    """``x`` as a log axis labels it: 10ⁿ, or c×10ⁿ at a minor tick."""
+    exponent = math.floor(math.log10(x) + 1e-9)
+    coeff = round(x / 10.0**exponent)
+    power = "10" + str(exponent).translate(SUPERSCRIPT)
+    return power if coeff == 1 else f"{coeff}×{power}"
+
+
+def plain_log_labels(fig) -> None:
+    """The tick labels of every log axis of ``fig`` in plain text (10⁶): matplotlib's own are
+    mathtext, whose parsing took a quarter of the time a plot took to save."""
+    from matplotlib.ticker import LogFormatter
+
+    class Powers(LogFormatter):  # matplotlib's choice of the ticks to label, in plain text
+        def _num_to_string(self, x, vmin, vmax):
+            return power_of_ten(x)
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log":
+                axis.set_major_formatter(Powers())
+                axis.set_minor_formatter(Powers(labelOnlyBase=False))
+
+
 def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     """Each format written to a temporary file and renamed over its name, as results are."""
+    plain_log_labels(fig)
     paths = []
     for fmt in FORMATS:
         path = check_target(out_dir / f"{stem}.{fmt}", "plot file")
