@@ -149,50 +149,75 @@ def failing_env(folder):
                                                   "stops-on-rank-1": "StopsOnRank1"}, FAILING)
 
 
-def failing_run(kernel, nproc, folder, env):
-    """``gdbench run`` of ``kernel`` on ``nproc`` ranks, started; its results go to r.json."""
+def failing_run(kernel, folder, env):
+    """``gdbench run`` of ``kernel`` on 2 ranks, started; its results go to r.json."""
     return subprocess.Popen([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
-                             "--kernels", kernel, "--sizes", "1e3", "--nproc", nproc,
+                             "--kernels", kernel, "--sizes", "1e3", "--nproc", "2",
                              "--budget", "0.05", "--windows", "2", "--dist-timeout", "5",
                              "--out", str(folder / "r.json"), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=folder)
 
 
-def assert_ended_in_bounded_time(run, folder, kernel, nproc, start):
-    stderr = run.communicate(timeout=240)[1]
-    assert time.perf_counter() - start < 90
-    assert run.returncode == 1, stderr
-    [line] = stderr.strip().splitlines()
-    assert line.startswith("gdbench run: rank ")
-    if kernel == "dies-on-rank-1":
-        assert line.startswith("gdbench run: rank 1 of 2 failed (exit code 3)")
-    else:  # rank 0 timed out waiting for it: the rank named is the one that hung
-        assert line.startswith("gdbench run: rank 1 of 2 stopped answering: rank 0 timed out "
-                               "waiting for it after 5 s"), line
-    kept = read_json(partial_path(folder / "r.json"))  # the cases finished before are kept
-    ranks = 1 if nproc == "1,2" else 0  # a finished world size, or the plain step before it
-    assert (kernel, ranks) in {(c.spec.kernel, c.spec.ranks) for c in kept.cases}
-    assert kept.settings["weak_scaling"] == (nproc == "1,2")  # only with one rank among them
-    assert not (folder / "r.json").exists()
-
-
-def test_a_rank_that_dies_ends_the_run_and_the_finished_world_size_is_kept(tmp_path):
-    start = time.perf_counter()
-    run = failing_run("dies-on-rank-1", "1,2", tmp_path, failing_env(tmp_path))
-    assert_ended_in_bounded_time(run, tmp_path, "dies-on-rank-1", "1,2", start)
-
-
-def test_a_rank_that_hangs_or_stops_ends_the_run_in_bounded_time(tmp_path):
-    """Two runs side by side, as their time is mostly the 5 s the other rank waits for it:
-    one whose rank 1 sleeps, one whose rank 1 is stopped (SIGSTOP), and so cannot act on
-    SIGTERM; the plain step measured first is kept."""
+def test_a_rank_that_dies_hangs_or_stops_ends_the_run_in_bounded_time(tmp_path):
+    """Three runs side by side, as the time of two is mostly the 5 s the other rank waits:
+    rank 1 exits, sleeps, or is stopped (SIGSTOP, so that it cannot act on SIGTERM either).
+    Each ends with one line naming the rank, and keeps the plain step measured first."""
     env, start, runs = failing_env(tmp_path), time.perf_counter(), {}
-    for kernel in ("hangs-on-rank-1", "stops-on-rank-1"):
+    for kernel in ("dies-on-rank-1", "hangs-on-rank-1", "stops-on-rank-1"):
         (tmp_path / kernel).mkdir()
-        runs[kernel] = failing_run(kernel, "2", tmp_path / kernel, env)
+        runs[kernel] = failing_run(kernel, tmp_path / kernel, env)
     for kernel, run in runs.items():
-        assert_ended_in_bounded_time(run, tmp_path / kernel, kernel, "2", start)
+        stderr = run.communicate(timeout=240)[1]
+        assert time.perf_counter() - start < 90
+        assert run.returncode == 1, stderr
+        [line] = stderr.strip().splitlines()
+        if kernel == "dies-on-rank-1":
+            assert line.startswith("gdbench run: rank 1 of 2 failed (exit code 3)"), line
+        else:  # rank 0 timed out waiting for it: the rank named is the one that hung
+            assert line.startswith("gdbench run: rank 1 of 2 stopped answering: rank 0 timed "
+                                   "out waiting for it after 5 s"), line
+        out = tmp_path / kernel / "r.json"
+        kept = read_json(partial_path(out))
+        assert (kernel, 0) in {(c.spec.kernel, c.spec.ranks) for c in kept.cases}
+        assert not kept.settings["weak_scaling"] and not out.exists()
+
+
+def test_a_failed_launch_keeps_the_world_sizes_finished_before_it(tmp_path, monkeypatch):
+    """--nproc 1,2 whose 2-rank launch fails: the plain step and the 1-rank cases measured
+    before it are in the partial file, and weak scaling is on (one rank among the world
+    sizes). torch's agent is faked here; the real ranks that fail are above."""
+    from torch.distributed.launcher import api
+
+    from gdbench.distributed.launch import RankFailure, launch
+    from gdbench.files.results import Output
+    from gdbench.runs.settings import Settings
+    from tests.synthetic import synthetic_run
+
+    sizes = []
+
+    def fake_launch(config, entrypoint):
+        def ranks(*args):
+            sizes.append(args[args.index("--sizes") + 1])
+            if config.nproc_per_node == 2:
+                raise RuntimeError("rank 1 died")
+            run = synthetic_run("cpu", {("torch-manual", 1000): 1e-5})
+            run.cases = [replace(c, spec=replace(c.spec, ranks=1)) for c in run.cases]
+            write_json(run, args[args.index("--out") + 1])
+
+        return ranks
+
+    monkeypatch.setattr(api, "elastic_launch", fake_launch)
+    settings = Settings(device="cpu", kernels=("torch-manual",), sizes=(1000,), budget=0.02,
+                        windows=1, roofline=False).checked()
+    out = tmp_path / "r.json"
+    with pytest.raises(RankFailure, match="2 ranks: RuntimeError: rank 1 died"):
+        launch(settings, [1, 2], Output(out))
+    assert sizes == ["1e3", "1e3,2000"]  # strong, then strong and weak
+    kept = read_json(partial_path(out))
+    assert [(c.spec.kernel, c.spec.ranks) for c in kept.cases] == [
+        ("torch-manual", 0), ("torch-manual", 1)]
+    assert kept.settings["weak_scaling"] and not out.exists()
 
 
 @pytest.mark.parametrize("args,message", [
