@@ -108,6 +108,12 @@ def test_torch_compile_compiles_anew_for_each_size_and_never_while_timed():
     kernel.step()
     assert graphs() == before + 2 and kernel.compiled is first
     assert compiled_step(5_000, 5, "float64", "cpu") is first
+    x, y = gdbench.make_problem(5_000, 5, "float64")
+    for lr in (0.5, 0.001):  # converge's rules: a learning rate is an input, not a constant
+        kernel.prepare(x, y, lr=lr)
+        kernel.step()
+        assert graphs() == before + 2
+        assert gdbench.check_step(kernel, x, y, lr=lr) is None
 
 
 def test_fused_kernels_have_no_phases():

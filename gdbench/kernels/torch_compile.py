@@ -24,10 +24,12 @@ from gdbench.kernels.cuda_graph import torch_graph
 from gdbench.kernels.torch_base import TorchKernel
 
 
-def fused_step(x, y, w, lr: float):
+def fused_step(x, y, w, lr):
     """The step; compiled by ``compiled_step``, whose copy sees ``torch`` among its globals.
 
-    Sums are float32 in half precision: float16's would pass its largest number, 65504.
+    Sums are float32 in half precision: float16's would pass its largest number, 65504. ``lr``
+    is a 0-d tensor in the sums' dtype: a Python number would be a constant of the graph, and
+    each new learning rate (converge's rules, ``train --lr``) a compilation of its own.
     """
     acc = torch.float32 if x.element_size() == 2 else x.dtype  # noqa: F821
     columns = [x] if x.ndim == 1 else [x[:, j] for j in range(x.shape[1])]
@@ -35,7 +37,7 @@ def fused_step(x, y, w, lr: float):
     loss = (r * r).mean()
     sums = [(r * c).sum(dtype=acc) for c in columns]
     grad = torch.stack(sums) * (2.0 / x.shape[0])  # noqa: F821
-    w.sub_(grad, alpha=lr)
+    w.sub_(grad * lr)
     return loss, grad
 
 
@@ -82,10 +84,12 @@ class TorchCompile(FusedKernelBase, TorchKernel):
     def _setup(self, x, y, w0):
         super()._setup(x, y, w0)
         self.compiled = compiled_step(self.n_samples, self.n_features, self.dtype, self.device)
+        acc = self.torch.float32 if self.x.element_size() == 2 else self.x.dtype
+        self.lr_tensor = self.torch.tensor(self.lr, dtype=acc, device=self.device)
         self.graphs = {}  # k -> the CUDA graph of k steps
 
     def step(self):
-        self._loss, self._grad = self.compiled(self.x, self.y, self.w, self.lr)
+        self._loss, self._grad = self.compiled(self.x, self.y, self.w, self.lr_tensor)
 
     def run_steps(self, k: int):
         if k == 1 or not is_cuda(self.device):
