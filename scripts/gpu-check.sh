@@ -88,9 +88,9 @@ stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run
 report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
 # a GPU run is reported beside the committed CPU run, with its plots; a CPU run alone, without
 # (the tests draw every plot)
-beside=(--no-plots)
-[ "$device" = cuda ] && beside=(results/cpu-2core-xeon.json)
-stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${beside[@]}" \
+report_args=(--no-plots)
+[ "$device" = cuda ] && report_args=(results/cpu-2core-xeon.json)
+stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${report_args[@]}" \
     -o "$report_dir/$name-report.md"
 # on the CPU (the tests) the later stages run at the budget given, to take seconds
 if [ "$device" = cuda ]; then spread_sizes=1e6,1e8 later_budget=0.2; else

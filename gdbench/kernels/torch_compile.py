@@ -19,6 +19,7 @@ import functools
 import types
 
 from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import accumulator
 from gdbench.kernels.base import FusedKernelBase
 from gdbench.kernels.cuda_graph import torch_graph
 from gdbench.kernels.torch_base import TorchKernel
@@ -84,8 +85,8 @@ class TorchCompile(FusedKernelBase, TorchKernel):
     def _setup(self, x, y, w0):
         super()._setup(x, y, w0)
         self.compiled = compiled_step(self.n_samples, self.n_features, self.dtype, self.device)
-        acc = self.torch.float32 if self.x.element_size() == 2 else self.x.dtype
-        self.lr_tensor = self.torch.tensor(self.lr, dtype=acc, device=self.device)
+        self.lr_tensor = self.torch.tensor(self.lr, dtype=getattr(self.torch, accumulator(
+            self.dtype)), device=self.device)
         self.graphs = {}  # k -> the CUDA graph of k steps
 
     def step(self):
