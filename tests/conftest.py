@@ -18,6 +18,16 @@ if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+# pytest-xdist runs a worker per core, and each worker's OpenMP pools (torch's, Numba's) and the
+# processes it starts take a thread per core as well: threads outnumber cores, and an OpenMP
+# thread that has finished its share spins, by default, on a core another worker is waiting
+# for. In the workers, where nothing is timed (pytest-benchmark is off under xdist), finished
+# threads sleep instead: 92-94 s of CPU against 77-81 s for the kernel, sweep and round tests
+# on the 2-core VM (two runs each). Set before torch or Numba loads OpenMP; an explicit setting
+# is kept.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import gdbench  # noqa: E402
 
 
