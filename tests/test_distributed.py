@@ -26,9 +26,16 @@ from tests.plugins import REPO, plugin_env
 
 pytest.importorskip("torch.distributed", reason="torch is not installed")
 
-FAILING = """
+RANK_KERNELS = """
 import os, time
 from gdbench.kernels.torch_manual import TorchManual
+
+class SlowOnRanks(TorchManual):
+    name = "slow-on-ranks"
+    def update(self):
+        super().update()
+        if "RANK" in os.environ:  # a rank's window of 8 or more steps takes about a second
+            time.sleep(0.05)
 
 class DiesOnRank1(TorchManual):
     name = "dies-on-rank-1"
@@ -110,9 +117,22 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path, gdbenc
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1 below the kernel's ephemeral range: the agents bind it seconds
+    after it is chosen (once torch is imported), and a port from that range could be handed in
+    between to any socket that connects or binds port 0 (gloo's pairs, other tests' ranks)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = np.random.default_rng()
+    for port in rng.permutation(np.arange(max(1024, low - 12288), low)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", int(port)))
+            except OSError:
+                continue
+            return int(port)
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def test_two_torchrun_node_agents_on_loopback(tmp_path):
@@ -143,10 +163,11 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
     assert fused.spec.label.endswith("-P2")
 
 
-def failing_env(folder):
-    return plugin_env(folder, "failing_kernels", {"dies-on-rank-1": "DiesOnRank1",
-                                                  "hangs-on-rank-1": "HangsOnRank1",
-                                                  "stops-on-rank-1": "StopsOnRank1"}, FAILING)
+def rank_kernels_env(folder):
+    return plugin_env(folder, "rank_kernels", {"dies-on-rank-1": "DiesOnRank1",
+                                               "hangs-on-rank-1": "HangsOnRank1",
+                                               "stops-on-rank-1": "StopsOnRank1",
+                                               "slow-on-ranks": "SlowOnRanks"}, RANK_KERNELS)
 
 
 def failing_run(kernel, folder, env):
@@ -163,7 +184,7 @@ def test_a_rank_that_dies_hangs_or_stops_ends_the_run_in_bounded_time(tmp_path):
     """Three runs side by side, as the time of two is mostly the 5 s the other rank waits:
     rank 1 exits, sleeps, or is stopped (SIGSTOP, so that it cannot act on SIGTERM either).
     Each ends with one line naming the rank, and keeps the plain step measured first."""
-    env, start, runs = failing_env(tmp_path), time.perf_counter(), {}
+    env, start, runs = rank_kernels_env(tmp_path), time.perf_counter(), {}
     for kernel in ("dies-on-rank-1", "hangs-on-rank-1", "stops-on-rank-1"):
         (tmp_path / kernel).mkdir()
         runs[kernel] = failing_run(kernel, tmp_path / kernel, env)
@@ -343,15 +364,17 @@ def test_the_agents_signal_is_the_interrupt_of_a_plain_run(signal_number, status
 
 def test_a_signal_stops_a_data_parallel_run_as_it_stops_a_plain_one(tmp_path):
     """Ctrl-C, as a terminal sends it to the whole process group, once the two ranks have
-    measured a window: the plain step and the ranks' windows so far are kept."""
+    measured a window: the plain step and the ranks' windows so far are kept. The kernel's
+    steps sleep on the ranks alone, so that the plain step takes a moment and the ranks' 20
+    windows about 20 s, while the machine is left to the other tests."""
     out = tmp_path / "r.json"
     command = [sys.executable, "-m", "gdbench", "run", "--device", "cpu", "--kernels",
-               "torch-manual", "--sizes", "1e3", "--nproc", "2", "--budget", "20", "--windows",
-               "20", "--no-roofline", "--out", str(out)]
+               "slow-on-ranks", "--sizes", "1e3", "--nproc", "2", "--budget", "0.2",
+               "--windows", "20", "--no-roofline", "--out", str(out)]
     # TMPDIR: the launcher's folder for the ranks' files is in tmp_path, to be watched
+    env = dict(rank_kernels_env(tmp_path), TMPDIR=str(tmp_path))
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               text=True, cwd=tmp_path, start_new_session=True,
-                               env=dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path)))
+                               text=True, cwd=tmp_path, start_new_session=True, env=env)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("gdbench-ranks-*/ranks-2.partial.json")):  # a window saved
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
