@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from gdbench.analysis.tables import format_time
+from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.launch import launch_sizes
 from gdbench.distributed.step import shard
 from gdbench.files.paths import partial_path
 from gdbench.files.results import read_json, write_json
 from gdbench.kernels.registry import make_kernel
-from tests.conftest import kernels_on
 from tests.plugins import REPO, plugin_env
 
 pytest.importorskip("torch.distributed", reason="torch is not installed")
@@ -292,9 +292,12 @@ class ThreadWorld:
         return Rank
 
 
-@pytest.mark.parametrize("name", [n for n in ("torch-manual", "torch-autograd", "torch-optim",
-                                              "torch-compile", "triton-fused")
-                                  if n in kernels_on("cpu")])
+# every data-parallel kernel here but torch-module: DistributedDataParallel needs a real process
+# group, and runs under the torchrun agents above
+THREAD_RANKS = [n for n in data_parallel_kernels("cpu", "float32") if n != "torch-module"]
+
+
+@pytest.mark.parametrize("name", THREAD_RANKS)
 def test_ranks_step_as_one_process_on_all_the_samples(name):
     """Two ranks' steps, all-reduced, against the float64 step on all the samples: the loss
     and gradient tensors weighted by each shard's share, or a fused kernel's sums."""
