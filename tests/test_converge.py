@@ -109,6 +109,12 @@ def test_cli_converge_table_json_plot_and_report(tmp_path, cli):
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "r.md").read_text()
     assert "# gdbench converge report" in text and "| numpy-manual | tutorial (0.01) |" in text
+    assert "![converge-N1e3](r-plots/converge-N1e3.png)" in text
+    assert (tmp_path / "r-plots" / "converge-N1e3.png").exists()
+    bare = cli("report", out, "-o", tmp_path / "bare.md", "--no-plots", cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    assert (tmp_path / "bare.md").read_text().rstrip() == text.split("![")[0].rstrip()
+    assert not (tmp_path / "bare-plots").exists()
     run_file = tmp_path / "run.json"
     assert cli("run", "--device", "cpu", "--kernels", "numpy-manual", "--sizes", "100",
                "--budget", "0.02", "--no-roofline", "--out", run_file, cwd=tmp_path).returncode == 0

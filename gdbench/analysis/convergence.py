@@ -125,11 +125,13 @@ def converge_figures(results: list[ConvergeResult]) -> list[tuple[str, object]]:
     return made
 
 
-def write_converge_report(results: list[ConvergeResult], sources, out) -> Path:
-    """A Markdown report of converge runs, with its plots in ``<stem>-plots/``."""
+def write_converge_report(results: list[ConvergeResult], sources, out,
+                          plots: bool = True) -> Path:
+    """A Markdown report of converge runs, with its plots in ``<stem>-plots/`` (without them
+    when not ``plots``)."""
     out = Path(out)
     plots_dir = out.parent / f"{out.stem}-plots"
-    paths = plot_converge(results, plots_dir)
+    paths = plot_converge(results, plots_dir) if plots else []
     lines = ["# gdbench converge report", ""]
     for result, source in zip(results, sources):
         env, s = result.environment, result.settings

@@ -53,7 +53,7 @@ def main(args) -> int:
         markdown_inputs = [p for p in args.results if _kind(p) != "ab"]
         converged = converge_files(markdown_inputs)
         if converged:
-            print(write_converge_report(converged, markdown_inputs, out))
+            print(write_converge_report(converged, markdown_inputs, out, plots=args.plots))
         else:
             print(write_report(read_runs(markdown_inputs), markdown_inputs, out, size,
                                args.plots))
