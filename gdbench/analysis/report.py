@@ -230,6 +230,14 @@ def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
     return lines
 
 
+# What each plot of ``gdbench.analysis.plot.figures`` shows, as the report's alt text.
+CAPTIONS = {"scaling": "step time against sample count",
+            "bandwidth": "effective bandwidth against the roofline",
+            "phases": "phases of one step",
+            "probe": "the roofline probe's bandwidth against working-set size",
+            "ranks": "parallel efficiency"}
+
+
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None,
                  plots: bool = True) -> Path:
     """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/`` (without them
@@ -240,8 +248,8 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
     drawn = plots and plottable(runs)
-    if drawn:
-        plot(runs, plots_dir, size, labels)
+    images = [p.stem for p in plot(runs, plots_dir, size, labels) if p.suffix == ".png"] \
+        if drawn else []
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
     for run, source in zip(runs, sources):
@@ -281,11 +289,9 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     if plots and not drawn:
         lines += ["## Plots", "", f"None: {nothing_to_plot(runs)}.", ""]
     if drawn:
-        lines += ["## Plots", "", f"![step time against sample count]({rel / 'scaling.png'})",
-                  "", f"![effective bandwidth against the roofline]({rel / 'bandwidth.png'})",
-                  "", f"![phases of one step]({rel / 'phases.png'})", "",
-                  *([f"![parallel efficiency]({rel / 'ranks.png'})", ""]
-                    if any(findings.scaling(r) for r in runs) else [])]
+        lines += ["## Plots", ""]
+        for name in images:
+            lines += [f"![{CAPTIONS[name]}]({rel / (name + '.png')})", ""]
     lines += ["## Findings", "",
               *findings_lines(runs, labels), ""]
     write_atomic(out, "\n".join(lines))
