@@ -116,6 +116,17 @@ def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def legend(ax, loc: str = "best") -> None:
+    """The legend in two columns inside the axes; beside them, where it would cover the lines
+    (more than 10 series: several runs of every kernel)."""
+    count = len(ax.get_legend_handles_labels()[1])
+    if count > 10:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
+                  ncol=1 + count // 30)
+    else:
+        ax.legend(fontsize=8, ncol=2, loc=loc)
+
+
 def scaling_figure(plt, lines):
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for index, ((name, device, label), cases) in enumerate(lines.items()):
@@ -125,7 +136,7 @@ def scaling_figure(plt, lines):
         line.set_gid(f"series-{index}")  # the page's script finds a series' points by it
     ax.set(xlabel="samples N", ylabel="median step time (s)", title="Step time against sample count")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    legend(ax)
     return fig
 
 
@@ -161,7 +172,7 @@ def bandwidth_figure(plt, runs, labels, lines):
     ax.set(xlabel="samples N", ylabel="effective bandwidth (GB/s): x and y read once per step",
            title="Effective bandwidth against the measured roofline")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    legend(ax, "lower right")
     return fig
 
 
