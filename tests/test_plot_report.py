@@ -67,6 +67,21 @@ def test_log_axes_are_labelled_in_plain_text():
         plt.close(fig)
 
 
+@pytest.mark.parametrize("count,beside", [(3, False), (24, True)])
+def test_a_long_legend_goes_beside_the_lines(count, beside):
+    plt = plot.pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    try:
+        for i in range(count):
+            ax.loglog([1, 10], [i + 1, i + 2], label=f"kernel-{i} (cpu, run-{i % 3})")
+        plot.legend(ax)
+        fig.canvas.draw()
+        box, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert (box.x0 > axes.x1) == beside and box.y1 <= axes.y1 + 1
+    finally:
+        plt.close(fig)
+
+
 def test_phase_plot_size_must_exist(tmp_path):
     with pytest.raises(ValueError, match="no case with 5 samples; sizes in the results: 1e2"):
         plot.plot([synthetic_run("cpu", CPU)], tmp_path, size=5)
@@ -141,7 +156,12 @@ def test_phases_plot_shows_cases_that_were_not_timed(tmp_path):
 
 
 def test_report_cli(tmp_path):
-    cpu = write_run(tmp_path / "cpu.json", "cpu", CPU, phased=True)
+    from gdbench.files.results import write_json
+
+    run = synthetic_run("cpu", CPU, phased=True)
+    run.probe = {**run.probe, "curve": {"4096": 50e9, "1048576": 90e9, "1073741824": 20e9}}
+    cpu = tmp_path / "cpu.json"
+    write_json(run, cpu)
     gpu = write_run(tmp_path / "gpu.json", "cuda", GPU)
     out = tmp_path / "out" / "report.md"
     assert main(["report", str(cpu), str(gpu), "-o", str(out), "--size", "1e4"]) == 0
@@ -153,6 +173,11 @@ def test_report_cli(tmp_path):
     assert "- torch-manual: from N = 1e6 on" in text
     assert "![step time against sample count](report-plots/scaling.png)" in text
     assert (tmp_path / "out" / "report-plots" / "phases.svg").exists()
+    # every plot drawn is shown, the probe's curve among them, and nothing else
+    linked = {line.split("(")[1].rstrip(")") for line in text.splitlines()
+              if line.startswith("![")}
+    pngs = {f"report-plots/{p.name}" for p in (tmp_path / "out" / "report-plots").glob("*.png")}
+    assert linked == pngs and "report-plots/probe.png" in linked
 
 
 def test_run_with_plot(tmp_path, gdbench_cli, monkeypatch):
