@@ -127,6 +127,14 @@ def test_scaling_is_judged_against_the_plain_step_and_never_the_one_rank_step(tm
     assert "Strong scaling" in drawn([run], "ranks", tmp_path)
     contended = replace(run, cases=[held_back(run.cases[0])] + run.cases[1:])
     assert findings.scaling(contended) == []  # no baseline at 1000: no row, not the 1-rank time
+    # a run made before the launcher measured the plain step: T1 is its one-rank time, as it says
+    from gdbench.analysis.report import scaling_lines
+
+    assert "against the plain step in one process" in "\n".join(scaling_lines(run, ""))
+    old = replace(run, cases=run.cases[1:])
+    text = "\n".join(scaling_lines(old, ""))
+    assert "against one rank (T1, all-reduce included: this run has no plain step)" in text
+    assert "| torch-manual | 2 | strong | 1e3 | - | 300 µs | 200 µs | 75% |" in text
 
 
 def test_two_runs_of_one_device_stay_apart(tmp_path):

@@ -127,19 +127,22 @@ def scaling_lines(run: RunResult, label: str) -> list[str]:
     rows = findings.scaling(run)
     if not rows:
         return []
+    plain = any(c.spec.ranks == 0 for c in run.cases)  # none in older runs of the launcher
     lines = ["", "### Scaling across ranks" + (f" ({label})" if label else ""), "",
-             "Median step time on P ranks against the plain step in one process (T1, no "
-             "all-reduce); parallel efficiency: strong scaling (the same total N) "
-             "T1 / (P · TP), weak scaling (the same N per rank) T1 / TP. The data-parallel "
-             "step on one rank, all-reduce included, is shown beside it.", "",
+             "Median step time on P ranks against " + (
+                 "the plain step in one process (T1, no all-reduce)" if plain else
+                 "one rank (T1, all-reduce included: this run has no plain step)")
+             + "; parallel efficiency: strong scaling (the same total N) T1 / (P · TP), weak "
+             "scaling (the same N per rank) T1 / TP. The data-parallel step on one rank, "
+             "all-reduce included, is shown beside it.", "",
              "| kernel | P | scaling | N (per rank for weak) | plain step | 1 rank | P ranks "
              "| efficiency |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for s in rows:
-        one = format_time(s.one_rank) if s.one_rank is not None else "-"
+        times = [s.single if plain else None, s.one_rank, s.time]
         lines.append(f"| {s.kernel} | {s.ranks} | {s.kind} | {format_size(s.n_samples)} | "
-                     f"{format_time(s.single)} | {one} | {format_time(s.time)} | "
-                     f"{s.efficiency:.0%} |")
+                     + " | ".join("-" if t is None else format_time(t) for t in times)
+                     + f" | {s.efficiency:.0%} |")
     lines += ["", "Splitting pays (faster on P ranks than on one, at this N and every larger one "
               "measured):", ""]
     for (kernel, ranks), n in findings.rank_crossovers(run).items():
@@ -231,11 +234,9 @@ def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
 
 
 # What each plot of ``gdbench.analysis.plot.figures`` shows, as the report's alt text.
-CAPTIONS = {"scaling": "step time against sample count",
-            "bandwidth": "effective bandwidth against the roofline",
-            "phases": "phases of one step",
-            "probe": "the roofline probe's bandwidth against working-set size",
-            "ranks": "parallel efficiency"}
+CAPTIONS = {"scaling": "step time against sample count", "phases": "phases of one step",
+            "bandwidth": "effective bandwidth against the roofline", "ranks": "parallel efficiency",
+            "probe": "the roofline probe's bandwidth against working-set size"}
 
 
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None,
