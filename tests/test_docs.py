@@ -43,6 +43,16 @@ def test_every_table_is_what_its_results_file_gives(capsys):
     assert "<!-- table: results/cpu-default-epyc-1.json" in (REPO / "README.md").read_text()
 
 
+def test_every_committed_report_is_what_its_results_files_give(capsys):
+    """results/*-report.md, plots aside, as `gdbench report` writes it today from the files it
+    names (`python scripts/reports.py` writes them again)."""
+    from scripts import reports
+
+    assert len(reports.reports()) >= 6
+    assert all(reports.sources(r) for r in reports.reports())
+    assert reports.main(["--check"]) == 0, capsys.readouterr().out
+
+
 def test_every_option_in_a_usage_block_exists():
     checked = 0
     for path in DOCS:
