@@ -150,9 +150,14 @@ def main(argv: list[str]) -> int:
             stale.append(path)
             if "--check" not in argv:
                 path.write_text(new)
+    return finish(stale, "--check" in argv)
+
+
+def finish(stale: list[Path], check: bool) -> int:
+    """Name the files that are stale (``check``) or were rewritten; status 1 for stale ones."""
     for path in stale:
-        print(f"{path.relative_to(ROOT)}: {'stale' if '--check' in argv else 'rewritten'}")
-    return 1 if stale and "--check" in argv else 0
+        print(f"{path.relative_to(ROOT)}: {'stale' if check else 'rewritten'}")
+    return 1 if stale and check else 0
 
 
 if __name__ == "__main__":

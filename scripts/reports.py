@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gdbench import cli  # noqa: E402
+from scripts.docs_tables import finish  # noqa: E402
 
 SOURCE = re.compile(r"^## (results/\S+\.json)$", re.M)
 
@@ -67,9 +68,7 @@ def main(argv: list[str]) -> int:
         else:
             make(report, report, plots=True)
             stale.append(report)
-    for report in stale:
-        print(f"{report.relative_to(ROOT)}: {'stale' if '--check' in argv else 'rewritten'}")
-    return 1 if stale and "--check" in argv else 0
+    return finish(stale, "--check" in argv)
 
 
 if __name__ == "__main__":
