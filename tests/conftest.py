@@ -18,15 +18,17 @@ if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-# pytest-xdist runs a worker per core, and each worker's OpenMP pools (torch's, Numba's) and the
-# processes it starts take a thread per core as well: threads outnumber cores, and an OpenMP
-# thread that has finished its share spins, by default, on a core another worker is waiting
-# for. In the workers, where nothing is timed (pytest-benchmark is off under xdist), finished
-# threads sleep instead: 92-94 s of CPU against 77-81 s for the kernel, sweep and round tests
-# on the 2-core VM (two runs each). Set before torch or Numba loads OpenMP; an explicit setting
-# is kept.
+# pytest-xdist runs a worker per core, and each worker's thread pools (OpenMP's in torch and
+# Numba, OpenBLAS's in NumPy) and the processes it starts take a thread per core as well:
+# threads outnumber cores, and a pool thread that has finished its share spins, by default, on
+# a core another worker is waiting for. In the workers, where nothing is timed (pytest-benchmark
+# is off under xdist), finished threads sleep instead (OpenBLAS's after its shortest wait, 2^4
+# cycles). CPU of the kernel, sweep and round tests on the 2-core VM, two runs each: 92-94 s
+# spinning, 77-81 s with OpenMP's threads asleep, 68 s with OpenBLAS's too. Set before the
+# libraries load; an explicit setting is kept.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import gdbench  # noqa: E402
 
