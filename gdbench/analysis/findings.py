@@ -155,13 +155,18 @@ class Scaling:
     one_rank: float | None = None  # the data-parallel step on one rank, all-reduce included
 
 
+def has_plain_steps(run: RunResult) -> bool:
+    """Whether the run measured the plain step (older runs of the launcher did not)."""
+    return any(c.spec.ranks == 0 for c in run.cases)
+
+
 def scaling(run: RunResult) -> list[Scaling]:
     """Strong and weak scaling of every data-parallel kernel against the plain step: the same
     kernel in one process, no all-reduce (runs of gdbench 0.1.0 without it: its one-rank
     cases). The one-rank data-parallel time is kept beside it. A size whose plain step was
     contended has no row: the one-rank time does not stand in for it."""
     times = {(c.spec.kernel, c.spec.ranks, c.spec.n_samples): median(c) for c in _ok(run)}
-    plain = 0 if any(c.spec.ranks == 0 for c in run.cases) else 1
+    plain = 0 if has_plain_steps(run) else 1
     out = []
     for (kernel, ranks, n), t in sorted(times.items()):
         if ranks <= 1:

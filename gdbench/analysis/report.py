@@ -127,7 +127,7 @@ def scaling_lines(run: RunResult, label: str) -> list[str]:
     rows = findings.scaling(run)
     if not rows:
         return []
-    plain = any(c.spec.ranks == 0 for c in run.cases)  # none in older runs of the launcher
+    plain = findings.has_plain_steps(run)
     lines = ["", "### Scaling across ranks" + (f" ({label})" if label else ""), "",
              "Median step time on P ranks against " + (
                  "the plain step in one process (T1, no all-reduce)" if plain else
@@ -249,8 +249,8 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
     drawn = plots and plottable(runs)
-    images = [p.stem for p in plot(runs, plots_dir, size, labels) if p.suffix == ".png"] \
-        if drawn else []
+    images = ([p.stem for p in plot(runs, plots_dir, size, labels) if p.suffix == ".png"]
+              if drawn else [])
     rel = Path(os.path.relpath(plots_dir, out.parent))
     lines = ["# gdbench report", ""]
     for run, source in zip(runs, sources):
