@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -60,16 +61,21 @@ def test_a_drift_that_moves_both_sides_gives_no_verdict_and_a_real_ratio_is_foun
 
 class FakeWorker:
     """Windows around ``median * ratio`` of the side, a drift shared by both sides over time,
-    and the first ``busy`` windows of each side contended."""
+    and the first ``busy`` windows of each side contended; each window takes 0.1 s of the
+    session's clock (``now``), and no real time."""
 
     ratio = {"base": 1.0, "new": 1.0}
     busy = 0
     calls = []
+    now = 0.0
 
-    def __init__(self, side):
+    def __init__(self, side, timeout=None):
         self.side = side
 
-    def ask(self, request):
+    def ask(self, request, timeout=None):
+        if request.get("op") == "check":
+            return {"ok": True}
+        FakeWorker.now += 0.1
         FakeWorker.calls.append(self.side.name)
         count = FakeWorker.calls.count(self.side.name)
         # the machine slows down and speeds up by 30% over about 300 windows
@@ -98,6 +104,8 @@ class FakeWorker:
 @pytest.fixture
 def fake(monkeypatch):
     monkeypatch.setattr(session, "Worker", FakeWorker)
+    monkeypatch.setattr(session, "time", SimpleNamespace(monotonic=lambda: FakeWorker.now))
+    FakeWorker.now = 0.0
     FakeWorker.calls = []
     FakeWorker.busy = 0
     FakeWorker.ratio = {"base": 1.0, "new": 1.0}
@@ -136,18 +144,23 @@ def test_a_session_stops_at_its_budget(fake):
     settings = AbSettings(sizes=(1000,), max_blocks=5, min_blocks=3)
     result = run_ab(SIDES, [Case("k", "k", 1000)], settings)
     assert result.blocks <= 5 and result.complete
-    timed = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=1e-9))
-    assert timed.blocks == 1 and timed.complete  # the first block starts, no second
+    # windows of 0.1 s: round 3 of the first block starts at 0.4 s, no block after it
+    timed = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=0.5))
+    assert timed.blocks == 1 and timed.rounds == 3 and timed.complete
     assert timed.cases[0].verdicts["latency"]["verdict"] == "AMBIGUOUS"
+    # and no window starts after the budget, within a block either
+    cut = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=0.3,
+                                                          window_s=0.1))
+    assert cut.rounds == 2 and cut.seconds == pytest.approx(0.4)
 
 
 def test_each_block_starts_fresh_workers_and_its_variance_components_are_recorded(fake,
                                                                                  monkeypatch):
     started = []
-    monkeypatch.setattr(FakeWorker, "__init__", lambda self, side: (
+    monkeypatch.setattr(FakeWorker, "__init__", lambda self, side, timeout=None: (
         setattr(self, "side", side), started.append(side.name))[0])
     record = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,))).cases[0]
-    assert started == ["base", "new"] * 4
+    assert sorted(started) == ["base"] * 4 + ["new"] * 4  # a pair of fresh ones a block
     components = record.components["latency"]
     assert components["blocks"] == 4 and components["pairs"] == 12
     assert components["rounds"] >= 0 and components["processes"] >= 0
@@ -166,7 +179,7 @@ def test_variance_components_separate_processes_from_rounds():
 def test_a_wrong_side_leaves_the_session(fake, monkeypatch):
     real_ask = FakeWorker.ask
 
-    def wrong(self, request):
+    def wrong(self, request, timeout=None):
         answer = real_ask(self, request)
         if "check" in answer and self.side.name == "new":
             answer["check"]["grad"] = [2 * g for g in answer["check"]["grad"]]
@@ -292,9 +305,9 @@ def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp
 
     real_ask = FakeWorker.ask
 
-    def slowed(self, request):  # numpy-slowed-K is K% slower than its base
+    def slowed(self, request, timeout=None):  # numpy-slowed-K is K% slower than its base
         answer = real_ask(self, request)
-        if "slowed" in request["kernel"]:
+        if "slowed" in request["kernel"] and "latency" in answer:
             factor = 1 + int(request["kernel"].rsplit("-", 1)[1]) / 100
             answer["latency"] = [t * factor for t in answer["latency"]]
             answer["throughput"] = [t * factor for t in answer["throughput"]]
@@ -338,7 +351,7 @@ def test_the_example_plugins_slowdowns_are_about_what_they_say(tmp_path, monkeyp
 
 def test_a_session_cut_short_by_its_budget_gives_no_verdict_on_too_few_blocks(fake):
     fake.ratio = {"base": 1.0, "new": 1.5}  # plain to see, but only one block was measured
-    result = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=1e-9))
+    result = run_ab(SIDES, [Case("k", "k", 1000)], AbSettings(sizes=(1000,), max_seconds=0.5))
     v = result.cases[0].verdicts["latency"]
     assert result.blocks == 1 and v["verdict"] == "AMBIGUOUS"
     assert v["why"] == "only 1 block: a verdict needs 4"

@@ -10,10 +10,13 @@ import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from gdbench import cli
+from tests.plugins import REPO
 
 QUICK = ["--device", "cpu", "--kernels", "numpy-manual", "--sizes", "100", "--budget", "0.01",
          "--windows", "2", "--no-roofline", "--no-memory", "--quiet"]
@@ -81,7 +84,7 @@ BAD = [
     (["run", *QUICK, "--out", "ok.json", "--plot", "victim.txt"], "--plot victim.txt is a"),
     (["run", *QUICK, "--out", "ok.json", "--plot", "fifo"], "--plot fifo is a FIFO"),
     (["run", *QUICK, "--out", "ok.json", "--plot", "-"], "--plot needs a folder name"),
-    (["run", *QUICK, "--out", "ok.json", "--csv", "ok.json"], "--out and --csv are the same"),
+    (["run", *QUICK, "--out", "ok.json", "--csv", "ok.json"], "--out (ok.json) and --csv (ok"),
     (["run", *QUICK, "--out", "/proc/nope/r.json"], "cannot write /proc/nope"),
     ([*CONVERGE, "--sizes", "100", "--out", "dir"], "--out dir is a directory"),
     ([*CONVERGE, "--sizes", "100", "--out", "/dev/null"], "is a character device"),
@@ -152,6 +155,78 @@ BAD = [
     (["probe", "--device", "cpu", "--bytes", "100"], "--bytes must be at least 4 KiB"),
     (["list", "--all"], "unrecognized arguments: --all"),
 ]
+
+
+# What a gate must never take for a pass, and outputs that would destroy each other: refused
+# before any worker starts or anything is measured (issue 36).
+AB = ["ab", "numpy-manual", "--device", "cpu", "--sizes", "1e3", "--window", "0.01",
+      "--rounds-per-block", "1", "--min-blocks", "3", "--max-blocks", "3", "--quiet"]
+GATE = [
+    ([*AB, "--out", "same.json", "--markdown", "same.json"],
+     "--out (same.json) and --markdown (same.json) are the same file"),
+    ([*AB, "--out", "s.json", "--markdown", "s.partial.json"], "--out's partial file"),
+    (["run", *QUICK, "--out", "q.json", "--plot", "q.json"],
+     "--out (q.json) and --plot (q.json) are the same file"),
+    (["run", *QUICK, "--out", "q.json", "--csv", "q.partial.json"], "--out's partial file"),
+    ([*CONVERGE, "--sizes", "100", "--out", "c.json", "--plot", "c.json"],
+     "--out (c.json) and --plot (c.json) are the same file"),
+    (["report", "run.json", "-o", "r.md", "--html", "r.md"], "-o (r.md) and --html (r.md)"),
+    (["report", "run.json", "-o", "r.md", "--html", "r-plots"], "-o's plots (r-plots)"),
+    ([*AB, "--threshold", "5"], "threshold '5' has no unit: write 5% for a percentage"),
+    (["compare", "run.json", "run.json", "--threshold", "5"], "threshold '5' has no unit"),
+    (["noise", *QUICK, "--threshold", "10"], "threshold '10' has no unit"),
+    (["ab", "numpy-manual", "--device", "cpu", "--dtype", "bfloat16", "--quiet"],
+     "kernel numpy-manual does not support dtype 'bfloat16'"),
+    ([*AB, "--features", "0"], "features must be at least 1, got 0"),
+    (["ab", "cupy-fused", "numpy-manual", "--device", "cpu", "--quiet"],
+     "kernel cupy-fused does not run on 'cpu'"),
+    ([*AB, "--window", "1e9", "--max-time", "3"], "does not fit in --max-time (3 s)"),
+    (["compare", "run.json", "/dev/zero"], "/dev/zero is a character device, not a results"),
+    (["compare", "/dev/null", "run.json"], "/dev/null is a character device"),
+    (["report", "/dev/zero", "-o", "r.md"], "/dev/zero is a character device"),
+    (["report", "dir", "--html", "r.html"], "dir is a directory"),
+    (["compare", "run.json", "run.json", "--noise", "/dev/zero"], "/dev/zero is a character"),
+    (["report", "ab99.json", "-o", "r.md"], "ab schema version 99 is newer than this gdbench's"),
+    (["report", "ab99.json", "--html", "r.html"], "ab schema version 99 is newer"),
+    (["compare", "run.json", "run.json", "--noise", "noise99.json"],
+     "noise schema version 99 is newer"),
+    (["train", "--lr", "nan"], "the learning rate must be a finite number, got nan"),
+]
+
+
+@pytest.mark.parametrize("args,message", GATE, ids=[" ".join(a)[:70] for a, _ in GATE])
+def test_outputs_sharing_a_path_and_inputs_that_cannot_work_are_refused_first(place, capsys,
+                                                                             args, message):
+    (place / "ab99.json").write_text(json.dumps({"tool": "gdbench-ab", "schema_version": 99,
+                                                 "cases": []}))
+    (place / "noise99.json").write_text(json.dumps({"tool": "gdbench-noise", "cases": {},
+                                                    "default": 0.01, "schema_version": 99}))
+    test_bad_input_is_one_line_and_exit_2_and_leaves_everything_as_it_was(place, capsys, args,
+                                                                          message)
+
+
+@pytest.mark.skipif(__import__("tests.conftest").conftest.cuda_present(), reason="a GPU is here")
+def test_ab_on_cuda_without_a_gpu_is_refused_before_any_worker(place, capsys):
+    test_bad_input_is_one_line_and_exit_2_and_leaves_everything_as_it_was(
+        place, capsys, ["ab", "torch-manual", "--device", "cuda", "--quiet"],
+        "kernel torch-manual is unavailable on cuda")
+
+
+@pytest.mark.parametrize("command", [["compare", "run.json", "fifo"],
+                                     ["report", "fifo", "-o", "r.md"],
+                                     ["report", "fifo", "--html", "r.html"]])
+def test_a_fifo_given_as_input_is_one_line_and_never_waited_on(place, command):
+    """In a process of its own, with a time limit: a reader that opened the FIFO would wait
+    for a writer for ever."""
+    (place / "run.json").write_text(json.dumps({"tool": "gdbench", "schema_version": 3,
+                                                "environment": {}, "settings": {},
+                                                "cases": []}))
+    done = subprocess.run([sys.executable, "-m", "gdbench", *command], capture_output=True,
+                          text=True, timeout=60, cwd=place,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 2, done.stderr
+    assert "fifo is a FIFO, not a results file" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_there_are_at_least_sixty_bad_inputs():

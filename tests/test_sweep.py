@@ -190,7 +190,8 @@ def test_an_interrupted_runs_partial_file_is_kept_by_the_next_run(fakes, tmp_pat
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--out", "same.json", "--csv", "same.json"], "--out and --csv are the same file"),
+    (["--out", "same.json", "--csv", "same.json"],
+     "--out (same.json) and --csv (same.json) are the same file"),
     (["--csv", "/proc/nope/r.csv"], "cannot write /proc/nope/r.csv"),
     (["--plot", "/proc/nope"], "cannot write /proc/nope"),
 ])

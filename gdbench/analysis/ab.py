@@ -11,10 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from gdbench.analysis.compare import VERDICTS
-from gdbench.analysis.tables import format_time
+from gdbench.analysis.tables import format_percent, format_time
 from gdbench.records.results import format_size
 
-COLOURS = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
+FAILED = ("WRONG", "ERROR", "OOM", "UNAVAILABLE")  # a case that a side did not run right
+OUTCOMES = VERDICTS + FAILED
+COLOURS = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow",
+           **{f: "bold red" for f in FAILED}}
 
 
 def base_new_medians(case: dict, metric: str) -> tuple[float, float]:
@@ -25,41 +28,73 @@ def base_new_medians(case: dict, metric: str) -> tuple[float, float]:
 
 
 def rows(session: dict) -> list[dict]:
-    """One row per case and metric: base, new, ratio, interval, verdict, blocks, why."""
+    """One row per case and metric: base, new, ratio, interval, outcome, blocks, why. A case
+    that a side failed has that failure (WRONG, ERROR, OOM, UNAVAILABLE) as its outcome, the
+    side it happened on and the reason, never a verdict."""
     out = []
     for case in session["cases"]:
         for metric in ("latency", "throughput"):
             v = case["verdicts"].get(metric)
             base, new = base_new_medians(case, metric)
-            if case["status"] != "ok" or v is None:
-                out.append({"case": case["label"], "metric": metric, "base": base,
-                            "new": new, "ratio": None, "low": None, "high": None,
-                            "verdict": "AMBIGUOUS",
-                            "blocks": len({p["block"] for p in case["pairs"]}),
-                            "why": case["message"] or "too few blocks to judge"})
+            blocks = len({p["block"] for p in case["pairs"]})
+            common = {"case": case["label"], "metric": metric, "base": base, "new": new,
+                      "side": case.get("side")}
+            if case["status"] != "ok":
+                out.append({**common, "ratio": None, "low": None, "high": None,
+                            "verdict": case["status"].upper(), "blocks": blocks,
+                            "why": case["message"]})
+                continue
+            if v is None:
+                out.append({**common, "ratio": None, "low": None, "high": None,
+                            "verdict": "AMBIGUOUS", "blocks": blocks,
+                            "why": "too few blocks to judge"})
                 continue
             why = "" if v["verdict"] != "AMBIGUOUS" else v.get("why") or (
                 f"undecided after {v['blocks']} blocks: they disagree by {v['spread']:.1%} "
                 "(standard deviation of the log ratio)")
-            out.append({"case": case["label"], "metric": metric, "base": base, "new": new,
-                        "ratio": v["ratio"], "low": v["low"], "high": v["high"],
+            out.append({**common, "ratio": v["ratio"], "low": v["low"], "high": v["high"],
                         "verdict": v["verdict"], "blocks": v["blocks"], "why": why})
     return out
 
 
 def counts(table: list[dict]) -> dict[str, int]:
-    return {v: sum(r["verdict"] == v for r in table) for v in VERDICTS}
+    """How many rows have each outcome: every verdict, and the failures that occurred."""
+    found = {v: sum(r["verdict"] == v for r in table) for v in OUTCOMES}
+    return {v: n for v, n in found.items() if n or v in VERDICTS}
+
+
+def failed(session: dict) -> list[dict]:
+    """The cases that a side did not run right (status other than ok)."""
+    return [c for c in session["cases"] if c["status"] != "ok"]
+
+
+def side_cell(r: dict, side: str) -> str:
+    """A side's median, or its failure where the case failed on that side."""
+    if r["side"] == side and r["verdict"] in FAILED:
+        return r["verdict"]
+    return format_time(r[side])
+
+
+def incomplete(session: dict) -> str:
+    """``incomplete: interrupted after N of at most M rounds`` for a session that did not end,
+    "" for one that did."""
+    if session.get("complete", True):
+        return ""
+    s = session["settings"]
+    most = s.get("max_blocks", 0) * s.get("rounds_per_block", 0)
+    return (f"incomplete: interrupted after {session['rounds']} of at most {most} rounds "
+            f"({session['blocks']} blocks)")
 
 
 def table(session: dict, title: str):
     t = Table("case", "metric", "base", "new", "new / base", "paired 95% interval", "blocks",
-              "verdict", title=title)
+              "outcome", title=title)
     for r in rows(session):
         colour = COLOURS[r["verdict"]]
         verdict = f"[{colour}]{r['verdict']}[/{colour}]" if colour else r["verdict"]
         if r["why"] and r["ratio"] is None:
             verdict += f" ({escape(r['why'])})"
-        t.add_row(escape(r["case"]), r["metric"], format_time(r["base"]), format_time(r["new"]),
+        t.add_row(escape(r["case"]), r["metric"], side_cell(r, "base"), side_cell(r, "new"),
                   "-" if r["ratio"] is None else f"{r['ratio']:.3f}",
                   "-" if r["low"] is None else f"{r['low']:.3f} – {r['high']:.3f}",
                   str(r["blocks"]), verdict)
@@ -67,7 +102,7 @@ def table(session: dict, title: str):
 
 
 def title(session: dict) -> str:
-    """``new side: kernels against base side: kernels``."""
+    """``new side: kernels against base side: kernels (threshold 5%)``."""
     sides, cases = session["sides"], session["cases"]
 
     def kernels(side):
@@ -75,7 +110,7 @@ def title(session: dict) -> str:
         return ",".join(names) if len(names) <= 3 else f"{len(names)} kernels"
 
     return (f"{sides['new']['source']}: {kernels('new')} against {sides['base']['source']}: "
-            f"{kernels('base')}")
+            f"{kernels('base')} (threshold {format_percent(session['settings']['threshold'])})")
 
 
 def markdown(session: dict) -> str:
@@ -83,20 +118,24 @@ def markdown(session: dict) -> str:
     table_rows = rows(session)
     n = counts(table_rows)
     s = session["settings"]
-    lines = [f"### {title(session)}", "",
+    note = incomplete(session)
+    lines = [f"### {title(session)}", ""] + ([f"**{note}**", ""] if note else []) + [
              f"{session['rounds']} interleaved rounds in {session['blocks']} blocks of fresh "
              f"worker processes, {session['seconds']:.0f} s on {s['device']} ({s['dtype']}, "
-             f"threshold {s['threshold']:.0%}); intervals are paired, over blocks, at the "
+             f"threshold {format_percent(s['threshold'])}); intervals are paired, over blocks, at the "
              "level of the looks made (overall 95%).", "",
              ", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items()), "",
-             "| case | metric | base | new | new / base | interval | verdict |",
+             "| case | metric | base | new | new / base | interval | outcome |",
              "|---|---|---:|---:|---:|---|---|"]
     for r in table_rows:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
         interval = "-" if r["low"] is None else f"{r['low']:.3f} – {r['high']:.3f}"
-        verdict = f"**{r['verdict']}**" if r["verdict"] in ("FASTER", "SLOWER") else r["verdict"]
-        lines.append(f"| {r['case']} | {r['metric']} | {format_time(r['base'])} | "
-                     f"{format_time(r['new'])} | {ratio} | {interval} | {verdict} |")
+        verdict = (f"**{r['verdict']}**" if r["verdict"] in ("FASTER", "SLOWER") + FAILED
+                   else r["verdict"])
+        if r["verdict"] in FAILED:
+            verdict += f" ({r['why']})".replace("|", "\\|")
+        lines.append(f"| {r['case']} | {r['metric']} | {side_cell(r, 'base')} | "
+                     f"{side_cell(r, 'new')} | {ratio} | {interval} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

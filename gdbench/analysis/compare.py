@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.files.results import read_json
+from gdbench.files.results import load_json, read_json
 from gdbench.records.results import format_size
 from gdbench.records.run import RunResult
 from gdbench.records.stats import Summary, t975, verdict, window_medians
@@ -67,19 +67,7 @@ class Timing:
 
 
 def _read(path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read it as a results file ({exc})") from None
-    if not text.strip():
-        raise ValueError(f"{path}: the file is empty")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON, perhaps truncated ({exc})") from None
+    return load_json(path)
 
 
 def load(path) -> tuple[dict[tuple, Timing], str]:
@@ -244,11 +232,17 @@ def compare(base_path, new_path, threshold: float = 0.05, noise=None) -> list[Co
 
 
 def parse_fraction(text: str, what: str = "threshold") -> float:
-    """``5%`` or ``0.05`` as a fraction."""
+    """``5%`` or ``0.05`` as a fraction. A bare number of 1 or more is refused: ``5`` could mean
+    5% or 500%, and a threshold read as the wrong one passes what it should stop."""
+    text = text.strip()
+    percent = text.endswith("%")
     try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        value = float(text[:-1]) / 100 if percent else float(text)
     except ValueError:
         raise ValueError(f"{what} {text!r} is not a number such as 5% or 0.05") from None
+    if not percent and value >= 1:
+        raise ValueError(f"{what} {text!r} has no unit: write {text}% for a percentage, or a "
+                         f"fraction below 1 such as {value / 100:g}")
     if not 0 <= value < 10:
         raise ValueError(f"{what} {text!r} must be between 0% and 1000%")
     return value

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from gdbench.analysis.compare import (
     parse_fraction,
     run_timings,
 )
-from gdbench.files.results import write_atomic
+from gdbench.files.results import load_json, write_atomic
+from gdbench.files.versions import NOISE_VERSION, check_noise_version
 from gdbench.records.run import RunResult
 
 SLOWDOWNS = (1.1, 1.3)
@@ -98,7 +100,7 @@ def assess(runs: list[RunResult], threshold: float = 0.05,
 def write_floor(report: NoiseReport, path, sources: list[str]) -> None:
     """The noise file that ``compare --noise`` and ``noise --noise`` read."""
     write_atomic(path, json.dumps({
-        "tool": "gdbench-noise", "runs": sources, "threshold": report.threshold,
+        "tool": "gdbench-noise", "schema_version": NOISE_VERSION, "runs": sources, "threshold": report.threshold,
         "default": report.floor.default, "cases": report.floor.cases,
         "false_rate": report.false_rate, "detected": {str(k): v for k, v in
                                                       report.detected.items()}}, indent=1) + "\n")
@@ -107,15 +109,11 @@ def write_floor(report: NoiseReport, path, sources: list[str]) -> None:
 def read_floor(text: str) -> NoiseFloor:
     """A noise floor from ``3%`` or ``0.03`` (every case), or from a noise file's path."""
 
-    if Path(text).suffix == ".json" or Path(text).exists():
-        try:
-            d = json.loads(Path(text).read_text())
-        except FileNotFoundError:
-            raise ValueError(f"{text}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
-            raise ValueError(f"{text}: not a noise file ({exc})") from None
+    if Path(text).suffix == ".json" or os.path.lexists(text):
+        d = load_json(text)
         if not isinstance(d, dict) or d.get("tool") != "gdbench-noise":
             raise ValueError(f"{text}: not a noise file written by gdbench noise")
+        check_noise_version(d, text)
         return NoiseFloor(float(d["default"]), {k: float(v) for k, v in d["cases"].items()})
     value = parse_fraction(text, "noise")
     if not value < 1:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gdbench.analysis import ab as ab_view
 from gdbench.analysis import findings
 from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.analysis.tables import (
@@ -240,11 +241,17 @@ CAPTIONS = {"scaling": "step time against sample count", "phases": "phases of on
 
 
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None,
-                 plots: bool = True) -> Path:
+                 plots: bool = True, sessions=()) -> Path:
     """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/`` (without them
-    when not ``plots``)."""
+    when not ``plots``), and a section for each ``gdbench ab`` session in ``sessions`` (their
+    files' JSON)."""
 
     out = Path(out)
+    ab_lines = [line for session in sessions for line in ab_view.markdown(session)
+                .replace("### ", "## ", 1).splitlines() + [""]]
+    if not runs:
+        write_atomic(out, "\n".join(["# gdbench report", "", *ab_lines]))
+        return out
     plots_dir = out.parent / f"{out.stem}-plots"
     labels = findings.run_labels(runs, sources)
     timed = any(c.ok for run in runs for c in run.cases)
@@ -284,7 +291,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                 f"- {c.spec.label}: up to {wait:.0%} of a window" for c, wait in crowded] + [""]
     if not timed:
         lines += ["No case was timed, so there is nothing to plot or to find; the cases above "
-                  "say why each was not.", ""]
+                  "say why each was not.", "", *ab_lines]
         write_atomic(out, "\n".join(lines))
         return out
     if plots and not drawn:
@@ -294,6 +301,6 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
         for name in images:
             lines += [f"![{CAPTIONS[name]}]({rel / (name + '.png')})", ""]
     lines += ["## Findings", "",
-              *findings_lines(runs, labels), ""]
+              *findings_lines(runs, labels), "", *ab_lines]
     write_atomic(out, "\n".join(lines))
     return out

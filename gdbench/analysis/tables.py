@@ -28,6 +28,11 @@ def format_time(seconds: float) -> str:
     return f"{value:.{decimals}f} {unit}"
 
 
+def format_percent(fraction: float) -> str:
+    """``0.05`` as ``5%``, ``0.025`` as ``2.5%``."""
+    return f"{100 * fraction:.3g}%"
+
+
 def format_bytes(n: int) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:

@@ -52,16 +52,26 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; ``argv`` None: this process's own, and the process ends after it."""
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
+    status = None
     try:
-        return args.func(args)
+        status = args.func(args)
+        return status
     except (ValueError, OSError) as exc:  # bad input, or a file that cannot be read or written
         print(f"gdbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         print(f"gdbench {args.command}: {stop.args[0] if stop.args else 'interrupted'}",
               file=sys.stderr)
-        return getattr(stop, "status", 130)
+        status = getattr(stop, "status", 130)
+        return status
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if argv is None and status in (130, 143):
+            # Stopped by Ctrl-C or SIGTERM, and said so: what is left is the interpreter's
+            # exit (torch's and others' exit handlers), which a second Ctrl-C would break
+            # into with a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -4,10 +4,8 @@ and the lines that say where results went."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -20,7 +18,7 @@ from rich.progress import (
 )
 
 from gdbench.core.dtypes import ALIASES, parse_dtypes
-from gdbench.files.results import read_converge, read_json
+from gdbench.files.results import load_json, read_converge, read_json
 from gdbench.kernels import registry
 from gdbench.measure.threads import parse_threads
 from gdbench.runs import sweep
@@ -126,18 +124,28 @@ def parse_bytes(text: str | None, option: str) -> int | None:
     return nbytes
 
 
+def file_kind(path) -> str:
+    """What a results file holds: "run", "converge" or "ab"; "run" also for a file that cannot
+    be read, whose reader then says what is wrong with it."""
+    try:
+        d = load_json(path)
+    except ValueError:
+        return "run"
+    if not isinstance(d, dict):
+        return "run"
+    return "ab" if d.get("tool") == "gdbench-ab" else d.get("kind", "run")
+
+
 def read_runs(paths):
     return [read_json(p) for p in paths]
 
 
 def converge_files(paths) -> list | None:
     """The converge results in ``paths``, None when they are runs; ValueError for a mix."""
-    kinds = []
-    for path in paths:
-        try:
-            kinds.append(json.loads(Path(path).read_text()).get("kind", "run"))
-        except (OSError, ValueError, AttributeError):
-            kinds.append("run")  # read_json says what is wrong with it
+    kinds = [file_kind(path) for path in paths]
+    if "ab" in kinds:
+        raise ValueError(f"{paths[kinds.index('ab')]} is a gdbench ab file: plot draws runs and "
+                         "converge files (report -o or --html shows an ab session)")
     if "converge" not in kinds:
         return None
     if set(kinds) != {"converge"}:

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from gdbench.analysis.compare import VERDICTS, compare, parse_threshold
 from gdbench.analysis.noise import read_floor
-from gdbench.analysis.tables import format_time
+from gdbench.analysis.tables import format_percent, format_time
 from gdbench.cli.common import stdout_console
 
 NAME = "compare"
@@ -17,7 +17,9 @@ HELP = "compare two runs: ratios and verdicts per case"
 def add_arguments(p) -> None:
     p.add_argument("base", help="gdbench or pytest-benchmark JSON of the baseline")
     p.add_argument("new", help="gdbench or pytest-benchmark JSON to judge")
-    p.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    p.add_argument("--threshold", default="5%",
+                   help="smallest change that counts: a percentage such as 5%% (default) or a "
+                        "fraction such as 0.05; a bare 5 is refused")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit with status 1 when any case is SLOWER")
     p.add_argument("--noise", help="variation of a case between runs on this machine: a noise "
@@ -30,7 +32,7 @@ def main(args) -> int:
     noise = read_floor(args.noise) if args.noise else None
     rows = compare(args.base, args.new, threshold, noise)
     colors = {"FASTER": "green", "SLOWER": "red", "SAME": "", "AMBIGUOUS": "yellow"}
-    title = f"{args.new} against {args.base} (threshold {threshold:.0%})"
+    title = f"{args.new} against {args.base} (threshold {format_percent(threshold)})"
     table = Table("case", "base", "new", "new / base", "95% interval", "verdict", title=title)
     reasons = sorted({text for r in rows for text in (r.why, r.note) if text})
     for r in rows:

@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gdbench.analysis.convergence import converge_tables, plot_converge
 from gdbench.cli.common import dtypes, interrupted, stdout_console, wrote
 from gdbench.core.dtypes import parse_dtypes
-from gdbench.files.paths import check_folder
+from gdbench.files.paths import check_distinct, check_folder
 from gdbench.files.results import Output
 from gdbench.runs.converge import converge, parse_rates
 from gdbench.runs.settings import ConvergeSettings
@@ -52,6 +52,7 @@ def main(args) -> int:
         tuple(parse_dtypes(args.dtype)), tuple(parse_rates(args.lr)), args.tol, args.max_steps,
         args.max_seconds, args.patience, args.check_every,
         steps_per_call=args.steps_per_call).checked()
+    check_distinct({"--out": args.out, "--plot": args.plot})
     output = Output(args.out)
     if args.plot:
         check_folder(args.plot, "--plot")

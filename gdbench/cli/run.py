@@ -22,7 +22,7 @@ from gdbench.distributed import worker
 from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.launch import RankFailure, launch, parse_world_sizes
 from gdbench.distributed.worker import measure
-from gdbench.files.paths import check_folder
+from gdbench.files.paths import check_distinct, check_folder
 from gdbench.files.results import Output
 from gdbench.runs.settings import Settings
 
@@ -40,6 +40,7 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     err = Console(stderr=True, soft_wrap=True)
     given = settings(args)  # every option is checked before anything is measured
+    check_distinct({"--out": args.out, "--csv": args.csv, "--plot": args.plot})
     if worker.launched() or args.nproc:
         _check_data_parallel_options(args, given)
     if worker.launched():  # one rank of torchrun or of the agent behind --nproc

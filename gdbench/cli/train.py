@@ -8,7 +8,7 @@ import sys
 from gdbench.cli.common import one_dtype
 from gdbench.core.devices import resolve_device
 from gdbench.kernels import registry
-from gdbench.runs.train import predict, train
+from gdbench.runs.train import check_training, predict, train
 
 NAME = "train"
 HELP = "replay the tutorial's training loop on one kernel"
@@ -28,6 +28,7 @@ def main(args) -> int:
     kernel = registry.make_kernel(args.kernel, resolve_device(args.device), args.dtype)
     if args.print_every < 1:
         raise ValueError(f"--print-every must be at least 1, got {args.print_every}")
+    check_training(args.iters, args.lr, args.w0)  # before anything is printed
     print(f"Prediction before training: f(5) = {predict(args.w0):.3f}")
     w = args.w0
     for e in train(kernel, iters=args.iters, lr=args.lr, w0=args.w0):

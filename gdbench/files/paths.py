@@ -4,8 +4,13 @@ moved aside.
 Every path a command writes is checked before any work starts. Nothing there yet, or a
 regular file, is fine; a directory, a device, a FIFO, a socket or a symbolic link (whatever it
 points at) is left exactly as it was and the command stops with one line, as do ``-`` and an
-empty name. A file that is moved aside goes to the first free numbered name beside it
-(``results.1.json``), which is never anything but a new name.
+empty name. No two outputs of one command may share a path (``check_distinct``). A file that is
+moved aside goes to the first free numbered name beside it (``results.1.json``), which is never
+anything but a new name.
+
+What a command reads is checked too (``read_input``): only a regular file, of at most
+``MAX_INPUT_BYTES``, is read; a FIFO, a device or a folder is one line, never a read that
+blocks or grows without end.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+MAX_INPUT_BYTES = 1 << 30  # the largest file a command reads: results of a long session fit
 
 KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -75,6 +82,62 @@ def writable_folder(folder: Path, name: str) -> None:
         raise OSError(f"cannot write {folder / name}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(tmp)
+
+
+def check_distinct(outputs: dict, through_partial: tuple = ("--out", "--csv")) -> None:
+    """ValueError when two of a command's outputs (flag -> path, or None where not asked for)
+    name the same file or folder: the second would replace the first. The outputs named in
+    ``through_partial`` are written through a partial file first (``r.partial.json``), which
+    may not be another output either. Checked before anything is written or measured."""
+    named = {}
+    for flag, path in outputs.items():
+        if path is not None and str(path).strip() not in ("", "-"):  # check_target says why
+            named[flag] = path
+            if flag in through_partial:
+                named[f"{flag}'s partial file"] = partial_path(path)
+    seen: dict = {}
+    for flag, path in named.items():
+        where = os.path.realpath(path)
+        if where in seen:
+            other, given = seen[where]
+            raise ValueError(f"{other} ({given}) and {flag} ({path}) are the same file: one "
+                             "output would replace the other; give each its own name")
+        seen[where] = (flag, path)
+
+
+def read_input(path, what: str = "results file") -> str:
+    """The text of the regular file at ``path`` (a link to one is followed); ValueError, one
+    line, for anything else: nothing there, a folder, a FIFO, a device, a socket, a file over
+    ``MAX_INPUT_BYTES`` or not UTF-8. Opened without blocking, so that a FIFO swapped in after
+    a look is refused rather than waited on."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a {what}") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what_is = next((words for test, words in KINDS[1:] if test(st.st_mode)),
+                       "not a regular file")
+        raise ValueError(f"{path} is {what_is}, not a {what}: only a regular file is read")
+    if st.st_size > MAX_INPUT_BYTES:
+        os.close(fd)
+        raise ValueError(f"{path} holds {st.st_size / (1 << 30):.1f} GiB: larger than any "
+                         f"{what} ({MAX_INPUT_BYTES >> 30} GiB at most)")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:  # it grew while read
+        raise ValueError(f"{path} grew past {MAX_INPUT_BYTES >> 30} GiB while read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a {what} (not UTF-8 text: {exc.reason} at byte "
+                         f"{exc.start})") from None
 
 
 def partial_path(path) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gdbench.files.paths import check_target, move_aside, partial_path
-from gdbench.files.versions import upgrade
+from gdbench.files.paths import check_target, move_aside, partial_path, read_input
+from gdbench.files.versions import upgrade, upgrade_ab
 from gdbench.records.converge import ConvergeResult
 from gdbench.records.run import RunResult
 
@@ -114,8 +114,8 @@ def dumps(run) -> str:
 def _measured_nothing(path: Path) -> bool:
     """A partial results file of gdbench's with no case or descent in it."""
     try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
+        d = json.loads(read_input(path))
+    except ValueError:
         return False
     return (isinstance(d, dict) and d.get("tool") == "gdbench" and d.get("complete") is False
             and not d.get("cases") and not d.get("descents"))
@@ -128,13 +128,24 @@ def _jsonable(o):
 
 
 def load_json(path):
-    """The JSON in ``path``; ValueError when it is missing or not valid JSON."""
+    """The JSON in ``path``; ValueError when it is missing, not a regular file
+    (``read_input``), empty or not valid JSON."""
+    text = read_input(path)
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty")
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON, perhaps truncated ({exc})") from None
+
+
+def read_ab(path) -> dict:
+    """A ``gdbench ab`` file as the dict it holds, in the current ab version; ValueError when
+    it is not one, or of a version this gdbench does not read."""
+    d = load_json(path)
+    if not isinstance(d, dict) or d.get("tool") != "gdbench-ab" or "cases" not in d:
+        raise ValueError(f"{path}: not a gdbench ab file")
+    return upgrade_ab(d, path)
 
 
 def read_json(path) -> RunResult:

@@ -28,11 +28,29 @@ Change log:
   (``rooflines`` on the case). A
   version 2 file reads as it is; on CUDA its rooflines were the best of all methods, a copy
   included.
+
+The files of ``gdbench ab`` (``"tool": "gdbench-ab"``) have versions of their own
+(``AB_VERSION``):
+
+- **1**: blocks of fresh worker processes, rounds, each case's windows, pairs, verdicts and
+  variance components; a case that left the session has ``status`` wrong or error and a
+  ``message`` that begins with its side.
+- **2**: a case that left the session names the side it failed on (``side``) and its outcome
+  (``status``: wrong, error, oom or unavailable). A version 1 file reads with the side taken
+  from its message.
+
+The noise files (``gdbench-noise``, ``gdbench-noise-paired``) carry ``schema_version`` 1 from
+the version of gdbench that wrote it first; a file without one is of version 1.
+
+A file of any kind whose version is newer than this gdbench knows is refused with one line.
 """
 
 from __future__ import annotations
 
 from gdbench.records.results import SCHEMA_VERSION as VERSION
+
+AB_VERSION = 2
+NOISE_VERSION = 1
 
 
 def _from_1(d: dict) -> dict:
@@ -63,4 +81,42 @@ def upgrade(d: dict, path) -> dict:
         d = UPGRADES[version](d)
         version += 1
     d["schema_version"] = VERSION
+    return d
+
+
+def _ab_from_1(d: dict) -> dict:
+    for case in d.get("cases", []):
+        message = case.get("message") or ""
+        side = message.split(" ", 1)[0]
+        case.setdefault("side", side if case.get("status") != "ok" and side in ("base", "new")
+                        else None)
+    return d
+
+
+AB_UPGRADES = {1: _ab_from_1}
+
+
+def upgrade_ab(d: dict, path) -> dict:
+    """An ab file's JSON in the current ab version; ValueError for one gdbench cannot read."""
+    version = d.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: ab schema version {version!r} is not one gdbench writes")
+    if version > AB_VERSION:
+        raise ValueError(f"{path}: ab schema version {version} is newer than this gdbench's "
+                         f"({AB_VERSION}); upgrade gdbench to read it")
+    while version < AB_VERSION:
+        d = AB_UPGRADES[version](d)
+        version += 1
+    d["schema_version"] = AB_VERSION
+    return d
+
+
+def check_noise_version(d: dict, path) -> dict:
+    """A noise file's JSON, once its version is one this gdbench reads (none: version 1)."""
+    version = d.get("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: noise schema version {version!r} is not one gdbench writes")
+    if version > NOISE_VERSION:
+        raise ValueError(f"{path}: noise schema version {version} is newer than this "
+                         f"gdbench's ({NOISE_VERSION}); upgrade gdbench to read it")
     return d

@@ -26,6 +26,16 @@ class Epoch:
         return math.isfinite(self.loss) and math.isfinite(self.w)
 
 
+def check_training(iters: int, lr: float, w0: float = 0.0) -> None:
+    """ValueError for a loop that cannot mean anything: a negative count, a learning rate or a
+    starting weight that is not a finite number."""
+    if iters < 0:
+        raise ValueError(f"iters must be at least 0, got {iters}")
+    for name, value in (("the learning rate", lr), ("the starting weight", w0)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+
+
 def train(kernel, iters: int = 20, lr: float = 0.01, w0: float = 0.0,
           x=TUTORIAL_X, y=TUTORIAL_Y) -> Iterator[Epoch]:
     """Prepare ``kernel`` on the tutorial's data and yield each of ``iters`` steps.
@@ -33,8 +43,7 @@ def train(kernel, iters: int = 20, lr: float = 0.01, w0: float = 0.0,
     A step whose loss or weight is no longer finite is yielded and ends the training: nothing
     after it would mean anything. Overflow on the way there is expected, and not warned of.
     """
-    if iters < 0:
-        raise ValueError(f"iters must be at least 0, got {iters}")
+    check_training(iters, lr, w0)
     kernel.prepare(x, y, w0=w0, lr=lr)
     for epoch in range(1, iters + 1):
         with np.errstate(over="ignore", invalid="ignore"):

@@ -31,11 +31,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from gdbench.core.reference import compare_step, loss_and_grad
+from gdbench.files.versions import AB_VERSION
 from gdbench.measure.environment import capture
 from gdbench.records.readings import contended
 from gdbench.records.results import format_size
 from gdbench.runs.ab.paired import block_means, look_rounds, paired, variance_components
-from gdbench.runs.ab.sides import Side, Worker
+from gdbench.runs.ab.sides import START_S, Side, Worker, WorkerFailed
 from gdbench.runs.ab.worker import make_data
 
 RETRIES = 2
@@ -81,6 +82,11 @@ class AbSettings:
             raise ValueError(f"the window must last a positive time, got {self.window_s}")
         if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
             raise ValueError(f"the time budget must be positive, got {self.max_seconds}")
+        if 2 * self.window_s > self.max_seconds:
+            raise ValueError(f"a pair of windows ({self.window_s:g} s each) does not fit in "
+                             f"--max-time ({self.max_seconds:g} s)")
+        if not 0 <= self.threshold < 10:
+            raise ValueError(f"threshold must be a fraction such as 0.05, got {self.threshold}")
 
     @property
     def looks(self) -> list[int]:
@@ -93,11 +99,15 @@ class AbSettings:
         return self.alpha / (len(self.looks) + 1)
 
 
+FAILURES = ("wrong", "error", "oom", "unavailable")  # a case's status when a side failed it
+
+
 @dataclass
 class CaseRecord:
     case: Case
-    status: str = "ok"  # ok, or wrong / error on a side: then it left the session
-    message: str = ""
+    status: str = "ok"  # ok, or one of FAILURES on a side: then it left the session
+    message: str = ""  # the one-line reason of a failure
+    side: str | None = None  # the side it failed on
     windows: list = field(default_factory=list)  # every window of both sides
     pairs: list = field(default_factory=list)  # per round: {"round", "block", metric: log ratio}
     verdicts: dict = field(default_factory=dict)  # metric -> Paired.to_dict()
@@ -108,9 +118,16 @@ class CaseRecord:
     def decided(self) -> bool:
         return self.decided_at is not None
 
+    def fail(self, status: str, side: str, reason: str) -> None:
+        """Take the case out of the session: ``status`` (one of FAILURES) on ``side``."""
+        if self.status == "ok":
+            kernel = self.case.base if side == "base" else self.case.new
+            self.status, self.side = status, side
+            self.message = f"{side} side ({kernel}): {reason}"
+
     def to_dict(self) -> dict:
         return {**asdict(self.case), "label": self.case.label, "status": self.status,
-                "message": self.message, "decided_at": self.decided_at,
+                "side": self.side, "message": self.message, "decided_at": self.decided_at,
                 "verdicts": self.verdicts, "components": self.components, "pairs": self.pairs,
                 "windows": self.windows}
 
@@ -127,7 +144,7 @@ class AbResult:
     complete: bool = False
 
     def to_dict(self) -> dict:
-        return {"tool": "gdbench-ab", "schema_version": 1, "complete": self.complete,
+        return {"tool": "gdbench-ab", "schema_version": AB_VERSION, "complete": self.complete,
                 "environment": self.environment, "settings": self.settings,
                 "sides": self.sides, "rounds": self.rounds, "blocks": self.blocks,
                 "seconds": self.seconds,
@@ -143,11 +160,91 @@ def pair_cases(base: list[str], new: list[str], sizes) -> list[Case]:
     if len(base) != len(new):
         raise ValueError(f"the sides name {len(base)} and {len(new)} kernels: give as many on "
                          "each, or one on either")
-    return [Case(b, n, size) for size in sizes for b, n in zip(base, new)]
+    # a pair named twice is measured once
+    return list(dict.fromkeys(Case(b, n, size) for size in sizes for b, n in zip(base, new)))
 
 
 def window_median(window: dict, metric: str) -> float:
     return float(np.median(window[metric]))
+
+
+CHECK_S = 120.0  # a side makes a kernel (imports its backend) within this long
+FIRST_S = 90.0  # a process's first window of a kernel (a compile) ends within this long ...
+LATER_S = 30.0  # ... and any later one within this long,
+STALL_FACTOR = 4  # or within 4 times the longest of the same kind so far on that side
+
+
+def grace(max_seconds: float) -> float:
+    """How long past ``max_seconds`` a window that started in time may run before it is cut."""
+    return min(30.0, max(5.0, 0.25 * max_seconds))
+
+
+class _Clock:
+    """The session's time: no window starts after ``max_seconds``, none runs past
+    ``max_seconds + grace``, and no window runs far longer than its side's earlier ones."""
+
+    def __init__(self, settings: AbSettings):
+        self.settings = settings
+        self.start = time.monotonic()
+        self.soft = self.start + settings.max_seconds
+        self.hard = self.soft + grace(settings.max_seconds)
+        self.longest: dict = {}  # (side, kernel, first in its process) -> seconds
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.soft
+
+    def limit(self, side: str, kernel: str, first: bool) -> tuple[float, bool]:
+        """Seconds the next window may take, and whether that is the window's own bound (a
+        stall when passed) rather than what is left of the session."""
+        floor = FIRST_S if first else LATER_S
+        own = max(floor, 20 * self.settings.window_s,
+                  STALL_FACTOR * self.longest.get((side, kernel, first), 0.0))
+        left = max(self.hard - time.monotonic(), 0.0)
+        return (own, True) if own <= left else (left, False)
+
+    def took(self, side: str, kernel: str, first: bool, seconds: float) -> None:
+        key = (side, kernel, first)
+        self.longest[key] = max(self.longest.get(key, 0.0), seconds)
+
+
+class _Pool:
+    """A block's worker of each side: started when first needed, and again after one died.
+    Only the side being asked runs; the other's worker is stopped meanwhile."""
+
+    def __init__(self, sides, clock: _Clock):
+        self.sides, self.clock = {s.name: s for s in sides}, clock
+        self.workers: dict = {}
+        self.ran: dict = {}  # side -> kernels its current worker has measured
+
+    def first(self, side: str, kernel: str) -> bool:
+        return kernel not in self.ran.get(side, set())
+
+    def ask(self, side: str, request: dict, timeout: float) -> dict:
+        worker = self.workers.get(side)
+        if worker is None:
+            try:
+                worker = Worker(self.sides[side], min(START_S, max(timeout, 1.0)))
+            except WorkerFailed as exc:
+                return {"error": str(exc), "died": True, "start": True}
+            self.workers[side], self.ran[side] = worker, set()
+        for name, other in self.workers.items():
+            (other.resume if name == side else other.pause)()
+        answer = worker.ask(request, timeout)
+        if answer.get("died"):  # a fresh worker takes its place for the other cases
+            worker.close()
+            del self.workers[side]
+        elif request.get("op") != "check":
+            self.ran[side].add(request["kernel"])
+        return answer
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
 
 
 def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: AbSettings, save=None,
@@ -162,80 +259,131 @@ def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: AbSettings, sa
     save = save or (lambda r: None)
     references = {}
     shuffle = random.Random(settings.seed)
-    start = time.perf_counter()
+    clock = _Clock(settings)
     for block in range(settings.max_blocks):
         active = [r for r in records if r.status == "ok" and not r.decided]
-        if not active or (block and time.perf_counter() - start > settings.max_seconds):
+        if not active or (block and clock.out_of_time()):
             break
-        workers = {s.name: Worker(s) for s in sides}  # fresh processes for every block
+        pool = _Pool(sides, clock)  # fresh processes for every block
         try:
+            if block == 0:
+                _check_kernels(pool, active, sides, settings, clock)
             for _ in range(settings.rounds_per_block):
+                active = [r for r in active if r.status == "ok"]
+                if not active or clock.out_of_time():
+                    break
                 if on_round:
                     on_round(result.rounds, block, len(active))
-                _round(active, sides, workers, block, result.rounds, settings, references,
-                       shuffle)
+                _round(active, sides, pool, block, result.rounds, settings, references,
+                       shuffle, clock)
                 result.rounds += 1
         finally:
-            for worker in workers.values():
-                worker.close()
+            pool.close()
         result.blocks = block + 1
         if result.blocks in settings.looks:
-            _look(active, settings, result.blocks)
-        result.seconds = time.perf_counter() - start
+            _look([r for r in active if r.status == "ok"], settings, result.blocks)
+        result.seconds = clock.elapsed
         save(result)
-    for record in records:  # the final look, for those the schedule left undecided
-        if record.status == "ok" and not record.decided:
-            _look([record], settings, result.blocks, final=True)
+    for record in records:
+        if record.status != "ok":
+            continue
+        for side in sides:  # a side that never finished a window did not run
+            if not any(w["side"] == side.name for w in record.windows):
+                record.fail("error", side.name, "no window finished within the session's "
+                            f"--max-time ({settings.max_seconds:g} s)")
+                break
+        else:
+            if not record.decided:  # the final look, for those the schedule left undecided
+                _look([record], settings, result.blocks, final=True)
     result.complete = True
-    result.seconds = time.perf_counter() - start
+    result.seconds = clock.elapsed
     save(result)
     return result
 
 
-def _round(active, sides, workers, block, index, settings, references, shuffle) -> None:
+def _failed(record: CaseRecord, side: str, answer: dict) -> None:
+    """Record a side's failed request as the case's outcome."""
+    if "unavailable" in answer:
+        record.fail("unavailable", side, answer["unavailable"])
+    else:
+        record.fail("oom" if answer.get("oom") else "error", side, answer["error"])
+
+
+def _check_kernels(pool: _Pool, active, sides, settings: AbSettings, clock: _Clock) -> None:
+    """Whether each side can make each of its kernels here, before any window: a kernel it
+    cannot make (unknown to it, not on this device or dtype) is UNAVAILABLE on that side, a
+    side that cannot import it is an ERROR."""
+    for side in sides:
+        kernels = {}
+        for record in active:
+            kernels.setdefault(record.case.base if side.name == "base" else record.case.new,
+                               []).append(record)
+        for kernel, records in kernels.items():
+            if clock.out_of_time():
+                return
+            answer = pool.ask(side.name, {"op": "check", "kernel": kernel,
+                                          "device": settings.device, "dtype": settings.dtype,
+                                          "d": settings.n_features},
+                              min(CHECK_S, max(clock.hard - time.monotonic(), 1.0)))
+            if not answer.get("ok"):
+                for record in records:
+                    _failed(record, side.name, answer)
+                if answer.get("start"):  # the side's worker cannot start: nothing of it runs
+                    for record in active:
+                        _failed(record, side.name, answer)
+                    return
+
+
+def _round(active, sides, pool, block, index, settings, references, shuffle, clock) -> None:
     """One window of every active case on each side: the cases in a random order, the two
     windows of a case one right after the other, which side first drawn at random; the pairs
     it makes."""
     order = list(active)
     shuffle.shuffle(order)
     for record in order:
+        if clock.out_of_time():
+            return
         first = shuffle.random() < 0.5
         got = {}
         for side in (sides if first else sides[::-1]):
             if record.status != "ok":
                 break
-            for other in workers.values():  # only the side being measured runs
-                (other.resume if other is workers[side.name] else other.pause)()
-            got[side.name] = _window(workers[side.name], record, side, block, index, settings,
-                                     references)
+            got[side.name] = _window(pool, record, side, block, index, settings, references,
+                                     clock)
         base, new = (got.get(s.name) for s in sides)
         if record.status == "ok" and base and new:
             record.pairs.append({"round": index, "block": block, "base_first": first, **{
                 m: math.log(window_median(new, m) / window_median(base, m)) for m in METRICS}})
 
 
-def _window(worker: Worker, record: CaseRecord, side: Side, block: int, index: int,
-            settings: AbSettings, references: dict) -> dict | None:
+def _window(pool: _Pool, record: CaseRecord, side: Side, block: int, index: int,
+            settings: AbSettings, references: dict, clock: _Clock) -> dict | None:
     """One uncontended window of ``record`` on ``side`` (its answer), or None."""
     case = record.case
     kernel = case.base if side.name == "base" else case.new
-    first = not any(w["side"] == side.name and w["block"] == block for w in record.windows)
+    check = not any(w["side"] == side.name and w["block"] == block for w in record.windows)
     request = {"kernel": kernel, "device": settings.device, "dtype": settings.dtype,
                "n": case.n_samples, "d": settings.n_features, "seed": settings.seed,
-               "lr": settings.lr, "budget": settings.window_s, "check": first}
+               "lr": settings.lr, "budget": settings.window_s, "check": check}
     for attempt in range(1 + RETRIES):
-        answer = worker.ask(request)
-        if "error" in answer:
-            record.status, record.message = "error", f"{side.name} side: {answer['error']}"
-            if answer.get("died"):  # a fresh worker takes its place for the other cases
-                worker.__init__(side)
+        if attempt and clock.out_of_time():
             return None
-        if first:
+        first = pool.first(side.name, kernel)
+        timeout, own = clock.limit(side.name, kernel, first)
+        began = time.monotonic()
+        answer = pool.ask(side.name, request, timeout)
+        if "error" in answer or "unavailable" in answer:
+            if answer.get("stalled") and not own:  # cut by the session's end, not stuck
+                return None
+            _failed(record, side.name, answer)
+            return None
+        clock.took(side.name, kernel, first, time.monotonic() - began)
+        if check:
             wrong = _check(answer["check"], case.n_samples, settings, references)
             if wrong:
-                record.status, record.message = "wrong", f"{side.name} side ({kernel}): {wrong}"
+                record.fail("wrong", side.name, wrong)
                 return None
-            request["check"] = first = False
+            request["check"] = check = False
         busy = contended(answer.get("contention"))
         record.windows.append({"side": side.name, "round": index, "block": block,
                                "attempt": attempt, "contended": busy,

@@ -120,7 +120,54 @@ def measure(request: dict, data: dict, watch_class) -> dict:
     return answer
 
 
+def check(request: dict) -> dict:
+    """Whether the side can make the request's kernel for its device and dtype, and take its
+    features: ``unavailable`` with the kernel's reason when not."""
+    kernel = _make_kernel()(request["kernel"], request["device"], request["dtype"])
+    most = getattr(kernel, "max_features", None)
+    if most is not None and request["d"] > most:
+        return {"unavailable": f"kernel {request['kernel']} supports at most {most} "
+                               f"feature(s), not {request['d']}"}
+    return {"ok": True}
+
+
+OOM_WORDS = ("memoryerror", "outofmemory", "out of memory", "can't allocate memory",
+             "unable to allocate")
+
+
+def _answer(exc: BaseException) -> dict:
+    """The parent's record of a failed request: the one-line reason, and whether memory ran
+    out (then the case is OOM rather than an error)."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return {"error": text, "oom": any(w in text.lower() for w in OOM_WORDS)}
+
+
+def _die_with_parent() -> None:
+    """End this process when the one that started it ends, even while stopped: Linux's
+    parent-death signal (SIGKILL), set before the parent may stop it; elsewhere a thread that
+    watches the parent (it cannot run while the process is stopped)."""
+    parent = int(os.environ.get("GDBENCH_AB_PARENT", "0") or 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    else:
+        import threading
+
+        def watch():
+            while os.getppid() == parent or not parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if parent and os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(1)
+
+
 def main() -> None:
+    _die_with_parent()
     # Answers go to a private copy of stdout; anything a backend prints goes to stderr.
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
@@ -131,9 +178,16 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            answer = measure(request, data, watch_class)
+            if request.get("op") == "check":
+                answer = check(request)
+            else:
+                answer = measure(request, data, watch_class)
+        except ValueError as exc:  # make_kernel's word for a kernel that cannot run here
+            answer = ({"unavailable": str(exc).splitlines()[0]} if request.get("op") == "check"
+                      else _answer(exc))
         except Exception as exc:  # the parent records it as the case's failure
-            answer = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            answer = _answer(exc)
+            data.clear()  # memory that ran out is given back before the next case
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
 
