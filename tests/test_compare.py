@@ -205,10 +205,26 @@ def test_parse_threshold(text, value):
     assert parse_threshold(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["five", "-3%", "2000%"])
+@pytest.mark.parametrize("text", ["five", "-3%", "2000%", "5", "1", "12.5"])
 def test_parse_threshold_rejects(text):
     with pytest.raises(ValueError, match="threshold"):
         parse_threshold(text)
+
+
+def test_a_partial_run_file_says_it_is_incomplete(tmp_path, cli, gdbench_cli):
+    base, new = run_pair(tmp_path, 1e-3, 1e-3)
+    d = json.loads(new.read_text())
+    d["complete"] = False
+    d["settings"]["sizes"] = list(SIZES)
+    d["cases"] = [c for c in d["cases"] if c["n_samples"] == SIZES[0]]
+    new.write_text(json.dumps(d))
+    shown = cli(base, new)
+    assert shown.returncode == 0
+    assert f"{new}: incomplete: interrupted after 1 case in 1 of 2 sizes" in shown.stdout
+    assert "incomplete" not in cli(base, base).stdout
+    assert gdbench_cli("report", new, "-o", tmp_path / "r.md", "--no-plots").returncode == 0
+    assert "incomplete: interrupted after 1 case in 1 of 2 sizes" in (tmp_path
+                                                                       / "r.md").read_text()
 
 
 def test_pytest_benchmark_names_keep_their_brackets_and_few_rounds_are_said(tmp_path, cli):

@@ -122,8 +122,8 @@ def markdown(session: dict) -> str:
     lines = [f"### {title(session)}", ""] + ([f"**{note}**", ""] if note else []) + [
              f"{session['rounds']} interleaved rounds in {session['blocks']} blocks of fresh "
              f"worker processes, {session['seconds']:.0f} s on {s['device']} ({s['dtype']}, "
-             f"threshold {format_percent(s['threshold'])}); intervals are paired, over blocks, at the "
-             "level of the looks made (overall 95%).", "",
+             f"threshold {format_percent(s['threshold'])}); intervals are paired, over blocks, at "
+             "the level of the looks made (overall 95%).", "",
              ", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items()), "",
              "| case | metric | base | new | new / base | interval | outcome |",
              "|---|---|---:|---:|---:|---|---|"]

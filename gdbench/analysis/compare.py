@@ -81,6 +81,15 @@ def load(path) -> tuple[dict[tuple, Timing], str]:
     raise ValueError(f"{path}: neither gdbench results nor pytest-benchmark JSON")
 
 
+def incomplete(path) -> str:
+    """What a gdbench run's partial file lacks (``RunResult.incomplete``); "" for a whole run
+    or a pytest-benchmark file."""
+    d = _read(path)
+    if isinstance(d, dict) and d.get("tool") == "gdbench" and not d.get("complete", False):
+        return read_json(path).incomplete
+    return ""
+
+
 def load_timings(path) -> dict[tuple, Timing]:
     return load(path)[0]
 

@@ -100,7 +100,8 @@ def assess(runs: list[RunResult], threshold: float = 0.05,
 def write_floor(report: NoiseReport, path, sources: list[str]) -> None:
     """The noise file that ``compare --noise`` and ``noise --noise`` read."""
     write_atomic(path, json.dumps({
-        "tool": "gdbench-noise", "schema_version": NOISE_VERSION, "runs": sources, "threshold": report.threshold,
+        "tool": "gdbench-noise", "schema_version": NOISE_VERSION, "runs": sources,
+        "threshold": report.threshold,
         "default": report.floor.default, "cases": report.floor.cases,
         "false_rate": report.false_rate, "detected": {str(k): v for k, v in
                                                       report.detected.items()}}, indent=1) + "\n")

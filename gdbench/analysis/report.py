@@ -35,7 +35,7 @@ def environment_lines(run: RunResult) -> list[str]:
              f"budget {s.get('budget_s')} s per case, precision {s.get('precision', 0):.0%}"
              + (f", data-parallel over {', '.join(map(str, s['world_sizes']))} ranks "
                 f"({s.get('dist_backend')})" if s.get("world_sizes") else "")
-             + ("" if run.complete else " (**interrupted run**)"),
+             + ("" if run.complete else f" (**{run.incomplete}**)"),
              f"- CPU: {env['cpu']['model']}, {env['cpu']['usable_cores']} usable cores; "
              f"Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items())]
     if env.get("gpu"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from gdbench.analysis.compare import VERDICTS, compare, parse_threshold
+from gdbench.analysis.compare import VERDICTS, compare, incomplete, parse_threshold
 from gdbench.analysis.noise import read_floor
 from gdbench.analysis.tables import format_percent, format_time
 from gdbench.cli.common import stdout_console
@@ -53,6 +53,10 @@ def main(args) -> int:
         print(f"({index + 1}) {why}")
     if any(r.flags for r in rows):
         print("~ noisy, ^ contended: in either file")
+    for path in (args.base, args.new):
+        note = incomplete(path)
+        if note:
+            print(f"{path}: {note}")
     counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
     print(", ".join(f"{n} {v.lower()}" for v, n in counts.items()))
     return 1 if args.fail_on_regression and counts["SLOWER"] else 0

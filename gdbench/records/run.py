@@ -24,6 +24,17 @@ class RunResult:
     moved_aside: list = field(default_factory=list, repr=False)  # earlier files kept, not saved
     allreduce_floors: dict = field(default_factory=dict)  # ranks -> seconds, one per round
 
+    @property
+    def incomplete(self) -> str:
+        """``incomplete: interrupted after 3 of 6 sizes`` for a run that did not end (its
+        partial file), "" for one that did."""
+        if self.complete:
+            return ""
+        planned = len(self.settings.get("sizes") or ()) or "?"
+        started = len({c.spec.n_samples for c in self.cases})
+        return (f"incomplete: interrupted after {len(self.cases)} case"
+                f"{'s' if len(self.cases) != 1 else ''} in {started} of {planned} sizes")
+
     def roofline(self, case: CaseResult) -> float | None:
         """The roofline in bytes/s for ``case``, measured in this run; None if not probed.
 
