@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gdbench import cli
-from gdbench.runs.ab import session
+from gdbench.runs.ab import pool
 from gdbench.runs.ab.sides import Side
 from tests.plugins import REPO, plugin_env
 from tests.test_ab import SLOWER_FORWARD, FakeWorker, fake, git  # noqa: F401 (a fixture)
@@ -121,8 +121,8 @@ def test_a_side_stuck_in_a_window_is_ended_and_recorded(plugin, monkeypatch, cap
     the session goes on with a fresh worker. The kernel sleeps 20 s, so that a gdbench that
     waits for it ends too, and fails the assertions."""
     monkeypatch.setenv("GDBENCH_TEST_STUCK_S", "20")
-    monkeypatch.setattr(session, "FIRST_S", 3.0)
-    monkeypatch.setattr(session, "LATER_S", 3.0)
+    monkeypatch.setattr(pool, "FIRST_S", 3.0)
+    monkeypatch.setattr(pool, "LATER_S", 3.0)
     began = time.monotonic()
     status = cli.main(["ab", "numpy-manual", "numpy-manual,numpy-stuck", *QUICK])
     assert status == 1 and time.monotonic() - began < 18
@@ -152,7 +152,7 @@ def test_a_python_that_never_starts_is_an_error_on_its_side(tmp_path, monkeypatc
     sleeper = tmp_path / "python"
     sleeper.write_text("#!/bin/sh\nsleep 1000\n")
     sleeper.chmod(0o755)
-    monkeypatch.setattr(session, "START_S", 3.0)
+    monkeypatch.setattr(pool, "START_S", 3.0)
     status = cli.main(["ab", "numpy-manual", *QUICK, "--new-python", str(sleeper),
                        "--fail-on-regression"])
     assert status == 1
@@ -295,12 +295,17 @@ def test_an_interrupted_session_says_so_wherever_it_is_shown(fake, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     assert cli.main(["ab", "numpy-manual", "--device", "cpu", "--sizes", "1e3", "--quiet"]) == 0
     d = json.loads(Path("gdbench-ab.json").read_text())
-    d.update(complete=False, rounds=5, blocks=2)
+    d.update(complete=False, rounds=5, blocks=2, seconds=12.3)
     Path("partial.json").write_text(json.dumps(d))
     assert cli.main(["report", "partial.json", "-o", "r.md", "--html", "r.html"]) == 0
     for page in ("r.md", "r.html"):
-        assert "incomplete: interrupted after 5 of at most 36 rounds (2 blocks)" in Path(
-            page).read_text()
+        assert "incomplete: interrupted after 5 rounds in 2 blocks, 12 s of at most 170 s" in \
+            Path(page).read_text()
+    d["settings"].update(rounds_per_block=3, max_blocks=12)  # a fixed count of rounds a block
+    Path("partial.json").write_text(json.dumps(d))
+    assert cli.main(["report", "partial.json", "-o", "r2.md"]) == 0
+    assert "incomplete: interrupted after 5 of at most 36 rounds (2 blocks)" in Path(
+        "r2.md").read_text()
     # a whole session's Markdown report is the session's table, not an empty page
     assert cli.main(["report", "gdbench-ab.json", "-o", "whole.md"]) == 0
     text = Path("whole.md").read_text()

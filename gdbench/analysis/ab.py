@@ -50,8 +50,9 @@ def rows(session: dict) -> list[dict]:
                             "why": "too few blocks to judge"})
                 continue
             why = "" if v["verdict"] != "AMBIGUOUS" else v.get("why") or (
-                f"undecided after {v['blocks']} blocks: they disagree by {v['spread']:.1%} "
-                "(standard deviation of the log ratio)")
+                f"undecided after {v['blocks']} blocks: the interval is "
+                f"{v['low']:.3f} – {v['high']:.3f} (the blocks' estimates differ by "
+                f"{v['spread']:.1%})")
             out.append({**common, "ratio": v["ratio"], "low": v["low"], "high": v["high"],
                         "verdict": v["verdict"], "blocks": v["blocks"], "why": why})
     return out
@@ -61,6 +62,27 @@ def counts(table: list[dict]) -> dict[str, int]:
     """How many rows have each outcome: every verdict, and the failures that occurred."""
     found = {v: sum(r["verdict"] == v for r in table) for v in OUTCOMES}
     return {v: n for v, n in found.items() if n or v in VERDICTS}
+
+
+def regressions(session: dict) -> list[dict]:
+    """The rows that are SLOWER by more than the threshold: what ``--fail-on-regression``
+    fails on."""
+    limit = 1 + session["settings"]["threshold"]
+    return [r for r in rows(session) if r["verdict"] == "SLOWER" and r["ratio"] > limit]
+
+
+def measuring_share(session: dict) -> float | None:
+    return session.get("measuring_share")
+
+
+def summary_line(session: dict) -> str:
+    """``2 faster, 0 slower, ... in 40 rounds, 6 blocks (95 s, 61% of it in windows)``."""
+    n = counts(rows(session))
+    share = measuring_share(session)
+    return (", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items())
+            + f" in {session['rounds']} rounds, {session['blocks']} blocks "
+            f"({session['seconds']:.0f} s" + (f", {share:.0%} of it in windows)"
+                                               if share is not None else ")"))
 
 
 def failed(session: dict) -> list[dict]:
@@ -76,14 +98,18 @@ def side_cell(r: dict, side: str) -> str:
 
 
 def incomplete(session: dict) -> str:
-    """``incomplete: interrupted after N of at most M rounds`` for a session that did not end,
-    "" for one that did."""
+    """``incomplete: interrupted after N of at most M rounds`` (or, where the rounds of a block
+    were chosen as it went, after how many seconds of its budget) for a session that did not
+    end; "" for one that did."""
     if session.get("complete", True):
         return ""
     s = session["settings"]
-    most = s.get("max_blocks", 0) * s.get("rounds_per_block", 0)
-    return (f"incomplete: interrupted after {session['rounds']} of at most {most} rounds "
-            f"({session['blocks']} blocks)")
+    done = f"incomplete: interrupted after {session['rounds']}"
+    if s.get("rounds_per_block"):
+        return (f"{done} of at most {s['max_blocks'] * s['rounds_per_block']} rounds "
+                f"({session['blocks']} blocks)")
+    return (f"{done} rounds in {session['blocks']} blocks, {session['seconds']:.0f} s of at "
+            f"most {s['max_seconds']:g} s")
 
 
 def table(session: dict, title: str):
@@ -113,17 +139,30 @@ def title(session: dict) -> str:
             f"{kernels('base')} (threshold {format_percent(session['settings']['threshold'])})")
 
 
+def settings_line(session: dict) -> str:
+    """How the session measured and how its intervals are made, in one sentence."""
+    s = session["settings"]
+    looks = session.get("looks")
+    how = ("intervals are paired, over blocks (each block's Hodges-Lehmann estimate), at the "
+           f"level of the look that gave them (alpha {s.get('alpha', 0.05):g} spent over "
+           f"{len(looks)} look{'s' if len(looks) != 1 else ''})" if looks is not None else
+           "intervals are paired, over blocks, at the level of the looks made (overall 95%)")
+    effect = (f", minimum effect {format_percent(s['min_effect'])}" if "min_effect" in s
+              else "")
+    share = measuring_share(session)
+    return (f"{session['rounds']} interleaved rounds in {session['blocks']} blocks of fresh "
+            f"worker processes, {session['seconds']:.0f} s on {s['device']}"
+            + (f" ({share:.0%} of it in windows)" if share is not None else "")
+            + f" ({s['dtype']}, threshold {format_percent(s['threshold'])}{effect}); {how}.")
+
+
 def markdown(session: dict) -> str:
     """A summary to paste into a pull request."""
     table_rows = rows(session)
     n = counts(table_rows)
-    s = session["settings"]
     note = incomplete(session)
     lines = [f"### {title(session)}", ""] + ([f"**{note}**", ""] if note else []) + [
-             f"{session['rounds']} interleaved rounds in {session['blocks']} blocks of fresh "
-             f"worker processes, {session['seconds']:.0f} s on {s['device']} ({s['dtype']}, "
-             f"threshold {format_percent(s['threshold'])}); intervals are paired, over blocks, at "
-             "the level of the looks made (overall 95%).", "",
+             settings_line(session), "",
              ", ".join(f"{count} {verdict.lower()}" for verdict, count in n.items()), "",
              "| case | metric | base | new | new / base | interval | outcome |",
              "|---|---|---:|---:|---:|---|---|"]

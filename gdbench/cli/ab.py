@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from gdbench.analysis import ab as summary
-from gdbench.analysis.compare import parse_threshold
+from gdbench.analysis.compare import parse_fraction, parse_threshold
 from gdbench.analysis.tables import format_percent
 from gdbench.cli.common import dtypes, interrupted, kernel_list, stdout_console, wrote
 from gdbench.core.devices import cuda_unavailable, is_cuda, resolve_device
@@ -37,22 +37,28 @@ def add_arguments(p) -> None:
     p.add_argument("--features", type=int, default=1, help="features D (default 1)")
     p.add_argument("--dtype", default="float32", type=dtypes, help="one dtype (default float32)")
     p.add_argument("--threshold", default="5%",
-                   help="smallest change that counts: a percentage such as 5%% (default) or a "
-                        "fraction such as 0.05; a bare 5 is refused")
+                   help="smallest change that matters: SAME within it, and "
+                        "--fail-on-regression fails on SLOWER beyond it; a percentage such as "
+                        "5%% (default) or a fraction such as 0.05; a bare 5 is refused")
+    p.add_argument("--min-effect", default="2%",
+                   help="FASTER or SLOWER only when the estimate is beyond this (default 2%%)")
     p.add_argument("--window", type=float, default=0.05,
                    help="seconds of sampling per window (default 0.05)")
-    p.add_argument("--rounds-per-block", type=int, default=3,
-                   help="rounds measured by each pair of fresh worker processes (default 3)")
-    p.add_argument("--min-blocks", type=int, default=4, help="blocks before the first look "
-                                                               "(default 4)")
-    p.add_argument("--max-blocks", type=int, default=12, help="blocks at most (default 12)")
+    p.add_argument("--rounds-per-block", type=int,
+                   help="rounds measured by each pair of fresh worker processes (default: "
+                        "chosen from how the ratio varies between rounds and between blocks)")
+    p.add_argument("--min-blocks", type=int, default=6, help="blocks before the first look "
+                                                               "(default 6)")
+    p.add_argument("--max-blocks", type=int, default=100, help="blocks at most (default 100)")
     p.add_argument("--max-time", type=float, default=170.0,
-                   help="no new block after this many seconds (default 170)")
+                   help="seconds the session may measure: no block starts that would end "
+                        "after them (default 170)")
     p.add_argument("--out", default="gdbench-ab.json", help="JSON file with every window")
     p.add_argument("--markdown", metavar="FILE.md", help="also write a summary for a pull request")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit with status 1 when any case is SLOWER beyond the threshold (a "
-                        "case that failed on either side exits 1 with or without it)")
+                   help="exit with status 1 when any case is SLOWER by more than the "
+                        "threshold (a case that failed on either side exits 1 with or "
+                        "without it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -63,7 +69,8 @@ def main(args) -> int:
     threshold = parse_threshold(args.threshold)
     settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
                                       default_sizes(device)), args.features, args.dtype,
-                        threshold, window_s=args.window,
+                        threshold, parse_fraction(args.min_effect, "--min-effect"),
+                        window_s=args.window,
                         rounds_per_block=args.rounds_per_block, min_blocks=args.min_blocks,
                         max_blocks=args.max_blocks, max_seconds=args.max_time)
     outputs = {"--out": check_target(args.out, "--out"),
@@ -99,9 +106,7 @@ def main(args) -> int:
     output.finish(result)
     session = result.to_dict()
     stdout_console().print(summary.table(session, summary.title(session)))
-    table_rows = summary.rows(session)
-    print(", ".join(f"{n} {v.lower()}" for v, n in summary.counts(table_rows).items())
-          + f" in {result.rounds} rounds, {result.blocks} blocks ({result.seconds:.0f} s)")
+    print(summary.summary_line(session))
     if markdown:
         write_atomic(markdown, summary.markdown(session))
     wrote(err, str(args.out) + (f" and {markdown}" if markdown else ""), output.moved, None,
@@ -134,7 +139,7 @@ def exit_status(session: dict, fail_on_regression: bool, err) -> int:
     for case in failures:
         err.print(f"gdbench ab: {case['label']}: {case['status'].upper()}: {case['message']}",
                   markup=False, highlight=False)
-    slower = [r for r in summary.rows(session) if r["verdict"] == "SLOWER"]
+    slower = summary.regressions(session)
     if failures:
         err.print(f"gdbench ab: {len(failures)} case{'s' if len(failures) > 1 else ''} "
                   "failed on a side: exit status 1", markup=False, highlight=False)

@@ -1,113 +1,201 @@
-"""The paired verdict of ``gdbench ab``: log ratios per round, an interval over rounds, and a
-stopping rule that keeps the interval's coverage.
+"""The paired verdict of ``gdbench ab``: a robust estimate per block, an interval over blocks,
+sequential looks that spend alpha only where they happen, and a schedule chosen from the
+variance components (docs/ab.md has the formulas).
 
-In every round both sides measure one window of the case, close together in time. The round's
-log ratio ``log(median NEW / median BASE)`` cancels what moved both sides alike (the machine's
-drift over minutes, another process, the clock); what is left varies from round to round
-(layout, noise) and from one pair of worker processes to the next. Rounds of one block share
-their processes, so the unit of the interval is the block: a t interval over the blocks' mean
-log ratios, paired, not over samples, and not between two runs.
+In every round both sides measure one window of the case, back to back, on the same CPU and
+behind the same layout. The round's log ratio ``d = log(median NEW / median BASE)`` cancels what
+moved both sides alike; what is left varies from round to round, with heavy tails (a stalled
+window can be x3), and from one pair of worker processes to the next.
 
-Blocks go on until the verdict is decided or the budget runs out, so the data are looked at
-several times. Each look is made at a level of ``alpha / looks``, with ``looks`` the number of
-looks the schedule allows (``look_rounds``) plus a final one; by the union bound the chance that
-any look's interval misses the true ratio is at most ``alpha``, so a verdict taken at the first
-look that decides it is as valid as one taken at a single, fixed round count (Bonferroni's
-alpha spending; stricter than needed, never looser).
+- **Per block**, the Hodges-Lehmann estimate of its rounds' log ratios (the median of their
+  pairwise means): a few x3 rounds cannot move it, and it loses 5% of the mean's efficiency on
+  normal data.
+- **Over blocks**: blocks are independent (fresh processes, other minutes), so the estimate is
+  the median of the blocks' estimates and the interval is the sign test's: the order statistics
+  of the block estimates that bracket their median with the look's confidence (the number below
+  the median is Binomial(B, 1/2)). It assumes nothing of their distribution, so a block whose
+  processes were slow throughout (x6 is seen) cannot widen it, as it would a t interval. It
+  covers what belongs to a pair of processes as well as what varies between rounds; rounds
+  alone are never the unit.
+- **Looks**: after a block that ends in the first half of ``--max-time`` (``EARLY``), with at
+  least ``min_blocks`` blocks, an early look is made when the alpha it would get can give a
+  sign interval at all (``2 / 2^B`` at least for B blocks); and one look at the end. Look k is
+  made at level ``alpha_k = f(x_k) - (alpha spent before)``, with ``f(x) = alpha x^2`` (the
+  power family of Kim and DeMets with rho = 2) a function of the elapsed share ``x`` of the time
+  budget: the early looks spend at most alpha / 4 together and decide what is plain, and the
+  final look spends what is left, at least 3/4 of alpha.
+  Whether and when a look happens depends on the block count and the clock, never on the
+  data, so the levels of the looks that happen add up to at most alpha. The levels add up to at most ``alpha``, so by the union bound every interval a case is
+  judged by covers the true ratio with probability at least ``1 - alpha``, however many looks
+  came; no alpha goes to a look that does not happen.
+- **Decision**: FASTER or SLOWER when the interval excludes 1 and the estimate is beyond the
+  minimum effect; SAME when the interval lies within the threshold; AMBIGUOUS otherwise.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
-from gdbench.records.stats import verdict
-
-
-def t_cdf(t: float, dof: float) -> float:
-    """Student's t distribution function: its density integrated by Simpson's rule."""
-    v = float(dof)
-    grid = np.linspace(0.0, abs(t), 4001)
-    log_c = math.lgamma((v + 1) / 2) - math.lgamma(v / 2) - 0.5 * math.log(v * math.pi)
-    density = np.exp(log_c - (v + 1) / 2 * np.log1p(grid**2 / v))
-    h = grid[1] - grid[0]
-    area = h / 3 * (density[0] + density[-1] + 4 * density[1:-1:2].sum()
-                    + 2 * density[2:-1:2].sum())
-    return 0.5 + math.copysign(area, t)
+EARLY = 0.5  # the share of the time budget in which early looks are made
+HL_VARIANCE = math.pi / 3  # n Var(HL) / sigma^2 for normal data (efficiency 3/pi = 0.955)
 
 
 def t_quantile(p: float, dof: float) -> float:
-    """Student's t quantile at ``p`` (0.5 < p < 1), by bisection on ``t_cdf``."""
-    lo, hi = 0.0, max(4 * NormalDist().inv_cdf(p), 1.0)
-    while t_cdf(hi, dof) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_cdf(mid, dof) < p else (lo, mid)
-    return (lo + hi) / 2
+    """Student's t quantile at ``p``."""
+    from scipy.stats import t
+
+    return float(t.ppf(p, dof))
 
 
-def look_rounds(min_rounds: int, max_rounds: int, every: int) -> list[int]:
-    """The round counts at which the data are looked at."""
-    return list(range(min_rounds, max_rounds + 1, max(every, 1))) or [max_rounds]
+def hodges_lehmann(values) -> float:
+    """The median of the pairwise means (i <= j) of ``values``: a location estimate that a
+    minority of outliers cannot move."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0:
+        return math.nan
+    i, j = np.triu_indices(len(v))
+    return float(np.median((v[i] + v[j]) / 2))
+
+
+def robust_scale(values) -> float:
+    """The standard deviation that the median absolute deviation implies for normal data."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+SPENDING_POWER = 2
+
+
+def spent(alpha: float, fraction: float) -> float:
+    """The alpha spent by ``fraction`` of the time budget: ``alpha x^2``, all of it at 1."""
+    return alpha * min(max(fraction, 0.0), 1.0) ** SPENDING_POWER
+
+
+def decide(ratio: float, low: float, high: float, threshold: float, min_effect: float) -> str:
+    """FASTER or SLOWER when ``[low, high]`` excludes 1 and ``ratio`` is beyond the minimum
+    effect; SAME when ``[low, high]`` lies within the threshold; AMBIGUOUS otherwise."""
+    if low > 1 and ratio >= 1 + min_effect:
+        return "SLOWER"
+    if high < 1 and ratio <= 1 / (1 + min_effect):
+        return "FASTER"
+    if low >= 1 / (1 + threshold) and high <= 1 + threshold:
+        return "SAME"
+    return "AMBIGUOUS"
 
 
 @dataclass(frozen=True)
 class Paired:
-    """The ratio NEW / BASE of a case's window medians over its rounds, and what it says."""
+    """The ratio NEW / BASE of a case over its blocks, its interval, and what it says."""
 
-    ratio: float  # exp(mean log ratio)
+    ratio: float  # exp(median of the blocks' estimates)
     low: float
     high: float
     blocks: int  # the independent units the interval is taken over
     verdict: str
-    spread: float  # standard deviation of the blocks' log ratios
+    spread: float  # robust standard deviation of the blocks' log estimates
+    level: float  # the alpha of the look that gave this interval
 
     def to_dict(self) -> dict:
         return {"ratio": self.ratio, "low": self.low, "high": self.high, "blocks": self.blocks,
-                "verdict": self.verdict, "spread": self.spread}
+                "verdict": self.verdict, "spread": self.spread, "level": self.level}
 
 
-def paired(log_ratios, threshold: float, alpha: float) -> Paired:
-    """The interval and verdict from independent log ratios (one per block), at level
-    ``alpha``."""
-    r = np.asarray(log_ratios, dtype=np.float64)
-    if len(r) < 2:
-        ratio = math.exp(float(r.mean())) if len(r) else math.nan
-        return Paired(ratio, 0.0, math.inf, len(r), "AMBIGUOUS", math.nan)
-    mean, sd = float(r.mean()), float(r.std(ddof=1))
-    half = t_quantile(1 - alpha / 2, len(r) - 1) * sd / math.sqrt(len(r))
-    low, high = math.exp(mean - half), math.exp(mean + half)
-    return Paired(math.exp(mean), low, high, len(r), verdict(low, high, threshold), sd)
+def sign_ranks(n: int, level: float) -> int | None:
+    """The largest k with 2 P(Binomial(n, 1/2) <= k) <= ``level``: the sorted values at k and
+    n - 1 - k (from 0) bracket the median with confidence 1 - level. None when no k does (too
+    few values for that confidence)."""
+    from scipy.stats import binom
+
+    if n < 1:
+        return None
+    k = int(binom.ppf(level / 2, n, 0.5))  # smallest k with P(X <= k) >= level / 2
+    while k >= 0 and 2 * binom.cdf(k, n, 0.5) > level:
+        k -= 1
+    return k if k >= 0 else None
 
 
-def block_means(pairs: list[dict], metric: str) -> list[float]:
-    """The mean log ratio of each block's rounds, in block order."""
+def paired(estimates, threshold: float, min_effect: float, level: float) -> Paired:
+    """The median of independent log estimates (one per block), its sign-test interval at
+    ``level``, and the verdict."""
+    r = np.sort(np.asarray(estimates, dtype=np.float64))
+    ratio = math.exp(float(np.median(r))) if len(r) else math.nan
+    k = sign_ranks(len(r), level) if level > 0 else None
+    if k is None:
+        return Paired(ratio, 0.0, math.inf, len(r), "AMBIGUOUS", robust_scale(r), level)
+    low, high = math.exp(r[k]), math.exp(r[len(r) - 1 - k])
+    return Paired(ratio, low, high, len(r), decide(ratio, low, high, threshold, min_effect),
+                  robust_scale(r), level)
+
+
+def by_block(pairs: list[dict], metric: str) -> dict[int, list[float]]:
+    """The log ratios of ``metric`` of each block's rounds."""
     blocks: dict[int, list[float]] = {}
     for p in pairs:
         blocks.setdefault(p["block"], []).append(p[metric])
-    return [float(np.mean(v)) for _, v in sorted(blocks.items())]
+    return dict(sorted(blocks.items()))
+
+
+def block_estimates(pairs: list[dict], metric: str) -> list[float]:
+    """The Hodges-Lehmann estimate of each block's log ratios, in block order."""
+    return [hodges_lehmann(v) for v in by_block(pairs, metric).values()]
 
 
 def variance_components(pairs: list[dict], metric: str) -> dict:
-    """How the log ratio varies: between rounds of one block (the same two processes, minutes
-    apart, fresh layout) and between blocks beyond that (what belongs to a process), as
-    standard deviations, from a one-way analysis of variance."""
-    blocks: dict[int, list[float]] = {}
-    for p in pairs:
-        blocks.setdefault(p["block"], []).append(p[metric])
-    groups = [np.asarray(v) for v in blocks.values() if len(v)]
-    within_df = sum(len(g) - 1 for g in groups)
-    within = (sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / within_df
-              if within_df else math.nan)
-    means = [float(g.mean()) for g in groups]
-    per_block = float(np.mean([len(g) for g in groups])) if groups else math.nan
-    between = float(np.var(means, ddof=1)) if len(means) > 1 else math.nan
-    process = max(between - within / per_block, 0.0) if math.isfinite(between) and \
-        math.isfinite(within) else math.nan
-    return {"rounds": math.sqrt(within) if math.isfinite(within) else math.nan,
-            "processes": math.sqrt(process) if math.isfinite(process) else math.nan,
-            "blocks": len(groups), "pairs": len(pairs)}
+    """How the log ratio varies, robustly: between rounds of one block (``rounds``: Shamos's
+    estimator, the median of the absolute differences between rounds of the same block, which
+    no block's offset enters, times 1.0483 = 1 / (sqrt 2 z_0.75) for a standard deviation) and
+    between blocks
+    beyond what their rounds explain (``processes``: what belongs to a pair of worker
+    processes), as standard deviations."""
+    blocks = [np.asarray(v) for v in by_block(pairs, metric).values()]
+    differences = np.concatenate([np.abs(v[i] - v[j]) for v in blocks if len(v) >= 2
+                                  for i, j in [np.triu_indices(len(v), 1)]] or [np.empty(0)])
+    rounds = float(1.0483 * np.median(differences)) if len(differences) else math.nan
+    estimates = [hodges_lehmann(v) for v in blocks]
+    process = math.nan
+    if len(estimates) >= 2 and math.isfinite(rounds):
+        explained = float(np.mean([HL_VARIANCE * rounds**2 / len(v) for v in blocks]))
+        process = math.sqrt(max(float(np.var(estimates, ddof=1)) - explained, 0.0))
+    return {"rounds": rounds, "processes": process, "blocks": len(blocks),
+            "pairs": sum(len(v) for v in blocks)}
+
+
+def predicted_half_width(rounds: float, processes: float, per_block: list[int],
+                         level: float) -> float:
+    """About the half-width of the log interval that blocks of ``per_block`` rounds each would
+    give, at ``level``, with these variance components: a block's estimate varies by
+    ``processes^2 + (pi/3) rounds^2 / R_b``, and the median of B of them by (pi/2) / B of
+    that; Student's t for the quantile, which charges few blocks for their few ranks."""
+    blocks = len(per_block)
+    if blocks < 2 or sign_ranks(blocks, level) is None:
+        return math.inf
+    variance = sum(processes**2 + HL_VARIANCE * rounds**2 / r for r in per_block) / blocks
+    return t_quantile(1 - level / 2, blocks - 1) * math.sqrt(math.pi / 2 * variance / blocks)
+
+
+def best_rounds(components: list[dict], block_cost: float, round_cost: float, seconds: float,
+                done: list[int], level: float, fewest: int = 3, most: int = 60) -> int:
+    """Rounds per block for the blocks still to come, as Kalibera and Jones choose repetitions:
+    the count that makes the intervals narrowest for the time left, given what a block costs
+    (``block_cost``: starting its processes, their first windows) and what a round costs, how
+    the log ratio varies between rounds and between blocks, and the rounds of the blocks
+    ``done``. Many rounds where processes add little, few where they add much; never so many
+    that too few blocks are left for the t interval. ``components``: one per case and metric,
+    the median of whose predicted half-widths is made smallest."""
+    usable = [c for c in components if math.isfinite(c.get("rounds", math.nan))
+              and math.isfinite(c.get("processes", math.nan))]
+    if not usable or not round_cost > 0:
+        return fewest
+
+    def width(r: int) -> float:
+        coming = int(seconds // (block_cost + r * round_cost))
+        plan = list(done) + [r] * coming
+        return float(np.median([predicted_half_width(c["rounds"], c["processes"], plan,
+                                                     level) for c in usable]))
+
+    return min(range(fewest, most + 1), key=width)

@@ -4,26 +4,31 @@ A side is a kernel in this environment, the same kernels in another Python envir
 (``python``), or a git revision's worktree run by this interpreter (``Side.of_revision``).
 
 The session goes in blocks of rounds. Each block starts one fresh worker process per side
-(``gdbench.runs.ab.worker``) and closes them after ``rounds_per_block`` rounds: what belongs to one
-process (thread placement, where its code and heap sit, what it compiled) is drawn anew for
-every block. In each round every undecided case gets one window on each side, the cases in a
-random order that changes every round and a case's two windows back to back, which side first
-drawn at random (randomized multiple interleaved trials, Abedi and Brecht 2017): the two
-windows of a pair are seconds closer than a round is long, so that the drift between them is
-as small as it can be. Each window is of a fresh kernel instance on fresh buffers. A window that another process held back (``gdbench.measure.contention``) is measured
-again, up to ``RETRIES`` times, and never paired while contended. Each side's first window of a
-case in a block is checked against the float64 reference before any of its times count.
+(``gdbench.runs.ab.worker``) and closes them after its rounds: what belongs to one process
+(thread placement, where its code and heap sit, what it compiled) is drawn anew for every block.
+In each round every undecided case gets one pair of windows: the cases in a random order that
+changes every round, a case's two windows back to back, which side first drawn at random
+(randomized multiple interleaved trials, Abedi and Brecht 2017). The two windows of a pair share
+their nuisances (common random numbers): the same padding allocation before their buffers, and
+the same CPU for the measuring thread, drawn anew for every pair, so that what a CPU or a layout
+does to both cancels in the pair's ratio and is averaged over the pairs. A pair in which either
+window was held back by other work (``gdbench.measure.contention``) is measured again, both
+windows, up to ``RETRIES`` times, and never paired while contended. Each side's first window of
+a case in a block is checked against the float64 reference before any of its times count.
 
-A block's log ratio is the mean of its rounds'; blocks are independent (fresh processes, other
-minutes), so the interval is taken over blocks (``gdbench.runs.ab.paired``), at each look of the
-schedule; a case is decided once latency and throughput both are, and then leaves the session.
-The session ends when every case is decided, at ``max_blocks``, or past ``max_seconds``.
+How many rounds a block holds is chosen from the variance components and the costs measured as
+the session goes (``gdbench.runs.ab.paired.best_rounds``); the interval is taken over blocks, at
+the looks of the alpha-spending plan (``gdbench.runs.ab.paired``). A case is decided once latency
+and throughput both are, and then leaves the session. The session ends when every case is
+decided, at ``max_blocks``, or when the next block would not end within ``max_seconds``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
@@ -35,12 +40,14 @@ from gdbench.files.versions import AB_VERSION
 from gdbench.measure.environment import capture
 from gdbench.records.readings import contended
 from gdbench.records.results import format_size
-from gdbench.runs.ab.paired import block_means, look_rounds, paired, variance_components
-from gdbench.runs.ab.sides import START_S, Side, Worker, WorkerFailed
+from gdbench.runs.ab import paired as stats
+from gdbench.runs.ab.pool import CHECK_S, FIRST_S, Clock, Pool
+from gdbench.runs.ab.sides import Side
 from gdbench.runs.ab.worker import make_data
 
 RETRIES = 2
 METRICS = ("latency", "throughput")
+FIRST_ROUNDS = 8  # rounds per block until two blocks show how the log ratio varies
 
 
 @dataclass(frozen=True)
@@ -61,13 +68,13 @@ class AbSettings:
     sizes: tuple[int, ...] = (10**2, 10**3, 10**4, 10**5, 10**6, 10**7)
     n_features: int = 1
     dtype: str = "float32"
-    threshold: float = 0.05
-    alpha: float = 0.05
+    threshold: float = 0.05  # SAME within it; --fail-on-regression fails beyond it
+    min_effect: float = 0.02  # FASTER or SLOWER only beyond it
+    alpha: float = 0.05  # spent over the looks: every interval covers with 1 - alpha at least
     window_s: float = 0.05  # sampling time of one window, latency and batches
-    rounds_per_block: int = 3  # rounds measured by one pair of fresh worker processes
-    min_blocks: int = 4  # blocks before the first look
-    max_blocks: int = 12
-    look_every: int = 2  # blocks between looks
+    rounds_per_block: int | None = None  # None: chosen from the variance components
+    min_blocks: int = 6  # blocks before the first look: the fewest a 95% sign interval needs
+    max_blocks: int = 100
     max_seconds: float = 170.0
     lr: float = 0.01
     seed: int = 0
@@ -76,8 +83,8 @@ class AbSettings:
         if not 3 <= self.min_blocks <= self.max_blocks:
             raise ValueError(f"blocks: need 3 <= min blocks <= max blocks, got "
                              f"{self.min_blocks} and {self.max_blocks}")
-        if not 1 <= self.rounds_per_block <= 100:
-            raise ValueError(f"rounds per block must be 1 to 100, got {self.rounds_per_block}")
+        if self.rounds_per_block is not None and not 1 <= self.rounds_per_block <= 200:
+            raise ValueError(f"rounds per block must be 1 to 200, got {self.rounds_per_block}")
         if not (self.window_s > 0 and math.isfinite(self.window_s)):
             raise ValueError(f"the window must last a positive time, got {self.window_s}")
         if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
@@ -87,16 +94,11 @@ class AbSettings:
                              f"--max-time ({self.max_seconds:g} s)")
         if not 0 <= self.threshold < 10:
             raise ValueError(f"threshold must be a fraction such as 0.05, got {self.threshold}")
-
-    @property
-    def looks(self) -> list[int]:
-        """The block counts at which the data are looked at."""
-        return look_rounds(self.min_blocks, self.max_blocks, self.look_every)
-
-    @property
-    def level(self) -> float:
-        """The level of each look: alpha over the looks of the schedule and a final one."""
-        return self.alpha / (len(self.looks) + 1)
+        if not 0 <= self.min_effect < 1:
+            raise ValueError(f"the minimum effect must be a fraction such as 0.02, got "
+                             f"{self.min_effect}")
+        if not 0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be between 0 and 0.5, got {self.alpha}")
 
 
 FAILURES = ("wrong", "error", "oom", "unavailable")  # a case's status when a side failed it
@@ -112,6 +114,7 @@ class CaseRecord:
     pairs: list = field(default_factory=list)  # per round: {"round", "block", metric: log ratio}
     verdicts: dict = field(default_factory=dict)  # metric -> Paired.to_dict()
     components: dict = field(default_factory=dict)  # metric -> variance_components()
+    best_rounds: int | None = None  # the rounds per block that suit this case best
     decided_at: int | None = None  # the block count of the look that decided it
 
     @property
@@ -128,7 +131,8 @@ class CaseRecord:
     def to_dict(self) -> dict:
         return {**asdict(self.case), "label": self.case.label, "status": self.status,
                 "side": self.side, "message": self.message, "decided_at": self.decided_at,
-                "verdicts": self.verdicts, "components": self.components, "pairs": self.pairs,
+                "verdicts": self.verdicts, "components": self.components,
+                "best_rounds_per_block": self.best_rounds, "pairs": self.pairs,
                 "windows": self.windows}
 
 
@@ -141,13 +145,18 @@ class AbResult:
     rounds: int = 0
     blocks: int = 0
     seconds: float = 0.0
+    measuring: float = 0.0  # seconds inside windows, both sides
+    schedule: list = field(default_factory=list)  # per block: rounds, seconds, costs
+    looks: list = field(default_factory=list)  # per look: blocks, share of time, level
     complete: bool = False
 
     def to_dict(self) -> dict:
         return {"tool": "gdbench-ab", "schema_version": AB_VERSION, "complete": self.complete,
                 "environment": self.environment, "settings": self.settings,
                 "sides": self.sides, "rounds": self.rounds, "blocks": self.blocks,
-                "seconds": self.seconds,
+                "seconds": self.seconds, "measuring_s": self.measuring,
+                "measuring_share": self.measuring / self.seconds if self.seconds else None,
+                "schedule": self.schedule, "looks": self.looks,
                 "cases": [c.to_dict() for c in self.cases]}
 
 
@@ -168,122 +177,134 @@ def window_median(window: dict, metric: str) -> float:
     return float(np.median(window[metric]))
 
 
-CHECK_S = 120.0  # a side makes a kernel (imports its backend) within this long
-FIRST_S = 90.0  # a process's first window of a kernel (a compile) ends within this long ...
-LATER_S = 30.0  # ... and any later one within this long,
-STALL_FACTOR = 4  # or within 4 times the longest of the same kind so far on that side
+class Plan:
+    """How many rounds the next block holds, whether it fits in the time left, and the alpha
+    of each look (``gdbench.runs.ab.paired``: O'Brien-Fleming-type spending by the share of
+    ``max_seconds`` elapsed, the final look taking what is left)."""
 
+    def __init__(self, settings: AbSettings, clock: Clock):
+        self.settings, self.clock = settings, clock
+        self.spent = 0.0
+        self.block_cost = self.round_cost = None  # seconds; a round's per case
 
-def grace(max_seconds: float) -> float:
-    """How long past ``max_seconds`` a window that started in time may run before it is cut."""
-    return min(30.0, max(5.0, 0.25 * max_seconds))
+    def measured(self, block_seconds: float, rounds: list[tuple[float, int]]) -> None:
+        """A block took ``block_seconds``; its rounds (seconds, cases) as listed: what a round
+        costs per case (the median of the rounds after the first, which compiles), and what the
+        block cost besides (starting its processes, their first windows)."""
+        later = rounds[1:] or rounds
+        if not later:
+            return
+        self.round_cost = float(np.median([s / max(n, 1) for s, n in later]))
+        self.block_cost = max(block_seconds - sum(self.round_cost * n for _, n in rounds), 0.0)
 
+    def rounds(self, records, done: list[int]) -> int:
+        """Rounds for the next block, after blocks of ``done`` rounds: as given,
+        ``FIRST_ROUNDS`` until two blocks show how the log ratio varies, then what narrows the
+        intervals most for the time left."""
+        if self.settings.rounds_per_block:
+            return self.settings.rounds_per_block
+        if len(done) < 2 or self.round_cost is None:
+            return FIRST_ROUNDS
+        components = [c for r in records for c in r.components.values()]
+        level = max(self.settings.alpha - self.spent, 1e-6)
+        return stats.best_rounds(components, self.block_cost, self.round_cost * len(records),
+                                 self.clock.left, done, level)
 
-class _Clock:
-    """The session's time: no window starts after ``max_seconds``, none runs past
-    ``max_seconds + grace``, and no window runs far longer than its side's earlier ones."""
+    def fits(self, rounds: int, cases: int) -> bool:
+        """Whether a block of ``rounds`` rounds of ``cases`` cases ends before the time is up."""
+        if self.round_cost is None:
+            return self.clock.left > 0
+        return self.block_cost + rounds * cases * self.round_cost <= self.clock.left
 
-    def __init__(self, settings: AbSettings):
-        self.settings = settings
-        self.start = time.monotonic()
-        self.soft = self.start + settings.max_seconds
-        self.hard = self.soft + grace(settings.max_seconds)
-        self.longest: dict = {}  # (side, kernel, first in its process) -> seconds
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def out_of_time(self) -> bool:
-        return time.monotonic() > self.soft
-
-    def limit(self, side: str, kernel: str, first: bool) -> tuple[float, bool]:
-        """Seconds the next window may take, and whether that is the window's own bound (a
-        stall when passed) rather than what is left of the session."""
-        floor = FIRST_S if first else LATER_S
-        own = max(floor, 20 * self.settings.window_s,
-                  STALL_FACTOR * self.longest.get((side, kernel, first), 0.0))
-        left = max(self.hard - time.monotonic(), 0.0)
-        return (own, True) if own <= left else (left, False)
-
-    def took(self, side: str, kernel: str, first: bool, seconds: float) -> None:
-        key = (side, kernel, first)
-        self.longest[key] = max(self.longest.get(key, 0.0), seconds)
-
-
-class _Pool:
-    """A block's worker of each side: started when first needed, and again after one died.
-    Only the side being asked runs; the other's worker is stopped meanwhile."""
-
-    def __init__(self, sides, clock: _Clock):
-        self.sides, self.clock = {s.name: s for s in sides}, clock
-        self.workers: dict = {}
-        self.ran: dict = {}  # side -> kernels its current worker has measured
-
-    def first(self, side: str, kernel: str) -> bool:
-        return kernel not in self.ran.get(side, set())
-
-    def ask(self, side: str, request: dict, timeout: float) -> dict:
-        worker = self.workers.get(side)
-        if worker is None:
-            try:
-                worker = Worker(self.sides[side], min(START_S, max(timeout, 1.0)))
-            except WorkerFailed as exc:
-                return {"error": str(exc), "died": True, "start": True}
-            self.workers[side], self.ran[side] = worker, set()
-        for name, other in self.workers.items():
-            (other.resume if name == side else other.pause)()
-        answer = worker.ask(request, timeout)
-        if answer.get("died"):  # a fresh worker takes its place for the other cases
-            worker.close()
-            del self.workers[side]
-        elif request.get("op") != "check":
-            self.ran[side].add(request["kernel"])
-        return answer
-
-    def close(self) -> None:
-        for worker in self.workers.values():
-            worker.close()
-        self.workers.clear()
+    def look(self, blocks: int, final: bool) -> float | None:
+        """The alpha of a look after ``blocks`` blocks, or None when there is none now."""
+        s = self.settings
+        if blocks < s.min_blocks and not final:
+            return None
+        fraction = self.clock.elapsed / s.max_seconds
+        if final:
+            level = s.alpha - self.spent
+        elif fraction <= stats.EARLY:
+            level = stats.spent(s.alpha, fraction) - self.spent
+            if stats.sign_ranks(blocks, level) is None:  # no interval at that level yet
+                return None
+        else:
+            return None
+        if level <= 0:
+            return None
+        self.spent += level
+        return level
 
 
 def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: AbSettings, save=None,
            on_round=None) -> AbResult:
-    """Measure ``cases`` on both sides, interleaved, until decided or out of budget."""
-    result = AbResult(capture(settings.device), asdict(settings) | {"looks": settings.looks,
-                                                                    "level": settings.level},
+    """Measure ``cases`` on both sides, interleaved, until decided or out of time."""
+    result = AbResult(capture(settings.device), asdict(settings),
                       {s.name: {"python": s.python, "path": s.path, "source": s.source}
                        for s in sides})
     records = [CaseRecord(c) for c in cases]
     result.cases = records
     save = save or (lambda r: None)
-    references = {}
-    shuffle = random.Random(settings.seed)
-    clock = _Clock(settings)
-    for block in range(settings.max_blocks):
-        active = [r for r in records if r.status == "ok" and not r.decided]
-        if not active or (block and clock.out_of_time()):
-            break
-        pool = _Pool(sides, clock)  # fresh processes for every block
-        try:
-            if block == 0:
-                _check_kernels(pool, active, sides, settings, clock)
-            for _ in range(settings.rounds_per_block):
-                active = [r for r in active if r.status == "ok"]
-                if not active or clock.out_of_time():
-                    break
-                if on_round:
-                    on_round(result.rounds, block, len(active))
-                _round(active, sides, pool, block, result.rounds, settings, references,
-                       shuffle, clock)
-                result.rounds += 1
-        finally:
-            pool.close()
-        result.blocks = block + 1
-        if result.blocks in settings.looks:
-            _look([r for r in active if r.status == "ok"], settings, result.blocks)
-        result.seconds = clock.elapsed
-        save(result)
+    references: dict = {}
+    rng = random.Random(settings.seed)
+    clock = Clock(settings.max_seconds, settings.window_s)
+    plan = Plan(settings, clock)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    final = False
+    with tempfile.TemporaryDirectory(prefix="gdbench-ab-") as caches:
+        folders = {s.name: os.path.join(caches, s.name) for s in sides}
+        for block in range(settings.max_blocks):
+            active = [r for r in records if r.status == "ok" and not r.decided]
+            count = plan.rounds(active, [b["rounds"] for b in result.schedule])
+            if not active or (block and not plan.fits(count, len(active))):
+                break
+            began, durations = time.monotonic(), []
+            pool = Pool(sides, clock, folders)  # fresh processes for every block
+            try:
+                if block == 0:
+                    _check_kernels(pool, active, sides, settings, clock)
+                _warm(pool, [r for r in active if r.status == "ok"], sides, settings, clock)
+                for _ in range(count):
+                    active = [r for r in active if r.status == "ok"]
+                    if not active or clock.out_of_time():
+                        break
+                    if on_round:
+                        on_round(result.rounds, block, len(active))
+                    start = time.monotonic()
+                    result.measuring += _round(active, sides, pool, block, result.rounds,
+                                               settings, references, rng, clock, cpus)
+                    durations.append((time.monotonic() - start, len(active)))
+                    result.rounds += 1
+            finally:
+                pool.close()
+            result.blocks = block + 1
+            plan.measured(time.monotonic() - began, durations)
+            result.schedule.append({"block": block, "rounds": len(durations),
+                                    "seconds": time.monotonic() - began,
+                                    "block_cost_s": plan.block_cost,
+                                    "round_cost_s": plan.round_cost})
+            active = [r for r in active if r.status == "ok"]
+            for record in active:
+                record.components = {m: stats.variance_components(record.pairs, m)
+                                     for m in METRICS}
+            following = plan.rounds(active, [b["rounds"] for b in result.schedule])
+            final = (result.blocks == settings.max_blocks
+                     or not plan.fits(following, len(active)))
+            level = plan.look(result.blocks, final)
+            if level is not None:
+                result.looks.append({"blocks": result.blocks, "seconds": clock.elapsed,
+                                     "share": clock.elapsed / settings.max_seconds,
+                                     "level": level, "final": final})
+                _look(active, settings, result.blocks, level, final)
+            if plan.round_cost is not None:
+                for record in active:
+                    record.best_rounds = stats.best_rounds(
+                        list(record.components.values()), plan.block_cost, plan.round_cost,
+                        settings.max_seconds, [], settings.alpha)
+            result.seconds = clock.elapsed
+            save(result)
+            if final:
+                break
     for record in records:
         if record.status != "ok":
             continue
@@ -292,9 +313,14 @@ def run_ab(sides: tuple[Side, Side], cases: list[Case], settings: AbSettings, sa
                 record.fail("error", side.name, "no window finished within the session's "
                             f"--max-time ({settings.max_seconds:g} s)")
                 break
-        else:
-            if not record.decided:  # the final look, for those the schedule left undecided
-                _look([record], settings, result.blocks, final=True)
+    undecided = [r for r in records if r.status == "ok" and not r.decided]
+    if undecided and not final:  # ended before its planned end: the final look now
+        level = plan.look(result.blocks, True)
+        if level is not None:
+            result.looks.append({"blocks": result.blocks, "seconds": clock.elapsed,
+                                 "share": clock.elapsed / settings.max_seconds,
+                                 "level": level, "final": True})
+            _look(undecided, settings, result.blocks, level, True)
     result.complete = True
     result.seconds = clock.elapsed
     save(result)
@@ -309,7 +335,7 @@ def _failed(record: CaseRecord, side: str, answer: dict) -> None:
         record.fail("oom" if answer.get("oom") else "error", side, answer["error"])
 
 
-def _check_kernels(pool: _Pool, active, sides, settings: AbSettings, clock: _Clock) -> None:
+def _check_kernels(pool: Pool, active, sides, settings: AbSettings, clock: Clock) -> None:
     """Whether each side can make each of its kernels here, before any window: a kernel it
     cannot make (unknown to it, not on this device or dtype) is UNAVAILABLE on that side, a
     side that cannot import it is an ERROR."""
@@ -334,91 +360,115 @@ def _check_kernels(pool: _Pool, active, sides, settings: AbSettings, clock: _Clo
                     return
 
 
-def _round(active, sides, pool, block, index, settings, references, shuffle, clock) -> None:
-    """One window of every active case on each side: the cases in a random order, the two
-    windows of a case one right after the other, which side first drawn at random; the pairs
-    it makes."""
+def _warm(pool: Pool, active, sides, settings: AbSettings, clock: Clock) -> None:
+    """Both sides' fresh workers import, compile and make the data of every case at once."""
+    if not active:
+        return
+    cases = {side.name: [{"kernel": r.case.base if side.name == "base" else r.case.new,
+                          "device": settings.device, "dtype": settings.dtype,
+                          "n": r.case.n_samples, "d": settings.n_features,
+                          "seed": settings.seed, "lr": settings.lr} for r in active]
+             for side in sides}
+    most = CHECK_S + FIRST_S * len(active)
+    pool.warm(cases, min(most, max(clock.hard - time.monotonic(), 1.0)))
+
+
+def _round(active, sides, pool, block, index, settings, references, rng, clock, cpus) -> float:
+    """One pair of windows of every active case: the cases in a random order, the two windows
+    of a case one right after the other, which side first drawn at random, both behind the same
+    padding and on the same CPU; the pairs it makes. Returns the seconds spent in windows."""
     order = list(active)
-    shuffle.shuffle(order)
+    rng.shuffle(order)
+    measuring = 0.0
     for record in order:
         if clock.out_of_time():
-            return
-        first = shuffle.random() < 0.5
-        got = {}
-        for side in (sides if first else sides[::-1]):
-            if record.status != "ok":
+            break
+        shared = {"padding": rng.randint(1, 1 << 20)}
+        if cpus:
+            shared["cpu"] = rng.choice(cpus)
+        for attempt in range(1 + RETRIES):
+            first = rng.random() < 0.5
+            got = {}
+            for side in (sides if first else sides[::-1]):
+                got[side.name] = _window(pool, record, side, block, index, attempt, shared,
+                                         settings, references, clock)
+                if got[side.name] is None:
+                    break
+            measuring += sum(a.get("seconds", 0.0) for a in got.values() if a)
+            if record.status != "ok" or any(a is None for a in got.values()):
                 break
-            got[side.name] = _window(pool, record, side, block, index, settings, references,
-                                     clock)
-        base, new = (got.get(s.name) for s in sides)
-        if record.status == "ok" and base and new:
-            record.pairs.append({"round": index, "block": block, "base_first": first, **{
-                m: math.log(window_median(new, m) / window_median(base, m)) for m in METRICS}})
+            if not any(a["contended"] for a in got.values()):
+                base, new = (got[s.name] for s in sides)
+                record.pairs.append({"round": index, "block": block, "base_first": first,
+                                     "attempt": attempt, **{
+                    m: math.log(window_median(new, m) / window_median(base, m))
+                    for m in METRICS}})
+                break
+            if clock.out_of_time():
+                break
+    return measuring
 
 
-def _window(pool: _Pool, record: CaseRecord, side: Side, block: int, index: int,
-            settings: AbSettings, references: dict, clock: _Clock) -> dict | None:
-    """One uncontended window of ``record`` on ``side`` (its answer), or None."""
+def _window(pool: Pool, record: CaseRecord, side: Side, block: int, index: int, attempt: int,
+            shared: dict, settings: AbSettings, references: dict, clock: Clock) -> dict | None:
+    """One window of ``record`` on ``side`` (its answer, with ``contended``), or None when it
+    failed or the session's time cut it."""
     case = record.case
     kernel = case.base if side.name == "base" else case.new
     check = not any(w["side"] == side.name and w["block"] == block for w in record.windows)
     request = {"kernel": kernel, "device": settings.device, "dtype": settings.dtype,
                "n": case.n_samples, "d": settings.n_features, "seed": settings.seed,
-               "lr": settings.lr, "budget": settings.window_s, "check": check}
-    for attempt in range(1 + RETRIES):
-        if attempt and clock.out_of_time():
-            return None
-        first = pool.first(side.name, kernel)
-        timeout, own = clock.limit(side.name, kernel, first)
-        began = time.monotonic()
-        answer = pool.ask(side.name, request, timeout)
-        if "error" in answer or "unavailable" in answer:
-            if answer.get("stalled") and not own:  # cut by the session's end, not stuck
-                return None
+               "lr": settings.lr, "budget": settings.window_s, "check": check, **shared}
+    first = pool.first(side.name, kernel)
+    timeout, own = clock.limit(side.name, kernel, first)
+    began = time.monotonic()
+    answer = pool.ask(side.name, request, timeout)
+    if "error" in answer or "unavailable" in answer:
+        if not (answer.get("stalled") and not own):  # cut by the session's end: not stuck
             _failed(record, side.name, answer)
+        return None
+    clock.took(side.name, kernel, first, time.monotonic() - began)
+    if check:
+        wrong = _check(answer["check"], case.n_samples, settings, references)
+        if wrong:
+            record.fail("wrong", side.name, wrong)
             return None
-        clock.took(side.name, kernel, first, time.monotonic() - began)
-        if check:
-            wrong = _check(answer["check"], case.n_samples, settings, references)
-            if wrong:
-                record.fail("wrong", side.name, wrong)
-                return None
-            request["check"] = check = False
-        busy = contended(answer.get("contention"))
-        record.windows.append({"side": side.name, "round": index, "block": block,
-                               "attempt": attempt, "contended": busy,
-                               **{k: answer[k] for k in ("latency", "throughput", "batch_size",
-                                                         "contention")}})
-        if not busy:
-            return answer
-    return None
+    answer["contended"] = contended(answer.get("contention"))
+    record.windows.append({"side": side.name, "round": index, "block": block,
+                           "attempt": attempt, "contended": answer["contended"],
+                           **{k: answer.get(k) for k in ("latency", "throughput", "batch_size",
+                                                         "contention", "seconds", "cpu",
+                                                         "padding")}})
+    return answer
 
 
 def _check(got: dict, n: int, settings: AbSettings, references: dict) -> str | None:
-    """How a side's first step disagrees with the float64 reference, or None."""
+    """How a side's first step disagrees with the float64 reference, or None. The reference of
+    each problem is computed once a session; the data are made again only for it."""
     key = (n, settings.n_features, settings.dtype, settings.seed)
     if key not in references:
-        references.clear()
         x, y = make_data(*key)
-        references[key] = (x, y, loss_and_grad(x, y, np.zeros(settings.n_features)))
-    x, y, reference = references[key]
+        references[key] = loss_and_grad(x, y, np.zeros(settings.n_features))
+        del x, y
+    # compare_step reads only the shapes of the data once it has the reference
+    x, y = np.broadcast_to(0.0, (n, settings.n_features)), np.broadcast_to(0.0, (n,))
     stepped = SimpleNamespace(dtype=settings.dtype, loss=got["loss"],
                               grad=np.asarray(got["grad"]), weight=np.asarray(got["weight"]))
-    return compare_step(stepped, x, y, 0.0, settings.lr, reference)
+    return compare_step(stepped, x, y, 0.0, settings.lr, references[key])
 
 
-def _look(records, settings: AbSettings, blocks: int, final: bool = False) -> None:
+def _look(records, settings: AbSettings, blocks: int, level: float, final: bool) -> None:
+    """The interval and verdict of each of ``records`` at ``level``; a case whose two metrics
+    both have a verdict is decided and leaves the session."""
     for record in records:
-        means = {m: block_means(record.pairs, m) for m in METRICS}
-        verdicts = {m: paired(means[m], settings.threshold, settings.level) for m in METRICS}
+        estimates = {m: stats.block_estimates(record.pairs, m) for m in METRICS}
+        verdicts = {m: stats.paired(estimates[m], settings.threshold, settings.min_effect,
+                                    level) for m in METRICS}
         record.verdicts = {m: v.to_dict() for m, v in verdicts.items()}
-        record.components = {m: variance_components(record.pairs, m) for m in METRICS}
-        counted = min(len(v) for v in means.values())
+        counted = min(len(v) for v in estimates.values())
         if counted < settings.min_blocks:  # too few to trust their spread, whatever it says
             for v in record.verdicts.values():
                 v.update(verdict="AMBIGUOUS", why=f"only {counted} block"
                          f"{'s' if counted != 1 else ''}: a verdict needs {settings.min_blocks}")
-        elif all(v.verdict != "AMBIGUOUS" for v in verdicts.values()) and not final:
+        elif all(v.verdict != "AMBIGUOUS" for v in verdicts.values()):
             record.decided_at = blocks
-
-

@@ -117,8 +117,8 @@ class Worker:
     killed, group and all.
     """
 
-    def __init__(self, side: Side, timeout: float = START_S):
-        env = dict(os.environ, GDBENCH_AB_PARENT=str(os.getpid()))
+    def __init__(self, side: Side, timeout: float = START_S, extra_env: dict | None = None):
+        env = dict(os.environ, **(extra_env or {}), GDBENCH_AB_PARENT=str(os.getpid()))
         if side.path:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [side.path,
                                                               env.get("PYTHONPATH")]))
@@ -176,11 +176,18 @@ class Worker:
     def ask(self, request: dict, timeout: float = math.inf) -> dict:
         """The worker's answer to ``request``; an ``error`` (and ``died``) when it died or gave
         none within ``timeout`` seconds (``stalled``: it was killed for that)."""
+        self.send(request)
+        return self.receive(timeout)
+
+    def send(self, request: dict) -> None:
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
-            pass
+            pass  # receive says that it died
+
+    def receive(self, timeout: float = math.inf) -> dict:
+        """The answer to the request sent last (as ``ask``)."""
         line = self._readline(time.monotonic() + timeout)
         if line:
             return json.loads(line)
@@ -216,17 +223,12 @@ class Worker:
             pass
 
     def close(self) -> None:
-        """Let the worker end when its input does, then end whatever is left of its group."""
-        self.resume()
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        """End the worker and its group now: it holds nothing to save (what a backend compiled
+        is in its cache already), and an interpreter with torch takes over a second to exit."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
         self.kill()
         self.stderr.close()
 
