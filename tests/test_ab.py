@@ -100,9 +100,11 @@ class FakeWorker:
         level = 1e-4 * self.ratio[self.side.name] * (1 + 0.3 * math.sin(len(self.calls) / 50))
         level *= math.exp(getattr(self, "offset", 0.0))
         rng = np.random.default_rng(len(FakeWorker.calls))
+        slowdown = request.get("slowdown") if self.side.name == "new" else None
+        level *= 1 + (slowdown or 0.0)
         answer = {"latency": list(level * (1 + 0.01 * rng.standard_normal(20))),
                   "throughput": list(level * (1 + 0.01 * rng.standard_normal(5))),
-                  "batch_size": 10, "seconds": 0.1,
+                  "batch_size": 10, "seconds": 0.1, "slowdown": slowdown,
                   "contention": BUSY if count <= self.busy and self.side.name in self.busy_sides
                   else None}
         if request["check"]:
@@ -369,38 +371,29 @@ def test_ab_is_in_the_help():
     assert "--base-rev" in out and "--fail-on-regression" in out
 
 
-def test_the_paired_study_counts_false_verdicts_and_power(fake, monkeypatch, tmp_path):
+def test_the_paired_study_counts_false_verdicts_and_power(fake, tmp_path):
+    from gdbench.analysis.ab import paired_study_markdown
     from gdbench.runs.ab import study
 
-    real_ask = FakeWorker.ask
-
-    def slowed(self, request, timeout=None):  # numpy-slowed-K is K% slower than its base
-        answer = real_ask(self, request)
-        if "slowed" in request["kernel"] and "latency" in answer:
-            factor = 1 + int(request["kernel"].rsplit("-", 1)[1]) / 100
-            answer["latency"] = [t * factor for t in answer["latency"]]
-            answer["throughput"] = [t * factor for t in answer["throughput"]]
-        return answer
-
-    monkeypatch.setattr(FakeWorker, "ask", slowed)
-    monkeypatch.setattr(study, "slowed_kernels", lambda: list(study.SLOWED))
-    summary = study.study(["a", "b"], AbSettings(sizes=(1000,)), 2, tmp_path)
-    assert summary["aa"]["comparisons"] == 8  # 2 kernels x 2 sessions x 2 metrics
-    assert summary["aa"]["false_rate"] == 0 and summary["aa"]["same_rate"] == 1
-    power = summary["power"]
-    assert power["numpy-slowed-30 latency"]["slower"] == 1
-    assert power["numpy-slowed-30 latency"]["median_ratio"] == pytest.approx(1.3, rel=0.02)
-    assert json.loads((tmp_path / "paired.json").read_text())["tool"] == "gdbench-noise-paired"
-    assert len(list(tmp_path.glob("paired-*.json"))) == 4
-
-
-def test_the_power_study_says_how_to_install_the_slowed_kernels(monkeypatch):
-    from gdbench.kernels import registry
-    from gdbench.runs.ab import study
-
-    monkeypatch.setattr(registry, "kernel_names", lambda: list(registry.BUILTIN))
-    with pytest.raises(ValueError, match="pip install -e examples/slowed-plugin"):
-        study.slowed_kernels()
+    summary = study.study(["a", "b"], AbSettings(sizes=(1000, 10**5), max_seconds=20), 1,
+                          tmp_path, slowdowns=(0.02, 0.3), aa_runs=2)
+    rows = summary["comparisons"]
+    aa = [r for r in rows if r["kind"] == "aa"]
+    assert len(aa) == 16  # 2 kernels x 2 runs x 2 sizes x 2 metrics
+    assert {r["verdict"] for r in aa} == {"SAME"}
+    big = [r for r in rows if r["slowdown"] == 0.3]
+    assert len(big) == 8 and {r["verdict"] for r in big} == {"SLOWER"}
+    assert all(r["calibrated"] == pytest.approx(0.3) for r in big)
+    assert all(1.25 < r["ratio"] < 1.35 for r in big)
+    names = sorted(p.name for p in tmp_path.glob("paired-*.json"))
+    assert names == ["paired-aa-a-1.json", "paired-aa-a-2.json", "paired-aa-b-1.json",
+                     "paired-aa-b-2.json", "paired-power-a-2-1.json", "paired-power-a-30-1.json",
+                     "paired-power-b-2-1.json", "paired-power-b-30-1.json"]
+    written = json.loads((tmp_path / "paired.json").read_text())
+    assert written["tool"] == "gdbench-noise-paired" and written["comparisons"] == rows
+    text = "\n".join(paired_study_markdown(written))
+    assert "| **all** | 16 | 0 (0%) | 16 (100%) | 0 | 0 |" in text
+    assert "| +30% | +30.0% | 8 | 8 (100%) | 0 | 0 | 0 |" in text
 
 
 def test_the_example_plugins_slowdowns_are_about_what_they_say(tmp_path, monkeypatch):

@@ -179,8 +179,92 @@ def markdown(session: dict) -> str:
 
 
 def paired_study_markdown(study: dict) -> list[str]:
-    """The table of a ``gdbench noise --paired`` study (its ``paired.json``): the A/A verdicts
-    and the power against each slowed copy."""
+    """The tables of a ``gdbench noise --paired`` study (its ``paired.json``), derived from its
+    rows: the A/A verdicts per kernel, the power against each calibrated slowdown, and what
+    each kind of session cost."""
+    if "comparisons" not in study:  # a study of gdbench before its calibrated slowdowns
+        return _slowed_copies_markdown(study)
+    rows = study["comparisons"]
+    aa = [r for r in rows if r["kind"] == "aa"]
+    lines = ["| A/A | comparisons | FASTER or SLOWER | SAME | AMBIGUOUS | failed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for kernel in [*study["kernels"], None]:
+        got = [r for r in aa if kernel is None or r["kernel"] == kernel]
+        if not got:
+            continue
+        n = len(got)
+        false = sum(r["verdict"] in ("FASTER", "SLOWER") for r in got)
+        same = sum(r["verdict"] == "SAME" for r in got)
+        ambiguous = sum(r["verdict"] == "AMBIGUOUS" for r in got)
+        name = f"`{kernel}`" if kernel else "**all**"
+        lines.append(f"| {name} | {n} | {false} ({false / n:.0%}) | {same} ({same / n:.0%}) | "
+                     f"{ambiguous} | {n - false - same - ambiguous} |")
+    power = [r for r in rows if r["kind"] == "power"]
+    if power:
+        lines += ["", "| slowdown | its true size (median, measured in the worker) | "
+                      "comparisons | SLOWER | FASTER | SAME | AMBIGUOUS |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for slowdown in sorted({r["slowdown"] for r in power}):
+            got = [r for r in power if r["slowdown"] == slowdown]
+            n = len(got)
+            true = [r["calibrated"] for r in got if r["calibrated"] is not None]
+            count = {v: sum(r["verdict"] == v for r in got) for v in VERDICTS}
+            lines.append(f"| +{100 * slowdown:g}% | "
+                         + (f"+{100 * float(np.median(true)):.1f}%" if true else "-")
+                         + f" | {n} | {count['SLOWER']} ({count['SLOWER'] / n:.0%}) | "
+                         f"{count['FASTER']} | {count['SAME']} | {count['AMBIGUOUS']} |")
+        sizes = sorted({r["n"] for r in power})
+        slowdowns = sorted({r["slowdown"] for r in power})
+        lines += ["", "Called SLOWER, by kernel and size (latency and throughput together):",
+                  "", "| kernel | N | " + " | ".join(f"+{100 * s:g}%" for s in slowdowns)
+                  + " |", "|---|---:|" + "---:|" * len(slowdowns)]
+        for kernel in study["kernels"]:
+            for n in sizes:
+                cells = []
+                for s in slowdowns:
+                    got = [r for r in power if r["kernel"] == kernel and r["n"] == n
+                           and r["slowdown"] == s]
+                    slower = sum(r["verdict"] == "SLOWER" for r in got)
+                    cells.append(f"{slower}/{len(got)}" if got else "-")
+                if any(c != "-" for c in cells):
+                    lines.append(f"| `{kernel}` | {format_size(n)} | " + " | ".join(cells)
+                                 + " |")
+    lines += ["", "| sessions | count | cases each | seconds (median) | blocks (median) | "
+                  "in windows (median) |", "|---|---:|---:|---:|---:|---:|"]
+    for kind, name in (("aa", "A/A"), ("power", "slowed")):
+        got = [s for s in study["sessions"] if s["kind"] == kind]
+        if got:
+            share = [s["measuring_share"] for s in got if s.get("measuring_share") is not None]
+            lines.append(f"| {name} | {len(got)} | {got[0]['cases']} | "
+                         f"{np.median([s['seconds'] for s in got]):.0f} | "
+                         f"{np.median([s['blocks'] for s in got]):.0f} | "
+                         + (f"{np.median(share):.0%}" if share else "-") + " |")
+    return lines
+
+
+def paired_study_lines(study: dict) -> list[str]:
+    """What ``noise --paired`` prints at its end: the A/A rates and the power."""
+    rows = study["comparisons"]
+    aa = [r for r in rows if r["kind"] == "aa"]
+    lines = []
+    if aa:
+        false = sum(r["verdict"] in ("FASTER", "SLOWER") for r in aa)
+        same = sum(r["verdict"] == "SAME" for r in aa)
+        lines.append(f"A/A, {len(aa)} comparisons: {false} FASTER or SLOWER "
+                     f"({false / len(aa):.1%}), {same} SAME ({same / len(aa):.1%})")
+    power = [r for r in rows if r["kind"] == "power"]
+    for slowdown in sorted({r["slowdown"] for r in power}):
+        got = [r for r in power if r["slowdown"] == slowdown]
+        slower = sum(r["verdict"] == "SLOWER" for r in got)
+        faster = sum(r["verdict"] == "FASTER" for r in got)
+        lines.append(f"slowed {100 * slowdown:g}%: SLOWER in {slower} of {len(got)} "
+                     f"({slower / len(got):.0%}), FASTER in {faster}")
+    return lines
+
+
+def _slowed_copies_markdown(study: dict) -> list[str]:
+    """The table of a study of the example plugin's slowed copies: the A/A verdicts and the
+    power against each."""
     aa, s = study["aa"], study["settings"]
     lines = ["| sessions | comparisons | FASTER or SLOWER | SAME | AMBIGUOUS |",
              "|---|---:|---:|---:|---:|",

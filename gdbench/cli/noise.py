@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from rich.table import Table
 
-from gdbench.analysis.compare import parse_threshold
+from gdbench.analysis.ab import paired_study_lines
+from gdbench.analysis.compare import parse_fraction, parse_threshold
 from gdbench.analysis.noise import assess, read_floor, write_floor
 from gdbench.cli.common import (
     add_run_options,
@@ -37,11 +38,20 @@ def add_arguments(p) -> None:
     p.add_argument("--noise", help="judge the runs with this noise floor (a noise file of an "
                                    "earlier study, or a fraction such as 3%%)")
     p.add_argument("--paired", action="store_true",
-                   help="measure what gdbench ab promises here instead: --runs A/A sessions of "
-                        "the kernels, and as many of numpy-manual against the slowed copies of "
-                        "the example plugin (paired-*.json and paired.json in --out-dir)")
+                   help="measure what gdbench ab promises here instead: for each kernel, --runs "
+                        "A/A sessions and as many against itself slowed by --slowdowns "
+                        "(paired-*.json and paired.json in --out-dir)")
+    p.add_argument("--slowdowns", default="2%,5%,10%,20%",
+                   help="with --paired, the calibrated slowdowns whose power is measured "
+                        "(default 2%%,5%%,10%%,20%%)")
     p.add_argument("--no-power", action="store_true",
                    help="with --paired, the A/A sessions only")
+    p.add_argument("--aa-runs", type=int,
+                   help="with --paired, how many A/A sessions of each kernel (default: --runs)")
+    p.add_argument("--max-time", type=float, default=170.0,
+                   help="with --paired, each ab session's --max-time (default 170)")
+    p.add_argument("--min-effect", default="2%",
+                   help="with --paired, each ab session's --min-effect (default 2%%)")
 
 
 def main(args) -> int:
@@ -83,7 +93,7 @@ def main(args) -> int:
 
 
 def _noise_paired(args) -> int:
-    """``noise --paired``: the A/A false-verdict rate and the power of ``ab`` here."""
+    """``noise --paired``: the A/A false-verdict and SAME rates and the power of ``ab`` here."""
     if args.runs < 1:
         raise ValueError(f"--runs must be at least 1, got {args.runs}")
     device = resolve_device(args.device)
@@ -91,23 +101,28 @@ def _noise_paired(args) -> int:
         raise ValueError("noise --paired takes one --dtype")
     settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
                                       default_sizes(device)), args.features, args.dtype,
-                        parse_threshold(args.threshold))
+                        parse_threshold(args.threshold),
+                        parse_fraction(args.min_effect, "--min-effect"),
+                        max_seconds=args.max_time)
+    slowdowns = () if args.no_power else tuple(
+        parse_fraction(s.strip(), "--slowdowns") for s in args.slowdowns.split(",") if s.strip())
+    if not args.no_power and not slowdowns:
+        raise ValueError("--slowdowns names no slowdown (or give --no-power)")
     kernels = kernel_list(args.kernels, device, args.dtype, args.features)
     folder = check_folder(args.out_dir, "--out-dir")
 
-    def on_session(kind, index, runs):
+    def on_session(kind, kernel, slowdown, run, index, total):
         if not args.quiet:
-            print(f"{'A/A' if kind == 'aa' else 'slowed'} session {index + 1}/{runs} ...",
+            what = "A/A" if kind == "aa" else f"slowed {100 * slowdown:g}%"
+            print(f"session {index + 1}/{total}: {what} {kernel}, run {run + 1} ...",
                   file=sys.stderr)
 
-    s = study(kernels, settings, args.runs, folder, not args.no_power, on_session)
-    aa = s["aa"]
-    print(f"A/A, {aa['comparisons']} comparisons at a {settings.threshold:.0%} threshold: "
-          f"{aa['FASTER'] + aa['SLOWER']} false verdicts ({aa['false_rate']:.1%}), "
-          f"{aa['SAME']} same ({aa['same_rate']:.1%}), {aa['AMBIGUOUS']} ambiguous")
-    for name, p in s["power"].items():
-        print(f"{name}: measured ratio {p['median_ratio']:.3f}, called SLOWER in "
-              f"{p['slower']:.0%} of {p['comparisons']}")
+    aa_runs = args.aa_runs if args.aa_runs is not None else args.runs
+    if aa_runs < 1:
+        raise ValueError(f"--aa-runs must be at least 1, got {aa_runs}")
+    s = study(kernels, settings, args.runs, folder, slowdowns, on_session, aa_runs)
+    for line in paired_study_lines(s):
+        print(line)
     print(f"{len(s['sessions'])} sessions in {s['seconds']:.0f} s; summary in "
           f"{folder / 'paired.json'}" + (f" (the earlier one kept as {s['kept']})"
                                           if s["kept"] else ""))

@@ -55,10 +55,15 @@ class Case:
     base: str  # kernel of the base side
     new: str
     n_samples: int
+    # a calibrated slowdown of the new side (gdbench noise --paired): its every step made this
+    # fraction longer by spinning, and the base side's steps wrapped alike without the spin
+    slowdown: float | None = None
 
     @property
     def label(self) -> str:
         kernels = self.base if self.base == self.new else f"{self.new} vs {self.base}"
+        if self.slowdown is not None:
+            kernels += f" slowed {100 * self.slowdown:g}%"
         return f"{kernels} N={format_size(self.n_samples)}"
 
 
@@ -419,6 +424,8 @@ def _window(pool: Pool, record: CaseRecord, side: Side, block: int, index: int, 
     request = {"kernel": kernel, "device": settings.device, "dtype": settings.dtype,
                "n": case.n_samples, "d": settings.n_features, "seed": settings.seed,
                "lr": settings.lr, "budget": settings.window_s, "check": check, **shared}
+    if case.slowdown is not None:
+        request["slowdown"] = case.slowdown if side.name == "new" else 0.0
     first = pool.first(side.name, kernel)
     timeout, own = clock.limit(side.name, kernel, first)
     began = time.monotonic()
@@ -438,7 +445,7 @@ def _window(pool: Pool, record: CaseRecord, side: Side, block: int, index: int, 
                            "attempt": attempt, "contended": answer["contended"],
                            **{k: answer.get(k) for k in ("latency", "throughput", "batch_size",
                                                          "contention", "seconds", "cpu",
-                                                         "padding")}})
+                                                         "padding", "slowdown")}})
     return answer
 
 

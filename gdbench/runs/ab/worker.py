@@ -93,6 +93,32 @@ def _make_kernel():
     return make_kernel
 
 
+def slow_down(kernel, factor: float) -> list[float]:
+    """Make every step of ``kernel`` ``1 + factor`` times as long as it is, by spinning after it
+    for ``factor`` times what it took (a calibrated slowdown, for measuring what ``ab`` can
+    find). Returns [seconds of wrapped steps, seconds of them spent spinning], which the window
+    fills in: their ratio is the slowdown's true size, measured in this process."""
+    step, synchronize, clock = kernel.step, kernel.synchronize, time.perf_counter
+    spent = [0.0, 0.0]
+    ticks = [clock() for _ in range(101)]
+    half_tick = float(np.median(np.diff(ticks))) / 2  # the spin ends half a clock read late
+
+    def slowed_step():
+        start = clock()
+        step()
+        synchronize()
+        done = clock()
+        end = done + factor * (done - start) - half_tick
+        now = done
+        while now < end:
+            now = clock()
+        spent[0] += now - start
+        spent[1] += now - done
+
+    kernel.step = slowed_step
+    return spent
+
+
 def problem(request: dict, data: dict):
     """The data of the request's problem, made once a process and kept while they fit in a
     quarter of the memory (the least recently used go first): regenerating 10^7 samples costs
@@ -136,6 +162,8 @@ def measure(request: dict, data: dict, watch_class) -> dict:
         answer["check"] = {"loss": float(kernel.loss),
                            "grad": np.asarray(kernel.grad, dtype=np.float64).tolist(),
                            "weight": np.asarray(kernel.weight, dtype=np.float64).tolist()}
+    slowdown = request.get("slowdown")
+    spent = slow_down(kernel, slowdown) if slowdown is not None else None
     cpu = request.get("cpu")
     everywhere = None
     if cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -152,6 +180,8 @@ def measure(request: dict, data: dict, watch_class) -> dict:
         if everywhere is not None:
             os.sched_setaffinity(0, everywhere)
     answer["loss"] = float(kernel.loss)
+    if spent is not None and spent[0] > spent[1]:
+        answer["slowdown"] = spent[0] / (spent[0] - spent[1]) - 1  # as it came out
     del kernel, padding
     return answer
 
