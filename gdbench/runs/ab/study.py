@@ -94,6 +94,27 @@ def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
     return summary
 
 
+def write_coverage(folder: Path, trials: int = 200, seed: int = 0) -> dict:
+    """``coverage.json`` beside a study's ``paired.json``: its A/A sessions resampled with
+    ratios put in (``gdbench.analysis.coverage``), and how the real ones did. ``python
+    scripts/ab_coverage.py DIR`` writes it again from the committed files."""
+    from gdbench.analysis.coverage import real_coverage, simulate
+    from gdbench.files.results import load_json, read_ab
+
+    summary = load_json(folder / "paired.json")
+    sessions = [read_ab(folder / s["file"]) for s in summary["sessions"] if s["kind"] == "aa"]
+    settings = summary["settings"]
+    result = {"tool": "gdbench-noise-coverage", "schema_version": NOISE_VERSION,
+              "sessions": [s["file"] for s in summary["sessions"] if s["kind"] == "aa"],
+              "simulated": simulate(sessions, trials=trials, seed=seed,
+                                    threshold=settings["threshold"],
+                                    min_effect=settings.get("min_effect", 0.02)),
+              "real": real_coverage(sessions)}
+    write_atomic(check_target(folder / "coverage.json", "--out-dir"),
+                 json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def comparisons(session: dict, kind: str, run: int, file: str) -> list[dict]:
     """A row for each case and metric of ``session``: its verdict and interval, and, for a
     slowed case, the slowdown as it came out in the new side's windows (their median)."""

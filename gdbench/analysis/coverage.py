@@ -1,0 +1,98 @@
+"""How often ``ab``'s interval covers the true ratio, shown by resampling recorded rounds.
+
+A/A sessions record, for each case and metric, the log ratio of every round and the block it
+belongs to. Their noise is what this machine does: heavy tails, blocks whose processes were
+slow, rounds that stalled. Each of them is made into a world whose truth is known: its rounds
+are centred (the median of their blocks' estimates taken away), a ratio is put in, and the
+session is measured again in that world many times, as a two-stage bootstrap does: as many
+blocks as it had, drawn with replacement, and in each as many rounds as that block had, drawn
+with replacement from it. Each resampled session gets ``ab``'s estimate, interval (at the level
+of the session's final look) and verdict. The share of intervals that hold the ratio put in is
+the coverage; the verdicts give the A/A rates (ratio 1) and the power (ratio above 1).
+
+What the resampling cannot show is a bias that every round shares (the two sides measured
+unlike each other): real A/A sessions show that, by how often their intervals miss 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gdbench.runs.ab.paired import by_block, hodges_lehmann, paired
+
+RATIOS = (1.0, 1.02, 1.05, 1.10, 1.20)
+
+
+def recorded(session: dict, metric: str):
+    """(case label, its blocks' centred log ratios, the final look's level) of each case of
+    an A/A session with enough blocks for a verdict."""
+    looks = session.get("looks") or []
+    level = looks[-1]["level"] if looks else session["settings"].get("alpha", 0.05)
+    fewest = session["settings"].get("min_blocks", 6)
+    for case in session["cases"]:
+        if case["status"] != "ok":
+            continue
+        blocks = [np.asarray(v) for v in by_block(case["pairs"], metric).values()]
+        if len(blocks) < fewest:
+            continue
+        center = float(np.median([hodges_lehmann(b) for b in blocks]))
+        yield case["label"], [b - center for b in blocks], level
+
+
+def resample(blocks, ratio: float, rng) -> list[float]:
+    """The blocks' estimates of one resampled session with ``ratio`` put in."""
+    shift = math.log(ratio)
+    chosen = rng.integers(0, len(blocks), len(blocks))
+    return [hodges_lehmann(rng.choice(blocks[i], len(blocks[i])) + shift) for i in chosen]
+
+
+def simulate(sessions: list[dict], ratios=RATIOS, trials: int = 200, seed: int = 0,
+             threshold: float = 0.05, min_effect: float = 0.02) -> dict:
+    """For each ratio: over every case and metric of ``sessions`` and ``trials`` resampled
+    sessions of each, the share of intervals that hold the ratio, and of each verdict."""
+    rng = np.random.default_rng(seed)
+    worlds = [(label, metric, blocks, level) for session in sessions
+              for metric in ("latency", "throughput")
+              for label, blocks, level in recorded(session, metric)]
+    out = {"trials": trials, "comparisons": len(worlds), "seed": seed, "threshold": threshold,
+           "min_effect": min_effect, "ratios": {}}
+    for ratio in ratios:
+        covered, verdicts = 0, {v: 0 for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}
+        for _, _, blocks, level in worlds:
+            for _ in range(trials):
+                p = paired(resample(blocks, ratio, rng), threshold, min_effect, level)
+                covered += p.low <= ratio <= p.high
+                verdicts[p.verdict] += 1
+        total = max(len(worlds) * trials, 1)
+        out["ratios"][str(ratio)] = {"coverage": covered / total,
+                                     **{v: n / total for v, n in verdicts.items()}}
+    return out
+
+
+def real_coverage(sessions: list[dict]) -> dict:
+    """How the real A/A sessions' intervals did: how many hold 1, and their verdicts."""
+    rows = [case["verdicts"][m] for s in sessions for case in s["cases"]
+            if case["status"] == "ok" for m in ("latency", "throughput")
+            if m in case.get("verdicts", {})]
+    held = sum(v["low"] <= 1 <= v["high"] for v in rows)
+    return {"comparisons": len(rows), "hold_1": held,
+            **{v: sum(r["verdict"] == v for r in rows)
+               for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}}
+
+
+def coverage_markdown(result: dict) -> list[str]:
+    """The table of a coverage file: per ratio put in, the coverage and the verdicts."""
+    lines = ["| ratio put in | intervals holding it | SLOWER | FASTER | SAME | AMBIGUOUS |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for ratio, r in result["simulated"]["ratios"].items():
+        lines.append(f"| {float(ratio):.2f} | {r['coverage']:.1%} | {r['SLOWER']:.1%} | "
+                     f"{r['FASTER']:.1%} | {r['SAME']:.1%} | {r['AMBIGUOUS']:.1%} |")
+    real = result["real"]
+    lines += ["", f"The real A/A sessions themselves: {real['hold_1']} of "
+                  f"{real['comparisons']} intervals hold 1 "
+                  f"({real['hold_1'] / max(real['comparisons'], 1):.1%}); "
+                  f"{real['FASTER'] + real['SLOWER']} FASTER or SLOWER, {real['SAME']} SAME, "
+                  f"{real['AMBIGUOUS']} AMBIGUOUS."]
+    return lines
