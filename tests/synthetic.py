@@ -36,13 +36,14 @@ def window_samples(median: float, rng, spread: float = 0.01, n: int = 60, window
 
 def synthetic_run(device: str, medians: dict, spread: float = 0.01, n: int = 60,
                   seed: int = 0, phased: bool = False, windows: int = 4, drift: float = 0.0,
-                  cache_state: str = "warm") -> RunResult:
+                  cache_state: str = "warm", stall: int | None = None) -> RunResult:
     """A complete run whose case (kernel, size) has step times around ``medians[(kernel, size)]``,
-    sampled in ``windows`` windows (see ``window_samples``)."""
+    sampled in ``windows`` windows (see ``window_samples``; ``stall``: that window of the
+    latency samples runs 5 times slower)."""
     rng = np.random.default_rng(seed)
     cases = []
     for (kernel, size), median in medians.items():
-        step, window = window_samples(median, rng, spread, n, windows, drift)
+        step, window = window_samples(median, rng, spread, n, windows, drift, stall=stall)
         batch, batch_window = window_samples(0.9 * median, rng, spread, n // 2, windows, drift)
         window = window if windows > 1 else None
         batch_window = batch_window if windows > 1 else None

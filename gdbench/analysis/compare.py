@@ -28,7 +28,7 @@ import numpy as np
 from gdbench.files.results import load_json, read_json
 from gdbench.records.results import format_size
 from gdbench.records.run import RunResult
-from gdbench.records.stats import Summary, t975, verdict, window_medians
+from gdbench.records.stats import Summary, stalled, t975, verdict, window_medians
 
 VERDICTS = ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")
 FEW = 10  # rounds or samples below which a row says its interval is wide for that reason
@@ -48,7 +48,14 @@ class Timing:
 
     @classmethod
     def of(cls, samples, windows=None, **flags) -> Timing:
+        """The timing of ``samples``; their stalled windows (``records.stats.stalled``) left
+        out, as a run's table leaves them out."""
         a = np.asarray(samples, dtype=np.float64)
+        if windows is not None and len(np.unique(windows)) > 1:
+            w = np.asarray(windows)
+            out = stalled(window_medians(a, w))
+            keep = np.isin(w, np.unique(w)[~out])
+            a, windows = a[keep], w[keep]
         q1, med, q3 = np.percentile(a, [25, 50, 75])
         return cls(float(med), float(q3 - q1), len(a), a, windows, **flags)
 

@@ -105,6 +105,8 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
     exceeded = bool(run) and run.exceeds_roofline(case)
     lines = [f"{format_time(step.median)} {format_precision(step.precision)}"
              f"{marks(case, exceeded)}"]
+    if step.stalled:
+        lines.append(f"{len(step.stalled)} of {step.windows} windows stalled")
     if case.samples.host is not None:
         lines.append(f"host {format_time(case.summary('step', 'host').median)}")
     if case.throughput is not None:
@@ -169,7 +171,9 @@ def legend(run: RunResult) -> str:
     cache = "L2" if is_cuda(s.get("device")) else "the last-level cache"
     marks_ = "; ".join(f"{mark} {meaning}" for mark, meaning in MARKS.items())
     return ("First line: median latency of one step (it starts on an idle device) and the "
-            "half-width of its 95% interval, from the spread between windows; host: its launch "
+            "half-width of its 95% interval, from the spread between windows within this run; "
+            "windows stalled: windows 3 times slower than the fastest, left out of the median "
+            "and the interval; host: its launch "
             "time on the CPU; tput: time per step in batches of back-to-back steps (steady "
             "state), and its % of the roofline; allreduce: its median time and its multiple of "
             "the all-reduce floor (data-parallel cases); f·b·u%: the phases' shares of the step "

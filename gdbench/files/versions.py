@@ -28,6 +28,11 @@ Change log:
   (``rooflines`` on the case). A
   version 2 file reads as it is; on CUDA its rooflines were the best of all methods, a copy
   included.
+- **4**: a case names its stalled windows (``stalled_windows``, and ``stalled`` in each
+  summary: windows 3 times slower than the fastest, left out of its median and interval), and
+  a case of K steps per call says how they ran (``many_steps``: one launch, cooperative or
+  not, or a launch a step and why). A version 3 file reads as it is: its summaries are made
+  again from its samples, stalled windows aside.
 
 The files of ``gdbench ab`` (``"tool": "gdbench-ab"``) have versions of their own
 (``AB_VERSION``):
@@ -65,7 +70,11 @@ def _from_2(d: dict) -> dict:
     return d  # nothing to fill in: every field version 3 added is optional
 
 
-UPGRADES = {1: _from_1, 2: _from_2}  # version -> the step to the next one
+def _from_3(d: dict) -> dict:
+    return d  # the stalled windows are found from the samples; many_steps is optional
+
+
+UPGRADES = {1: _from_1, 2: _from_2, 3: _from_3}  # version -> the step to the next one
 
 
 def upgrade(d: dict, path) -> dict:

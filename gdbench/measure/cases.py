@@ -11,8 +11,9 @@ prepared on fresh copies of the data, so that where its buffers sit is drawn ane
 (``Rounds.fresh``; a layout that favours a case by a few per cent is then variance, not a bias
 the interval cannot see). The spread between a case's windows is what its precision is made
 of, so it takes in the slow changes of a machine (memory bandwidth, clocks, other work) and
-the layouts that one burst of samples hides. A case that another process held back, or whose windows disagree by
-more than DISAGREE, is measured once more, all its windows, and the steadier attempt is kept.
+the layouts that one burst of samples hides. A case that another process held back, with a
+stalled window, or whose windows disagree by more than DISAGREE, is measured once more, all its
+windows, and the steadier attempt is kept.
 Kernels whose data do not fit beside the others are measured last, alone.
 """
 
@@ -126,6 +127,9 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
         fields.update(backend=kernel.backend, passes=float(kernel.passes),
                       writes=getattr(kernel, "writes", None))
         if spec.steps_per_call > 1:  # K steps against K float64 steps, then one step alone
+            plan = getattr(kernel.inner, "many_steps_plan", None)
+            fields["many_steps"] = (plan(spec.steps_per_call) if plan else
+                                    getattr(kernel.inner, "many_steps", "a loop of steps"))
             wrong = (compare_steps(kernel, x, y, 0.0, lr, spec.steps_per_call)
                      or check_step(kernel.inner, x, y, 0.0, lr))
         else:
@@ -291,9 +295,11 @@ class Rounds:
 
 
 def unsteady(case: CaseResult) -> bool:
-    """Contended, or with windows that disagree."""
-    return bool(case.contention_reasons) or case.summary().spread > DISAGREE
+    """Contended, with a stalled window, or with windows that disagree."""
+    step = case.summary()
+    return bool(case.contention_reasons) or bool(step.stalled) or step.spread > DISAGREE
 
 
-def _unsteadiness(case: CaseResult) -> tuple[float, float]:
-    return (bool(case.contention_reasons), case.summary().spread)
+def _unsteadiness(case: CaseResult) -> tuple[float, int, float]:
+    step = case.summary()
+    return (bool(case.contention_reasons), len(step.stalled), step.spread)

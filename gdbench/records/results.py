@@ -14,7 +14,7 @@ from gdbench.records.readings import contention_reasons, energy_per_step, thrott
 from gdbench.records.samples import Samples
 from gdbench.records.stats import Summary
 
-SCHEMA_VERSION = 3  # gdbench.files.versions has the change log
+SCHEMA_VERSION = 4  # gdbench.files.versions has the change log
 
 
 def format_size(n: int) -> str:
@@ -89,6 +89,8 @@ class CaseResult:
     # The read roofline (bytes/s) of each window's round, for an attempt measured again after
     # the run's rounds; None: the run's rooflines of the case's size are its rounds'.
     rooflines: list | None = None
+    # How a case of K steps per call ran them: one launch, or a launch a step and why
+    many_steps: str | None = None
 
     @property
     def joules_per_step(self) -> float | None:
@@ -204,6 +206,8 @@ class CaseResult:
             d["memory_model_bytes"] = self.memory_model
         if self.rooflines is not None:
             d["rooflines"] = self.rooflines
+        if self.many_steps is not None:
+            d["many_steps"] = self.many_steps
         if self.energy is not None:
             d["energy"] = self.energy
             d["joules_per_step"] = self.joules_per_step
@@ -230,6 +234,7 @@ class CaseResult:
                     d["batch_windows"] = s.batch_window.tolist()
             # Derived from the samples above, for readers that want the figures without them.
             d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
+            d["stalled_windows"] = list(s.summary().stalled)
             if s.batch is not None:
                 d["summary"]["throughput"] = asdict(s.throughput())
             d["noisy"] = self.noisy
@@ -264,6 +269,6 @@ class CaseResult:
                    float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
                    bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
                    bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
-                   d.get("writes"), d.get("energy"), d.get("rooflines"))
+                   d.get("writes"), d.get("energy"), d.get("rooflines"), d.get("many_steps"))
 
 

@@ -6,6 +6,13 @@ in several windows spread over the run; the precision of its median comes from t
 between the windows' medians (a t interval on their logarithms), never narrower than the
 exact order-statistic interval of all samples. A single window falls back to a moving-block
 bootstrap, which keeps runs of neighbouring samples together.
+
+A window whose median is ``STALLED`` times the fastest window's or more is stalled: most of
+its steps waited on something else (a process that took the CPU, a page-out, a host's other
+guest), and it measures that, not the kernel. A stalled window is named (``stalled_windows``),
+kept in the data, and left out of the case's median and interval, so that one or two of them
+cannot blow the interval up: ``x/3.1`` rather than ``x/1028``. When every window but one is
+stalled there is no interval between windows.
 """
 
 from __future__ import annotations
@@ -99,6 +106,15 @@ def _correlation_length(a: np.ndarray) -> int:
     return math.ceil((1 + r) / (1 - r))
 
 
+STALLED = 3.0  # a window this many times slower than the fastest is stalled
+
+
+def stalled(medians) -> np.ndarray:
+    """Which of the windows with these medians are stalled (a boolean per window)."""
+    m = np.asarray(medians, dtype=np.float64)
+    return m >= STALLED * m.min() if len(m) > 1 else np.zeros(len(m), bool)
+
+
 def window_medians(samples, windows) -> np.ndarray:
     """The median of each window's samples, in window order."""
     a = np.asarray(samples, dtype=np.float64)
@@ -124,20 +140,28 @@ class Summary:
     n: int
     precision: float  # relative half-width of the median's 95% interval
     windows: int = 1
-    spread: float = 0.0  # (slowest - fastest) / fastest of the windows' medians
+    spread: float = 0.0  # (slowest - fastest) / fastest of the windows' medians, stalled aside
+    stalled: tuple[int, ...] = ()  # the stalled windows (their place in window order)
 
     @classmethod
     def of(cls, samples, windows=None) -> Summary:
         a = np.asarray(samples, dtype=np.float64)
-        q1, med, q3 = np.percentile(a, [25, 50, 75])
-        count, spread = 1, 0.0
+        count, spread, left_out = 1, 0.0, ()
         if windows is not None and len(np.unique(windows)) > 1:
-            medians = window_medians(a, windows)
-            count, spread = len(medians), float(medians.max() / medians.min() - 1)
-            precision = max(between_window_precision(medians), relative_precision(a))
+            w = np.asarray(windows)
+            ids = np.unique(w)
+            medians = window_medians(a, w)
+            out = stalled(medians)
+            left_out = tuple(int(k) for k in np.flatnonzero(out))
+            kept = medians[~out]
+            a = a[np.isin(w, ids[~out])]  # the median and the interval of the others
+            count, spread = len(medians), float(kept.max() / kept.min() - 1)
+            precision = max(between_window_precision(kept), relative_precision(a))
         else:
             precision = block_bootstrap_precision(a)
-        return cls(float(med), float(q3 - q1), float(a.min()), len(a), precision, count, spread)
+        q1, med, q3 = np.percentile(a, [25, 50, 75])
+        return cls(float(med), float(q3 - q1), float(a.min()), len(a), precision, count, spread,
+                   left_out)
 
     def noisy(self, target: float) -> bool:
         """The median is not known to ``target`` (relative half-width of its 95% interval)."""
