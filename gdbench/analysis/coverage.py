@@ -2,13 +2,16 @@
 
 A/A sessions record, for each case and metric, the log ratio of every round and the block it
 belongs to. Their noise is what this machine does: heavy tails, blocks whose processes were
-slow, rounds that stalled. Each of them is made into a world whose truth is known: its rounds
-are centred (the median of their blocks' estimates taken away), a ratio is put in, and the
+slow, rounds that stalled. Each of them is made into a world whose truth is known, and the
 session is measured again in that world many times, as a two-stage bootstrap does: as many
 blocks as it had, drawn with replacement, and in each as many rounds as that block had, drawn
-with replacement from it. Each resampled session gets ``ab``'s estimate, interval (at the level
-of the session's final look) and verdict. The share of intervals that hold the ratio put in is
-the coverage; the verdicts give the A/A rates (ratio 1) and the power (ratio above 1).
+with replacement from it. The world's true log ratio is the median of all the block estimates
+it gives (the median every resampled session's estimate aims at); a ratio is put in by adding
+its logarithm to every round. Each resampled session gets ``ab``'s estimate, interval (at the
+level of the session's final look) and verdict. The share of intervals that hold the world's
+truth is the coverage (the same for every ratio put in: a shift moves estimate and interval
+alike); the verdicts give the A/A rates (ratio 1) and the power (ratio above 1), with the
+same resampled sessions for every ratio.
 
 What the resampling cannot show is a bias that every round shares (the two sides measured
 unlike each other): real A/A sessions show that, by how often their intervals miss 1.
@@ -41,34 +44,35 @@ def recorded(session: dict, metric: str):
         yield case["label"], [b - center for b in blocks], level
 
 
-def resample(blocks, ratio: float, rng) -> list[float]:
-    """The blocks' estimates of one resampled session with ``ratio`` put in."""
-    shift = math.log(ratio)
+def resample(blocks, rng) -> list[float]:
+    """The blocks' estimates of one resampled session."""
     chosen = rng.integers(0, len(blocks), len(blocks))
-    return [hodges_lehmann(rng.choice(blocks[i], len(blocks[i])) + shift) for i in chosen]
+    return [hodges_lehmann(rng.choice(blocks[i], len(blocks[i]))) for i in chosen]
 
 
 def simulate(sessions: list[dict], ratios=RATIOS, trials: int = 200, seed: int = 0,
              threshold: float = 0.05, min_effect: float = 0.02) -> dict:
-    """For each ratio: over every case and metric of ``sessions`` and ``trials`` resampled
-    sessions of each, the share of intervals that hold the ratio, and of each verdict."""
+    """Over every case and metric of ``sessions`` and ``trials`` resampled sessions of each:
+    the share of intervals that hold the truth, and, for each ratio put in, of each verdict."""
     rng = np.random.default_rng(seed)
-    worlds = [(label, metric, blocks, level) for session in sessions
-              for metric in ("latency", "throughput")
-              for label, blocks, level in recorded(session, metric)]
-    out = {"trials": trials, "comparisons": len(worlds), "seed": seed, "threshold": threshold,
-           "min_effect": min_effect, "ratios": {}}
-    for ratio in ratios:
-        covered, verdicts = 0, {v: 0 for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}
-        for _, _, blocks, level in worlds:
-            for _ in range(trials):
-                p = paired(resample(blocks, ratio, rng), threshold, min_effect, level)
-                covered += p.low <= ratio <= p.high
-                verdicts[p.verdict] += 1
-        total = max(len(worlds) * trials, 1)
-        out["ratios"][str(ratio)] = {"coverage": covered / total,
-                                     **{v: n / total for v, n in verdicts.items()}}
-    return out
+    worlds = [(blocks, level) for session in sessions for metric in ("latency", "throughput")
+              for _, blocks, level in recorded(session, metric)]
+    covered, verdicts = 0, {str(r): {v: 0 for v in ("FASTER", "SLOWER", "SAME", "AMBIGUOUS")}
+                            for r in ratios}
+    for blocks, level in worlds:
+        draws = np.array([resample(blocks, rng) for _ in range(trials)])
+        truth = float(np.median(draws))
+        for estimates in draws:
+            p = paired(estimates, threshold, min_effect, level)
+            covered += p.low <= math.exp(truth) <= p.high
+            for ratio in ratios:
+                shifted = paired(estimates + math.log(ratio), threshold, min_effect, level)
+                verdicts[str(ratio)][shifted.verdict] += 1
+    total = max(len(worlds) * trials, 1)
+    return {"trials": trials, "comparisons": len(worlds), "seed": seed,
+            "threshold": threshold, "min_effect": min_effect, "coverage": covered / total,
+            "ratios": {r: {v: n / total for v, n in counts.items()}
+                       for r, counts in verdicts.items()}}
 
 
 def real_coverage(sessions: list[dict]) -> dict:
@@ -83,14 +87,19 @@ def real_coverage(sessions: list[dict]) -> dict:
 
 
 def coverage_markdown(result: dict) -> list[str]:
-    """The table of a coverage file: per ratio put in, the coverage and the verdicts."""
-    lines = ["| ratio put in | intervals holding it | SLOWER | FASTER | SAME | AMBIGUOUS |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for ratio, r in result["simulated"]["ratios"].items():
-        lines.append(f"| {float(ratio):.2f} | {r['coverage']:.1%} | {r['SLOWER']:.1%} | "
-                     f"{r['FASTER']:.1%} | {r['SAME']:.1%} | {r['AMBIGUOUS']:.1%} |")
+    """The table of a coverage file: per ratio put in, the verdicts; the coverage; how the real
+    sessions did."""
+    sim = result["simulated"]
+    lines = ["| ratio put in | SLOWER | FASTER | SAME | AMBIGUOUS |",
+             "|---:|---:|---:|---:|---:|"]
+    for ratio, r in sim["ratios"].items():
+        lines.append(f"| {float(ratio):.2f} | {r['SLOWER']:.1%} | {r['FASTER']:.1%} | "
+                     f"{r['SAME']:.1%} | {r['AMBIGUOUS']:.1%} |")
     real = result["real"]
-    lines += ["", f"The real A/A sessions themselves: {real['hold_1']} of "
+    lines += ["", f"Resampled sessions whose interval holds the truth: {sim['coverage']:.1%} "
+                  f"({sim['comparisons']} comparisons, {sim['trials']} resampled sessions "
+                  "each).", "",
+              f"The real A/A sessions themselves: {real['hold_1']} of "
                   f"{real['comparisons']} intervals hold 1 "
                   f"({real['hold_1'] / max(real['comparisons'], 1):.1%}); "
                   f"{real['FASTER'] + real['SLOWER']} FASTER or SLOWER, {real['SAME']} SAME, "

@@ -48,6 +48,9 @@ def add_arguments(p) -> None:
                    help="with --paired, the A/A sessions only")
     p.add_argument("--aa-runs", type=int,
                    help="with --paired, how many A/A sessions of each kernel (default: --runs)")
+    p.add_argument("--keep-samples", action="store_true",
+                   help="with --paired, keep every sample of every window in the sessions' "
+                        "files (10 MB a session) rather than their medians")
     p.add_argument("--max-time", type=float, default=170.0,
                    help="with --paired, each ab session's --max-time (default 170)")
     p.add_argument("--min-effect", default="2%",
@@ -120,10 +123,12 @@ def _noise_paired(args) -> int:
     aa_runs = args.aa_runs if args.aa_runs is not None else args.runs
     if aa_runs < 1:
         raise ValueError(f"--aa-runs must be at least 1, got {aa_runs}")
-    s = study(kernels, settings, args.runs, folder, slowdowns, on_session, aa_runs)
+    s = study(kernels, settings, args.runs, folder, slowdowns, on_session, aa_runs,
+              args.keep_samples)
     for line in paired_study_lines(s):
         print(line)
     print(f"{len(s['sessions'])} sessions in {s['seconds']:.0f} s; summary in "
           f"{folder / 'paired.json'}" + (f" (the earlier one kept as {s['kept']})"
-                                          if s["kept"] else ""))
+                                          if s["kept"] else "")
+          + f", the resampled coverage in {folder / 'coverage.json'}")
     return 0

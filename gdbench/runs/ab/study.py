@@ -56,13 +56,36 @@ def file_name(kind: str, kernel: str, slowdown: float | None, run: int) -> str:
 def planned_files(folder: Path, plan) -> list[Path]:
     """Every file the study writes, so that each is checked before anything is measured."""
     names = [file_name(*session) for session in plan]
-    return [check_target(folder / name, "--out-dir") for name in names + ["paired.json"]]
+    return [check_target(folder / name, "--out-dir")
+            for name in names + ["coverage.json", "paired.json"]]
+
+
+def slim(session: dict) -> dict:
+    """``session`` with each window's samples replaced by their median (a one-element list)
+    and their count (``latency_n``, ``throughput_n``): every table of a study, the pairs and
+    the variance components come from the medians, and a session's samples take 10 MB. The
+    file says so (``"samples": "window medians"``)."""
+    out = dict(session, samples="window medians")
+    out["cases"] = []
+    for case in session["cases"]:
+        windows = []
+        for w in case["windows"]:
+            w = dict(w)
+            for metric in ("latency", "throughput"):
+                values = w.get(metric)
+                if values:
+                    w[metric], w[f"{metric}_n"] = [float(np.median(values))], len(values)
+            windows.append(w)
+        out["cases"].append(dict(case, windows=windows))
+    return out
 
 
 def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
-          slowdowns=SLOWDOWNS, on_session=None, aa_runs: int | None = None) -> dict:
+          slowdowns=SLOWDOWNS, on_session=None, aa_runs: int | None = None,
+          samples: bool = False) -> dict:
     """The A/A sessions and, with ``slowdowns``, the power sessions; the summary, also written
-    to ``folder/paired.json`` (an earlier one moved aside)."""
+    to ``folder/paired.json`` (an earlier one moved aside). Each session's file keeps its
+    windows' medians (``slim``), or every sample with ``samples``."""
     plan = sessions_of(kernels, runs, slowdowns, aa_runs)
     files = planned_files(folder, plan)
     sides = (Side("base"), Side("new"))
@@ -80,6 +103,8 @@ def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
         result = run_ab(sides, cases, replace(settings, seed=settings.seed + index), output.save)
         output.finish(result)
         session = result.to_dict()
+        if not samples:
+            write_atomic(path, json.dumps(slim(session), indent=1) + "\n")
         summary["sessions"].append({
             "kind": kind, "kernel": kernel, "slowdown": slowdown, "run": run + 1,
             "file": path.name, "cases": len(cases), "rounds": result.rounds,
@@ -91,13 +116,16 @@ def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
     kept = move_aside(files[-1])
     write_atomic(files[-1], json.dumps(summary, indent=1) + "\n")
     summary["kept"] = str(kept) if kept else None
+    write_coverage(folder, keep_earlier=True)
     return summary
 
 
-def write_coverage(folder: Path, trials: int = 200, seed: int = 0) -> dict:
+def write_coverage(folder: Path, trials: int = 200, seed: int = 0,
+                   keep_earlier: bool = False) -> dict:
     """``coverage.json`` beside a study's ``paired.json``: its A/A sessions resampled with
-    ratios put in (``gdbench.analysis.coverage``), and how the real ones did. ``python
-    scripts/ab_coverage.py DIR`` writes it again from the committed files."""
+    ratios put in (``gdbench.analysis.coverage``), and how the real ones did; an earlier one
+    moved aside with ``keep_earlier`` (a new study), replaced otherwise (``python
+    scripts/ab_coverage.py DIR`` writes it again from the same files)."""
     from gdbench.analysis.coverage import real_coverage, simulate
     from gdbench.files.results import load_json, read_ab
 
@@ -110,8 +138,10 @@ def write_coverage(folder: Path, trials: int = 200, seed: int = 0) -> dict:
                                     threshold=settings["threshold"],
                                     min_effect=settings.get("min_effect", 0.02)),
               "real": real_coverage(sessions)}
-    write_atomic(check_target(folder / "coverage.json", "--out-dir"),
-                 json.dumps(result, indent=1) + "\n")
+    path = check_target(folder / "coverage.json", "--out-dir")
+    if keep_earlier:
+        move_aside(path)
+    write_atomic(path, json.dumps(result, indent=1) + "\n")
     return result
 
 
