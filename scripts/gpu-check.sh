@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Every CUDA check of gdbench in one call of at most 9 minutes, the most valuable first:
+# Every CUDA check of gdbench in one call of at most 450 s, kill graces included (a device
+# command may run 600 s), the checks that can hang first and the most valuable next:
 #   1. the environment (GPU, driver, library versions) and `gdbench list`;
-#   2. the tests marked cuda;
-#   3. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6, 1e7 and 1e8 samples;
-#   4. its report, beside the committed CPU run (made to check it works; the JSON remakes it);
-#   5. two more runs at 1e6 and 1e8 in two worker processes each: the spread between runs;
-#   6. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
-#   7. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
-#   8. `gdbench ab`, the A/A self-check of the fused kernel (or of the first of `--kernels`),
-#      in blocks of fresh processes;
-#   9. K = 1 against K = 1000 steps per call at 1e4 and 1e6 (the persistent kernels).
+#   2. a smoke test: one small persistent launch of each kernel that runs K steps in one launch
+#      (scripts/smoke_steps.py), under `timeout 30`;
+#   3. the many-steps tests marked cuda, in a stage of their own, each result printed as it
+#      comes (a kill keeps what ran);
+#   4. the other tests marked cuda, likewise;
+#   5. `gdbench run --cuda-graph` over every kernel at 1e4, 1e6, 1e7 and 1e8 samples;
+#   6. its report, beside the committed CPU run (made to check it works; the JSON remakes it);
+#   7. two more runs at 1e6 and 1e8 in two worker processes each: the spread between runs;
+#   8. the pytest-benchmark suite at two sizes, and `gdbench compare` of it with the sweep;
+#   9. float32 against bfloat16 and float16 (torch-manual, torch-compile, triton-fused);
+#  10. `gdbench ab`, the A/A self-check of the fused kernel (or of the first of `--kernels`);
+#  11. K = 1 against K = 1000 steps per call at 1e4 and 1e6 (the persistent kernels).
 # Every stage runs under `timeout` (its limit tripled with `--device cpu`, where it only stops a
-# hang) and a failing stage does not stop the next. Run from a checkout (gdbench need not be
-# installed); everything printed goes to OUT/check.log as well.
+# hang), never past the script's deadline (`--time`, 450 s): a stage that no longer fits is
+# skipped and the log says so; a failing or killed stage does not stop the next. Run from a
+# checkout (gdbench need not be installed); everything printed goes to OUT/check.log as well.
 #
 #   scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes 1e4,1e6,1e7,1e8] [--bench-sizes 1e4,1e6]
 #                            [--budget 0.3] [--name NAME] [--kernels all] [--no-roofline]
-#                            [--tests tests]
+#                            [--tests tests] [--time 450]
 #
 # OUT receives at most 8 files: check.log, NAME.json, NAME-2.json, NAME-3.json,
 # NAME-pytest-benchmark.json, NAME-precision.json, NAME-ab.json and NAME-many-steps.json (NAME:
@@ -24,13 +29,15 @@
 # names the source that ran (commit and hashes).
 # `--device cpu` runs the same stages on the CPU at small sizes, as the test suite does (with
 # `--kernels` naming a few, `--no-roofline` and `--tests` naming one file, so that it takes
-# seconds).
+# seconds). For the tests only: GDBENCH_CHECK_HANG names a stage (the start of its title) that
+# sleeps instead of running, with a limit of 3 s, to show that a hung stage is ended and the
+# ones after it still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/gpu-check.sh OUT [--device cuda|cpu] [--sizes ...] [--name NAME]}"
 shift
 device=cuda sizes=1e4,1e6,1e7,1e8 bench_sizes=1e4,1e6 budget=0.3 name= kernels=all roofline=
-tests=tests
+tests=tests total=450
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
@@ -41,6 +48,7 @@ while [ $# -gt 0 ]; do
         --kernels) kernels="$2"; shift 2 ;;
         --no-roofline) roofline=--no-roofline; shift ;;
         --tests) tests="$2"; shift 2 ;;
+        --time) total="$2"; shift 2 ;;
         *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -62,27 +70,51 @@ print(n.removeprefix('nvidia ').replace(' ', '-'))") || name=gpu
     fi
 fi
 status=0
+grace=5  # seconds `timeout` gives a stage between SIGTERM and SIGKILL
+deadline=$((SECONDS + total))
+skipped=()
 stage() {  # stage SECONDS TITLE COMMAND...
     local seconds="$1" title="$2"
     shift 2
     # on the CPU (the tests, on a loaded 2-core machine) a limit only stops a hang
     [ "$device" = cuda ] || seconds=$((seconds * 3))
+    if [ -n "${GDBENCH_CHECK_HANG:-}" ] && [[ "$title" == "$GDBENCH_CHECK_HANG"* ]]; then
+        set -- sleep 600  # the tests' stand-in for a stage that hangs
+        seconds=3
+    fi
+    local left=$((deadline - SECONDS - grace))
+    if [ "$left" -lt 5 ]; then
+        echo "== [$(date +%T)] $title: skipped for time (${left}s left of ${total}s)"
+        skipped+=("$title")
+        status=1
+        return
+    fi
+    [ "$seconds" -gt "$left" ] && seconds=$left
     echo "== [$(date +%T)] $title (at most ${seconds}s)"
-    timeout -k 10 "$seconds" "$@"
+    timeout -k "$grace" "$seconds" "$@"
     local rc=$?
-    [ "$rc" -eq 124 ] && echo "== $title: stopped after ${seconds}s"
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "== $title: stopped after ${seconds}s"
     [ "$rc" -ne 0 ] && status=1
     echo "== $title: exit $rc"
 }
 
-stage 20 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
+stage 15 "environment" bash -c "nvidia-smi 2>/dev/null | head -20; $python -c \"
 import json, gdbench.measure.environment as e; print(json.dumps(e.capture('$device'), indent=1))\"; \
 $python -m gdbench list"
+stage 30 "smoke test: K steps in one launch" "$python" scripts/smoke_steps.py --device "$device" \
+    --sizes "$([ "$device" = cuda ] && echo 1e4,1e6 || echo 1e3)"
 # -p no:xdist: one process per stage, whoever started this (pytest-benchmark times nothing under
-# xdist, and CUDA tests share one GPU)
-stage 135 "tests marked cuda" "$python" -m pytest "$tests" -m cuda -q -rs -p no:cacheprovider \
-    -p no:xdist
-stage 125 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
+# xdist, and CUDA tests share one GPU); -v: each result is printed as it comes, so that a stage
+# killed at its limit leaves what ran in the log
+steps_tests="$tests"
+[ -d "$tests" ] && steps_tests="$tests/test_many_steps.py"
+stage 60 "tests marked cuda: many steps" "$python" -m pytest "$steps_tests" -m cuda -v -rs \
+    -p no:cacheprovider -p no:xdist
+other_tests=("$tests")
+[ -d "$tests" ] && other_tests=("$tests" --ignore "$tests/test_many_steps.py")
+stage 100 "tests marked cuda" "$python" -m pytest "${other_tests[@]}" -m cuda -v -rs \
+    -p no:cacheprovider -p no:xdist
+stage 90 "gdbench run --device $device --sizes $sizes" "$python" -m gdbench run \
     --device "$device" --sizes "$sizes" --budget "$budget" --kernels "$kernels" $roofline \
     $([ "$device" = cuda ] && echo --cuda-graph) --out "$out/$name.json"
 report_dir=$(mktemp -d)  # the report and its plots stay behind: the JSON remakes them
@@ -96,11 +128,11 @@ stage 10 "gdbench report" "$python" -m gdbench report "$out/$name.json" "${repor
 if [ "$device" = cuda ]; then spread_sizes=1e6,1e8 later_budget=0.2; else
     spread_sizes="$sizes" later_budget="$budget"; fi
 for run in 2 3; do
-    stage 50 "gdbench run $run of 3 --processes 2" "$python" -m gdbench run \
+    stage 35 "gdbench run $run of 3 --processes 2" "$python" -m gdbench run \
         --device "$device" --sizes "$spread_sizes" --budget "$later_budget" --processes 2 \
         --kernels "$kernels" $roofline --quiet --out "$out/$name-$run.json"
 done
-stage 50 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
+stage 40 "pytest --benchmark-only --gdbench-sizes $bench_sizes" "$python" -m pytest benchmarks \
     --benchmark-only --gdbench-device "$device" --gdbench-sizes "$bench_sizes" -q -p no:xdist \
     --gdbench-kernels "$kernels" \
     -p no:cacheprovider --benchmark-json "$out/$name-pytest-benchmark.json" \
@@ -112,17 +144,17 @@ if [ "$device" = cuda ]; then
 else  # Triton on the CPU is its interpreter: checked by the tests, not timed here
     half_kernels=torch-manual half_sizes="$sizes"
 fi
-stage 35 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
+stage 30 "gdbench run --dtype float32,bfloat16,float16" "$python" -m gdbench run \
     --device "$device" --kernels "$half_kernels" --sizes "$half_sizes" \
     --dtype float32,bfloat16,float16 --budget "$later_budget" --windows 2 --quiet $roofline \
     --out "$out/$name-precision.json"
 if [ "$device" = cuda ]; then
-    ab_kernel=triton-fused ab_sizes=1e6,1e8 ab_time=25 ab_blocks="--max-blocks 6"
+    ab_kernel=triton-fused ab_sizes=1e6,1e8 ab_time=30 ab_blocks="--max-blocks 6"
 else  # the fewest blocks that give a verdict: on the CPU this stage only has to work
     ab_kernel=numba-fused ab_sizes="$sizes" ab_time=4 ab_blocks="--min-blocks 3 --max-blocks 3"
 fi
 [ "$kernels" != all ] && ab_kernel="${kernels%%,*}"  # the first kernel named
-stage 30 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
+stage 40 "gdbench ab $ab_kernel $ab_kernel (A/A)" "$python" -m gdbench ab "$ab_kernel" \
     --device "$device" --sizes "$ab_sizes" --window 0.02 --rounds-per-block 2 $ab_blocks \
     --max-time "$ab_time" --quiet --out "$out/$name-ab.json"
 if [ "$device" = cuda ]; then
@@ -133,6 +165,7 @@ fi
 stage 30 "gdbench run --steps-per-call 1,1000" "$python" -m gdbench run --device "$device" \
     --kernels "$steps_kernels" --sizes "$steps_sizes" --steps-per-call 1,1000 \
     --budget "$later_budget" --windows 2 --quiet $roofline --out "$out/$name-many-steps.json"
-echo "== [$(date +%T)] done; files in $out:"
+echo "== [$(date +%T)] done in ${SECONDS}s of ${total}s; files in $out:"
 ls -l "$out"
+[ "${#skipped[@]}" -gt 0 ] && echo "== skipped for time: ${skipped[*]}"
 exit $status

@@ -57,25 +57,48 @@ for name, fn, dtype, constexprs in [
                  "v2": len(re.findall(r"ld\.global[\w.]*\.v2", text)),
                  "local": len(re.findall(r"\.local", text)),
                  "row_offset_bits": sorted(set(map(int, rows))), "row_offsets": len(rows)}
-# run_steps' persistent kernel: x and y held in registers for all k steps, the weight read
-# past the caches after each barrier
-names = ["x_ptr", "y_ptr", "w_ptr", "acc_ptr", "count_ptr", "gen_ptr", "out_ptr", "lr_ptr"]
-types = {"count_ptr": "*i32", "gen_ptr": "*i64", "acc_ptr": "*fp64", "out_ptr": "*fp64",
-         "lr_ptr": "*fp64"}
-for dtype, block in [("fp32", 8192), ("fp64", 8192), ("fp32", 1024)]:
+def fence_then_barrier(ptx):  # an acquire fence, then a CTA barrier before the next load
+    at = ptx.find("fence.acq_rel.gpu")
+    if at < 0:
+        return False
+    after = ptx[at:]
+    barrier, load = after.find("bar.sync"), after.find("ld.volatile.global")
+    return 0 <= barrier < load
+
+# run_steps' persistent kernel with the signature it runs with: x and y held in registers for
+# all k steps, the partials in float64, a count of arrivals, a status; the resource usage of the
+# cubin Triton built (its ptxas's), which shows the spills the PTX does not
+import pathlib, subprocess, tempfile
+cuobjdump = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+names = ["x_ptr", "y_ptr", "w_ptr", "partials_ptr", "count_ptr", "status_ptr", "out_ptr",
+         "lr_ptr"]
+for dtype, acc, block in [("fp32", "fp32", 8192), ("fp64", "fp64", 8192), ("fp32", "fp32", 1024),
+                          ("bf16", "fp32", 8192)]:
+    types = {"partials_ptr": "*fp64", "count_ptr": "*i64", "status_ptr": "*i32",
+             "out_ptr": f"*{acc}", "lr_ptr": f"*{acc}"}
     signature = {k: types.get(k, f"*{dtype}") for k in names}
-    signature.update(n="i64", k="i64", BLOCK="constexpr")
+    signature.update(n="i64", k="i64", base="i64", limit="i64", BLOCK="constexpr",
+                     SLOTS="constexpr", FENCE="constexpr")
     source = ASTSource(fn=triton_loops.fused_steps_1d, signature=signature,
-                       constexprs={"BLOCK": block},
+                       constexprs={"BLOCK": block, "SLOTS": 256, "FENCE": True},
                        attrs={(i,): [["tt.divisibility", 16]] for i in range(len(names))})
     asm = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                          options={"num_warps": 8}).asm
     text = asm["ptx"]
+    with tempfile.NamedTemporaryFile("wb", suffix=".cubin") as f:
+        f.write(asm["cubin"])
+        f.flush()
+        usage = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name],
+                               capture_output=True, text=True).stdout
+    found = dict(re.findall(r"\b(REG|STACK|LOCAL):(\d+)", usage))
     out[f"steps-{dtype}-{block}"] = {
-        "local": len(re.findall(r"\.local", text)),
+        "registers": int(found.get("REG", -1)), "stack": int(found.get("STACK", -1)),
+        "local": int(found.get("LOCAL", -1)),
         "volatile": len(re.findall(r"ld\.volatile\.global", text)),
-        "generation": len(re.findall(r"atom\.global\.[\w.]*add\.u64", text)),
-        "loop_loads": len(re.findall(r"ld\.global", text))}
+        "release": len(re.findall(r"(?:atom|red)\.[\w.]*release[\w.]*add", text)),
+        # after the wait: the acquire fence, then a CTA barrier before the partials' loads
+        "fence_then_barrier": fence_then_barrier(text),
+        "float_atomics": len(re.findall(r"(?:atom|red)\.[\w.]*add\.f(?:32|64)", text))}
 print(json.dumps(out))
 """
 
@@ -110,7 +133,7 @@ def test_triton_main_loop_loads_16_bytes(triton_ptx):
     assert triton_ptx["1d-fp64"]["v2"] >= 8  # float64: two elements per 16 bytes
     assert triton_ptx["1d-sums"]["v4"] >= 8  # the data-parallel step's sums alike
     assert triton_ptx["nd8-fp32"]["v4"] >= 4  # rows of 8 features, unmasked
-    assert all(k["local"] == 0 for k in triton_ptx.values())
+    assert all(k["local"] == 0 for name, k in triton_ptx.items() if not name.startswith("steps"))
 
 
 def nvrtc():
@@ -155,18 +178,41 @@ def test_cupy_fused_source_compiles(ctype, d):
     ptx = compile_cuda(lib, SOURCE, f"fused_step<{ctype}, {d}>")
     assert "atom.global.add.f64" in ptx  # the float64 accumulator
     assert "atom.global.add.u32" in ptx  # the count of finished blocks
-    assert not re.search(r"\.local", ptx)  # the per-thread sums stay in registers
+    log = ptxas_log(lib, SOURCE, f"fused_step<{ctype}, {d}>")
+    assert not re.search(r"[1-9]\d* bytes spill", log), log  # the sums stay in registers
 
 
-def test_triton_persistent_steps_keep_the_data_in_registers(triton_ptx):
-    """fused_steps_1d for sm_90: the weight read past the caches after every barrier, the
-    barrier's 64-bit generation, and nothing spilled to local memory with 8192 rows per
-    program (32 of x and 32 of y per thread)."""
-    for name in ("steps-fp32-8192", "steps-fp64-8192", "steps-fp32-1024"):
+def test_triton_persistent_steps_as_they_run(triton_ptx):
+    """fused_steps_1d for sm_90 with the signature it runs with (float32 data, and float64 and
+    bfloat16): the arrival a release add, the wait a volatile poll, and a CTA
+    barrier behind the wait's acquire fence (what kept warps 1-7 from reading a stale weight
+    before Triton 3.9), no float atomics (the partials are summed in a fixed order: deterministic), and
+    ptxas, the one Triton runs, reports no spill with 8192 rows a program (32 of x and 32 of
+    y a thread)."""
+    for name in ("steps-fp32-8192", "steps-fp64-8192", "steps-fp32-1024", "steps-bf16-8192"):
         found = triton_ptx[name]
-        assert found["volatile"] >= 1, name
-        assert found["generation"] >= 2, name  # read at the start and raised by the last
-        assert found["local"] == 0, name
+        assert found["volatile"] >= 1 and found["release"] >= 1, name
+        assert found["fence_then_barrier"], name
+        assert found["float_atomics"] == 0, name
+        assert found["local"] == 0 and found["stack"] == 0, (name, found)  # nothing spilled
+        assert 0 < found["registers"] <= 255, (name, found)
+
+
+def ptxas_log(lib, source: str, name: str) -> str:
+    """NVRTC's log of compiling ``name`` to sm_90 machine code with ``ptxas -v``: the
+    registers and spills the GPU will see (spills appear only after ptxas, not in PTX)."""
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"k.cu", 0, None, None) == 0
+    assert lib.nvrtcAddNameExpression(prog, name.encode()) == 0
+    options = [b"-std=c++17", b"--gpu-architecture=sm_90", b"--ptxas-options=-v"]
+    status = lib.nvrtcCompileProgram(prog, len(options), (ctypes.c_char_p * 3)(*options))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    assert status == 0, log.value.decode()
+    return log.value.decode()
 
 
 @pytest.mark.parametrize("ctype", ["float", "double"])
@@ -178,11 +224,16 @@ def test_cupy_persistent_steps_compile(ctype, rows):
     from gdbench.kernels.cupy_loops import ROWS_PER_THREAD, SOURCE
 
     assert rows in ROWS_PER_THREAD
-    ptx = compile_cuda(lib, SOURCE, f"fused_steps<{ctype}, {rows}>")
-    assert "atom.global.add.u64" in ptx  # the barrier's generation
+    name = f"fused_steps<{ctype}, {rows}>"
+    ptx = compile_cuda(lib, SOURCE, name)
+    assert "atom.global.add.u64" in ptx  # the count of arrivals
+    assert "globaltimer" in ptx  # the wait is bounded by the GPU's clock
     assert "nanosleep" in ptx  # the blocks that wait, wait politely
-    assert re.search(r"ld\.volatile\.global", ptx)  # the weight, past every cache
-    assert not re.search(r"\.local", ptx)  # the rows held per thread stay in registers
+    assert re.search(r"ld\.volatile\.global", ptx)  # the count, past every cache
+    assert re.search(r"ld\.global\.cg\.f64", ptx)  # the partials, from L2
+    assert not re.search(r"atom\.global\.add\.f64", ptx)  # summed in a fixed order
+    log = ptxas_log(lib, SOURCE, name)
+    assert "0 bytes spill stores" in log and not re.search(r"[1-9]\d* bytes spill", log), log
 
 
 def test_persistent_grids_fit_one_block_per_multiprocessor():

@@ -9,9 +9,10 @@ from gdbench.analysis.compare import load_timings
 from gdbench.files.results import read_json
 from tests.plugins import REPO
 
-STAGES = ("environment", "tests marked cuda", "gdbench run --device", "gdbench report",
-          "gdbench run 2 of 3", "gdbench run 3 of 3", "pytest --benchmark-only",
-          "gdbench compare", "gdbench run --dtype", "gdbench ab", "gdbench run --steps-per-call")
+STAGES = ("environment", "smoke test: K steps in one launch", "tests marked cuda: many steps",
+          "tests marked cuda", "gdbench run --device", "gdbench report", "gdbench run 2 of 3",
+          "gdbench run 3 of 3", "pytest --benchmark-only", "gdbench compare",
+          "gdbench run --dtype", "gdbench ab", "gdbench run --steps-per-call")
 
 
 FAILING_TEST = """
@@ -23,15 +24,15 @@ def test_that_fails():
 """
 
 
-def gpu_check(out, tests):
+def gpu_check(out, tests, *extra, env=None):
     """The script's stages on the CPU, with this interpreter, writing into ``out``."""
     return subprocess.run(["bash", str(REPO / "scripts" / "gpu-check.sh"), str(out),
                            "--device", "cpu", "--sizes", "1e2", "--bench-sizes", "1e2",
                            "--budget", "0.02", "--name", "cpu-check",
                            "--kernels", "numpy-manual", "--no-roofline",
-                           "--tests", str(tests)],
+                           "--tests", str(tests), *extra],
                           capture_output=True, text=True, timeout=300, cwd=out.parent,
-                          env=dict(os.environ, PYTHON=sys.executable))
+                          env=dict(os.environ, PYTHON=sys.executable, **(env or {})))
 
 
 def test_every_stage_runs_on_the_cpu_and_a_failing_one_stops_none_after_it(tmp_path):
@@ -47,7 +48,11 @@ def test_every_stage_runs_on_the_cpu_and_a_failing_one_stops_none_after_it(tmp_p
         assert f"== {stage}" in log and f"== {stage}" in result.stdout
     assert "== tests marked cuda: exit 1" in log and "a failing CUDA test" in log
     assert "1 failed" in log  # the tests' results are in the log
-    assert log.count(": exit 0") == len(STAGES) - 1, log[-3000:]
+    assert "test_that_fails FAILED" in log  # each as it came (-v)
+    # the failing file's test fails in both test stages: --tests names one file here
+    assert log.count(": exit 0") == len(STAGES) - 2, log[-3000:]
+    assert "numba-fused N=1e+03 K=10" in log and ": ok in" in log  # the smoke test ran
+    assert "skipped for time" not in log
     assert '"implementation": "CPython"' in log  # the environment was printed
     files = sorted(p.name for p in out.iterdir())
     assert files == ["check.log", "cpu-check-2.json", "cpu-check-3.json", "cpu-check-ab.json",
@@ -69,3 +74,28 @@ def test_every_stage_runs_on_the_cpu_and_a_failing_one_stops_none_after_it(tmp_p
         assert again.complete and again.settings["processes"] == 2
         assert again.environment["source"]["files_sha256"] == run.environment["source"][
             "files_sha256"]
+
+
+def test_a_stage_that_hangs_is_ended_and_the_later_ones_still_run(tmp_path):
+    """A stage that hangs (a stand-in that sleeps) is killed at its limit, the log says so,
+    and every stage after it still runs and reports."""
+    out = tmp_path / "out"
+    result = gpu_check(out, REPO / "tests" / "test_gpu_check.py", env={
+        "GDBENCH_CHECK_HANG": "smoke test"})
+    log = (out / "check.log").read_text()
+    assert result.returncode == 1, log[-3000:]
+    assert "== smoke test: K steps in one launch: stopped after 3s" in log
+    after = log[log.index("smoke test: K steps in one launch: exit"):]
+    for stage in STAGES[2:]:
+        assert f"== {stage}" in after
+    assert (out / "cpu-check-many-steps.json").exists()
+
+
+def test_stages_that_no_longer_fit_in_the_time_are_skipped_and_named(tmp_path):
+    out = tmp_path / "out"
+    result = gpu_check(out, REPO / "tests" / "test_gpu_check.py", "--time", "12")
+    log = (out / "check.log").read_text()
+    assert result.returncode == 1
+    assert "skipped for time" in log
+    assert log.strip().splitlines()[-1].startswith("== skipped for time: ")
+    assert "gdbench run --steps-per-call" in log.strip().splitlines()[-1]

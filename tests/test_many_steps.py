@@ -233,3 +233,60 @@ def test_k_steps_in_one_launch_on_cuda_match_k_float64_steps(name, n):
         run_steps(kernel, k)
         kernel.synchronize()
         assert compare_steps(kernel, x, y, w0, 0.01, calls * k) is None, calls
+
+
+@pytest.mark.skipif("triton-fused" not in CPU_KERNELS, reason="triton is not installed")
+def test_a_persistent_barrier_that_waits_in_vain_fails_rather_than_hangs(monkeypatch):
+    """Two programs in Triton's interpreter, which runs them one after another: the first
+    waits for a second that cannot run, as a grid not resident at once would on a GPU. The
+    wait is bounded: synchronize raises, the next launch starts clean, and the results of a
+    good launch are right again."""
+    from gdbench.kernels import triton_fused
+
+    x, y, w0 = random_problem(1001, 1, "float32", seed=3)
+    kernel = gdbench.make_kernel("triton-fused", "cpu", "float32")
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    monkeypatch.setattr(triton_fused, "POLL_LIMIT", 200)
+    monkeypatch.setattr(kernel, "persistent_grid", lambda: (2, 512))
+    run_steps(kernel, 3)
+    with pytest.raises(RuntimeError, match="persistent barrier timed out"):
+        kernel.synchronize()
+    monkeypatch.undo()
+    kernel.prepare(x, y, w0=w0, lr=0.01)
+    run_steps(kernel, 3)
+    kernel.synchronize()
+    assert compare_steps(kernel, x, y, w0, 0.01, 3) is None
+
+
+@pytest.mark.skipif("triton-fused" not in CPU_KERNELS, reason="triton is not installed")
+def test_how_k_steps_ran_is_recorded_and_said(tmp_path, gdbench_cli):
+    """One launch where the rows fit; beyond, a launch a step, and the results say why."""
+    ran = gdbench_cli("run", "--device", "cpu", "--kernels", "triton-fused", "--sizes",
+                      "1e3,1.1e6", "--steps-per-call", "1,3", "--budget", "0.01", "--windows",
+                      "1", "--no-roofline", "--no-memory", "--quiet", "--out",
+                      tmp_path / "r.json")
+    assert ran.returncode == 0, ran.stderr
+    import json
+
+    cases = {(c["n_samples"], c["steps_per_call"]): c
+             for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
+    assert cases[(1000, 3)]["many_steps"] == "1 launch of 1 program(s), interpreted"
+    assert cases[(1_100_000, 3)]["many_steps"] == (
+        "a launch a step: 1.1e+06 rows exceed one interpreted program of 1048576")
+    assert "many_steps" not in cases[(1000, 1)]
+
+
+def test_the_cupy_persistent_grid_says_why_it_falls_back():
+    """Without CuPy: the choice of cupy-fused's run_steps, on an H100 PCIe's 114 SMs."""
+    from gdbench.kernels.cupy_fused import CupyFused
+
+    kernel = CupyFused.__new__(CupyFused)
+    kernel.sms, kernel.n_features = 114, 1
+    kernel.n_samples = 10**5
+    assert kernel.many_steps_plan(1000).startswith("1 cooperative launch of ")
+    kernel.n_samples = 10**6
+    assert kernel.many_steps_plan(1000) == ("a launch a step: 1e+06 rows exceed 114 blocks x "
+                                            "8192 rows on this GPU")
+    kernel.n_samples, kernel.n_features = 10**4, 3
+    assert kernel.many_steps_plan(1000) == (
+        "a launch a step: 3 features: one launch of K steps holds one")

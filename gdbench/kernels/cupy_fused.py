@@ -8,10 +8,11 @@ threadFenceReduction sample) reads and clears the accumulator, writes the loss a
 updates w and resets the count. One launch, no host synchronization; memory traffic: x and y
 read once, 1 pass. The sums for D features live in registers, so D is at most 16.
 
-``run_steps(k)`` with one feature runs the k steps in one persistent launch (``fused_steps``):
-at most one block per multiprocessor, each holding its rows of x and y in registers for all k
-steps, with a grid-wide barrier after each step (docs/many-steps.md). The CUDA C++ source is in
-``cupy_loops``.
+``run_steps(k)`` with one feature runs the k steps in one persistent, cooperative launch
+(``fused_steps``): at most one block per multiprocessor, each holding its rows of x and y in
+registers for all k steps, with a grid-wide barrier after each step and a fixed-order float64
+sum of the blocks' partials, whose wait is bounded (docs/many-steps.md). The CUDA C++ source is
+in ``cupy_loops``.
 """
 
 import numpy as np
@@ -27,6 +28,7 @@ BLOCKS_PER_SM = 8
 # 1056 blocks took 7.0 us per step, 40 blocks 4.0 us at N = 10^4).
 MIN_ROWS_PER_THREAD = 16
 MIN_STEPS_ROWS = 1024  # rows per block of run_steps' persistent kernel, at the least
+WAIT_NS = 10**10  # a block gives up waiting at a barrier after 10 s: a grid not resident fails
 
 
 def steps_grid(n: int, sms: int) -> tuple[int, int] | None:
@@ -53,7 +55,8 @@ class CupyFused(OutBuffer, FusedKernelBase):
     passes = 1.0
     max_features = MAX_FEATURES  # per-thread sums live in registers
     cuda_graph = True
-    many_steps = "1 launch (D=1)"
+    many_steps = ("1 cooperative launch for D=1 and N up to 8192 rows a multiprocessor "
+                  "(1.08e6 on 132 SMs); else a launch a step")
 
     def _setup(self, x, y, w0):
         import cupy
@@ -65,32 +68,74 @@ class CupyFused(OutBuffer, FusedKernelBase):
         self.w = cupy.asarray(w0.astype(self.dtype))
         self.acc = cupy.zeros(1 + self.n_features, dtype=cupy.float64)
         self.done = cupy.zeros(1, dtype=cupy.uint32)
-        self.generation = cupy.zeros(1, dtype=cupy.uint64)  # of run_steps' barrier: only rises
         self.out = cupy.zeros(1 + self.n_features, dtype=self.dtype)
-        sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        # the multiprocessors, once: run_steps needs them on every call
+        self.sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
         rows_per_block = THREADS * MIN_ROWS_PER_THREAD
-        self.blocks = int(min(ceil_div(self.n_samples, rows_per_block), BLOCKS_PER_SM * sms))
+        self.blocks = int(min(ceil_div(self.n_samples, rows_per_block),
+                              BLOCKS_PER_SM * self.sms))
+        # run_steps' barrier: each block's sums of a step in two halves a step apart, the count
+        # of arrivals (it only ever rises; the host keeps how far, ``arrived``), and a status
+        # a block sets when it waited too long
+        self.partials = cupy.zeros(4 * self.sms, dtype=cupy.float64)
+        self.arrivals = cupy.zeros(1, dtype=cupy.uint64)
+        self.status = cupy.zeros(1, dtype=cupy.int32)
+        self.arrived = 0
+        self.launched_persistent = False
         self.args = (self.x, self.y, self.w, self.acc, self.done, self.out,
                      np.int64(self.n_samples), np.float64(self.lr))
 
     def step(self):
         self.kernel((self.blocks,), (THREADS,), self.args)
 
-    def run_steps(self, k: int):
-        """``k`` steps in one persistent launch (``fused_steps``) where x and y fit in the
-        registers of a grid resident at once (one feature); else a launch per step."""
-        sms = self.cupy.cuda.Device().attributes["MultiProcessorCount"]
-        grid = steps_grid(self.n_samples, sms) if self.n_features == 1 and k > 1 else None
+    def persistent_grid(self) -> tuple[int, int] | str:
+        """(blocks, rows per thread) of ``run_steps``' one launch, or why it runs a launch per
+        step instead."""
+        if self.n_features != 1:
+            return f"{self.n_features} features: one launch of K steps holds one"
+        grid = steps_grid(self.n_samples, self.sms)
         if grid is None:
+            return (f"{self.n_samples:.3g} rows exceed {self.sms} blocks x "
+                    f"{THREADS * ROWS_PER_THREAD[-1]} rows on this GPU")
+        return grid
+
+    def many_steps_plan(self, k: int) -> str:
+        """How ``run_steps(k)`` runs on these data: results record it."""
+        grid = self.persistent_grid()
+        if k == 1:
+            return "1 launch"
+        if isinstance(grid, str):
+            return f"a launch a step: {grid}"
+        return f"1 cooperative launch of {grid[0]} block(s)"
+
+    def run_steps(self, k: int):
+        """``k`` steps in one persistent, cooperative launch (``fused_steps``) where
+        ``persistent_grid`` allows; else a launch per step."""
+        grid = self.persistent_grid()
+        if k == 1 or isinstance(grid, str):
             return super().run_steps(k)
         blocks, rows = grid
         compiled_steps(self.dtype, rows)((blocks,), (THREADS,), (
-            self.x, self.y, self.w, self.acc, self.done, self.generation, self.out,
-            np.int64(self.n_samples), np.float64(self.lr), np.int64(k)))
+            self.x, self.y, self.w, self.partials, self.arrivals, self.status, self.out,
+            np.int64(self.n_samples), np.float64(self.lr), np.int64(k),
+            np.uint64(self.arrived), np.uint64(WAIT_NS)), enable_cooperative_groups=True)
+        self.arrived += blocks * k
+        self.launched_persistent = True
         self._stepped = True
 
     def synchronize(self):
+        """Wait for the device; after a persistent launch, raise if a block of it gave up
+        waiting at a barrier (its results are then not the steps')."""
         self.cupy.cuda.get_current_stream().synchronize()
+        if self.launched_persistent:
+            self.launched_persistent = False
+            if int(self.status.get()[0]):
+                self.status.fill(0)
+                self.arrivals.fill(0)
+                self.arrived = 0
+                raise RuntimeError(
+                    f"persistent barrier timed out: a block of run_steps' launch waited "
+                    f"{WAIT_NS / 1e9:.0f} s for the others, which were not all running at once")
 
     @staticmethod
     def _host(a) -> np.ndarray:

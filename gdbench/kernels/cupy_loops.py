@@ -72,15 +72,27 @@ fused_step(const T* __restrict__ x, const T* __restrict__ y, T* w, double* acc,
 }
 
 // K steps in one launch with one feature, each block's rows held in its threads' registers
-// (R rows per thread, a block's rows apart so that loads coalesce) for all K. After each step
-// the last block to count itself applies the step, as fused_step does, then raises the
-// generation; the others wait for it: a grid-wide barrier. Every block must be resident at
-// once: at most one per multiprocessor, with nothing else needing the GPU to finish first.
+// (R rows per thread, a block's rows apart so that loads coalesce) for all K. A step: each block
+// writes its two sums (float64) to its own slot of partials[t % 2] and counts itself arrived on
+// a count that only ever rises (step t's barrier opens at base + blocks (t + 1)); once every
+// block has arrived, each block's first warp reads all the partials and adds them in one fixed
+// order (lane-strided, then a shuffle tree: the same in every block and every run), and the
+// block computes the loss, the gradient and the new weight itself. No block waits for another
+// to write them; about three round trips to L2 a step. The wait is bounded by the GPU's clock:
+// past limit_ns a block sets *status and waits no more (the host raises), so a grid that is not
+// resident at once fails instead of hanging. The launch is cooperative: the driver refuses a
+// grid that cannot be resident at once.
+__device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
 template <typename T, int R>
 __global__ void __launch_bounds__(256)
-fused_steps(const T* __restrict__ x, const T* __restrict__ y, T* w, double* acc,
-            unsigned int* done, unsigned long long* generation, T* out, long long n,
-            double lr, long long k) {
+fused_steps(const T* __restrict__ x, const T* __restrict__ y, T* w, double* partials,
+            unsigned long long* arrivals, int* status, T* out, long long n, double lr,
+            long long k, unsigned long long base, unsigned long long limit_ns) {
     T xr[R], yr[R];
     const long long first = (long long)blockIdx.x * blockDim.x * R + threadIdx.x;
     #pragma unroll
@@ -90,17 +102,19 @@ fused_steps(const T* __restrict__ x, const T* __restrict__ y, T* w, double* acc,
         yr[u] = i < n ? y[i] : (T)0;
     }
     __shared__ double warp_sums[256 / 32][2];
-    __shared__ unsigned long long start;
+    __shared__ double step[3];  // the weight after the step, its loss and its gradient
+    __shared__ bool given_up;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    // The generation before this launch: it cannot move before every block has counted itself.
-    if (threadIdx.x == 0) start = atomicAdd(generation, 0ull);
+    const unsigned int blocks = gridDim.x;
+    double wv = (double)w[0], loss = 0.0, grad = 0.0;
+    if (threadIdx.x == 0) given_up = false;
     __syncthreads();
     for (long long t = 0; t < k; ++t) {
-        const T wv = *(volatile T*)w;  // the weight the last block wrote, past every cache
         double s[2] = {0.0, 0.0};
+        const T wt = (T)wv;
         #pragma unroll
         for (int u = 0; u < R; ++u) {
-            const T r = xr[u] * wv - yr[u];
+            const T r = xr[u] * wt - yr[u];
             s[0] += (double)(r * r);
             s[1] += (double)(r * xr[u]);
         }
@@ -110,31 +124,53 @@ fused_steps(const T* __restrict__ x, const T* __restrict__ y, T* w, double* acc,
             if (lane == 0) warp_sums[warp][j] = s[j];
         }
         __syncthreads();
+        double* half = partials + (t & 1) * 2 * blocks;
         if (threadIdx.x < 2) {
             double total = 0.0;
             for (int v = 0; v < blockDim.x / 32; ++v) total += warp_sums[v][threadIdx.x];
-            atomicAdd(&acc[threadIdx.x], total);
-            __threadfence();
+            half[threadIdx.x * blocks + blockIdx.x] = total;
         }
         __syncthreads();
         if (threadIdx.x == 0) {
-            if (atomicAdd(done, 1u) == gridDim.x - 1) {
-                __threadfence();
-                double loss = __longlong_as_double(atomicExch((unsigned long long*)&acc[0], 0ull));
-                double grad = 2.0 * __longlong_as_double(
-                    atomicExch((unsigned long long*)&acc[1], 0ull)) / n;
-                out[0] = (T)(loss / n);
-                out[1] = (T)grad;
-                *(volatile T*)w = (T)((double)*(volatile T*)w - lr * grad);
-                *done = 0u;
-                __threadfence();  // w, out and the count are written before the barrier opens
-                atomicAdd(generation, 1ull);
-            } else {
-                while (atomicAdd(generation, 0ull) < start + t + 1) __nanosleep(64);
-                __threadfence();
+            __threadfence();  // the partials are written before the arrival
+            atomicAdd(arrivals, 1ull);
+            const unsigned long long target = base + (unsigned long long)blocks * (t + 1);
+            const unsigned long long since = global_ns();
+            while (!given_up && *(volatile unsigned long long*)arrivals < target) {
+                if (global_ns() - since > limit_ns) {
+                    atomicMax(status, 1);
+                    given_up = true;
+                }
+                __nanosleep(32);
+            }
+            __threadfence();  // every block's partials are read after the wait
+        }
+        __syncthreads();
+        if (warp == 0) {
+            double a = 0.0, b = 0.0;
+            for (unsigned int i = lane; i < blocks; i += 32) {
+                a += __ldcg(&half[i]);  // from L2, where the other blocks wrote them
+                b += __ldcg(&half[blocks + i]);
+            }
+            for (int offset = 16; offset > 0; offset /= 2) {
+                a += __shfl_down_sync(0xffffffffu, a, offset);
+                b += __shfl_down_sync(0xffffffffu, b, offset);
+            }
+            if (lane == 0) {
+                step[1] = a / n;
+                step[2] = 2.0 * b / n;
+                step[0] = wv - lr * step[2];
             }
         }
-        __syncthreads();  // the block's other threads wait for its thread 0 to pass
+        __syncthreads();
+        wv = step[0];
+        loss = step[1];
+        grad = step[2];
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        w[0] = (T)wv;
+        out[0] = (T)loss;
+        out[1] = (T)grad;
     }
 }
 """

@@ -35,6 +35,9 @@ PROGRAMS_PER_SM = 4
 # for all k steps (32 of each per thread at 8 warps); at least this many per program.
 RESIDENT_ROWS = 8192
 MIN_ROWS = 1024
+# Polls of the barrier's count before a program gives up waiting (seconds on a GPU, where a
+# poll is an L2 round trip): a grid that is not resident at once fails, it does not hang.
+POLL_LIMIT = 1 << 26
 
 
 class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
@@ -45,7 +48,8 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
     passes = 1.0
     data_parallel = True
     dtypes = DTYPES
-    many_steps = "1 launch (D=1)"
+    many_steps = (f"1 launch for D=1 and N up to {RESIDENT_ROWS} rows a multiprocessor "
+                  "(1.08e6 on 132 SMs), cooperative where Triton can; else a launch a step")
 
     @classmethod
     def unavailable_reason(cls, device):
@@ -71,19 +75,25 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
             elements = min(elements, max(1 << 10, triton.next_power_of_2(self.n_samples * d)))
         self.block = elements if d == 1 else max(16, elements // self.d_pad)
         blocks = triton.cdiv(self.n_samples, self.block)
-        if is_cuda(self.device):
-            sms = torch.cuda.get_device_properties(self.x.device).multi_processor_count
-            self.grid = (min(blocks, PROGRAMS_PER_SM * sms),)
-        else:
-            self.grid = (min(blocks, 8),)
+        # the multiprocessors, once: run_steps needs them on every call
+        self.sms = (torch.cuda.get_device_properties(self.x.device).multi_processor_count
+                    if is_cuda(self.device) else None)
+        self.grid = (min(blocks, PROGRAMS_PER_SM * self.sms),) if self.sms else (min(blocks, 8),)
         dtype = getattr(torch, accumulator(self.dtype))  # of the sums, the loss and gradient
         self.acc = torch.zeros(1 + d, dtype=dtype, device=self.device)
         self.count = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.out = torch.zeros(1 + d, dtype=dtype, device=self.device)
         # lr travels as a tensor of the sums' dtype: Triton would pass a Python float as fp32.
         self.lr_tensor = torch.tensor([self.lr], dtype=dtype, device=self.device)
-        # the generation of run_steps' grid-wide barrier: it only ever rises
-        self.generation = torch.zeros(1, dtype=torch.int64, device=self.device)
+        # run_steps' barrier: every program's sums of the step, in two halves a step apart
+        # (float64, summed in a fixed order), the count of arrivals (it only ever rises; the
+        # host keeps how far, ``arrived``), and a status a program sets when it waited too long
+        self.slots = max(2, triton.next_power_of_2(self.sms or 1))
+        self.partials = torch.zeros(4 * self.slots, dtype=torch.float64, device=self.device)
+        self.arrivals = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.status = torch.zeros(1, dtype=torch.int32, device=self.device)
+        self.arrived = 0
+        self.launched_persistent = False
 
     def step(self):
         self._launch(finish=True)
@@ -99,29 +109,73 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
                                                 BLOCK=self.block, FINISH=finish,
                                                 num_warps=NUM_WARPS)
 
-    def run_steps(self, k: int):
-        """``k`` steps in one persistent launch (``fused_steps_1d``) where x and y fit in the
-        registers of a grid that is resident at once: one feature, at most one program per
-        multiprocessor with up to RESIDENT_ROWS rows each on CUDA (N up to about 10^6 on an
-        H100 or H200), one program of up to 2^20 rows in the interpreter (which runs
-        programs one after another). Anything larger streams from memory anyway, and runs a
-        launch per step, as fast per step as one launch of K."""
+    def persistent_grid(self) -> tuple[int, int] | str:
+        """(programs, rows per program) of ``run_steps``' one launch, or why ``run_steps`` runs
+        a launch per step instead: x and y must fit in the registers of a grid resident at
+        once (one feature; at most one program per multiprocessor with up to RESIDENT_ROWS rows
+        each on CUDA, about 10^6 rows on an H100 or H200; one program of up to 2^20 rows in the
+        interpreter, which runs programs one after another)."""
         import triton
 
         n = self.n_samples
+        if self.n_features != 1:
+            return f"{self.n_features} features: one launch of K steps holds one"
         if is_cuda(self.device):
-            sms = self.torch.cuda.get_device_properties(self.x.device).multi_processor_count
-            programs, most = max(1, min(sms, triton.cdiv(n, MIN_ROWS))), RESIDENT_ROWS
+            programs = max(1, min(self.sms, triton.cdiv(n, MIN_ROWS)))
+            if triton.cdiv(n, programs) > RESIDENT_ROWS:
+                return (f"{n:.3g} rows exceed {self.sms} programs x {RESIDENT_ROWS} rows on "
+                        "this GPU")
         else:
-            programs, most = 1, BLOCK_ELEMENTS["cpu"]
-        rows = triton.cdiv(n, programs)
-        if self.n_features != 1 or k == 1 or rows > most:
+            programs = 1
+            if n > BLOCK_ELEMENTS["cpu"]:
+                return f"{n:.3g} rows exceed one interpreted program of {BLOCK_ELEMENTS['cpu']}"
+        return programs, triton.cdiv(n, programs)
+
+    def many_steps_plan(self, k: int) -> str:
+        """How ``run_steps(k)`` runs on these data: results record it."""
+        grid = self.persistent_grid()
+        if k == 1:
+            return "1 launch"
+        if isinstance(grid, str):
+            return f"a launch a step: {grid}"
+        how = ("cooperative" if cooperative_launch() else "plain, one program a multiprocessor "
+               "(no cooperative launch in this Triton)") if is_cuda(self.device) else "interpreted"
+        return f"1 launch of {grid[0]} program(s), {how}"
+
+    def run_steps(self, k: int):
+        """``k`` steps in one persistent launch (``fused_steps_1d``) where ``persistent_grid``
+        allows, else a launch per step, as fast per step as one launch of K."""
+        grid = self.persistent_grid()
+        if k == 1 or isinstance(grid, str):
             return super().run_steps(k)
+        import triton
+
+        programs, rows = grid
+        cooperative = {"launch_cooperative_grid": True} if (
+            is_cuda(self.device) and cooperative_launch()) else {}
         self.loops.fused_steps_1d[(programs,)](
-            self.x, self.y, self.w, self.acc, self.count, self.generation, self.out,
-            self.lr_tensor, n, k, BLOCK=max(16, triton.next_power_of_2(rows)),
-            num_warps=NUM_WARPS)
+            self.x, self.y, self.w, self.partials, self.arrivals, self.status, self.out,
+            self.lr_tensor, self.n_samples, k, self.arrived, POLL_LIMIT,
+            BLOCK=max(16, triton.next_power_of_2(rows)), SLOTS=self.slots,
+            FENCE=is_cuda(self.device), num_warps=NUM_WARPS, **cooperative)
+        self.arrived += programs * k
+        self.launched_persistent = True
         self._stepped = True
+
+    def synchronize(self):
+        """Wait for the device; after a persistent launch, raise if a program of it gave up
+        waiting at a barrier (its results are then not the steps')."""
+        super().synchronize()
+        if self.launched_persistent:
+            self.launched_persistent = False
+            if int(self.status.item()):
+                self.status.zero_()
+                self.arrivals.zero_()
+                self.arrived = 0
+                raise RuntimeError(
+                    f"persistent barrier timed out: a program of run_steps' launch waited "
+                    f"{POLL_LIMIT} polls for the others, which were not all running at once "
+                    "(another process or stream holding multiprocessors, or MPS limiting them)")
 
     def local_sums(self):
         """A data-parallel step's first part: this shard's sums, added into ``acc``."""
@@ -133,3 +187,15 @@ class TritonFused(OutBuffer, FusedKernelBase, TorchKernel):
         self.loops.apply_sums[(1,)](sums, self.out, self.w, self.lr_tensor, n_total,
                                     D=self.n_features, D_PAD=max(2, self.d_pad))
         self._stepped = True
+
+
+def cooperative_launch() -> bool:
+    """Whether this Triton launches a grid cooperatively (``launch_cooperative_grid``): the
+    driver then refuses a grid that cannot be resident at once, rather than let it wait."""
+    import dataclasses
+
+    try:
+        from triton.backends.nvidia.compiler import CUDAOptions
+    except ImportError:
+        return False
+    return "launch_cooperative_grid" in {f.name for f in dataclasses.fields(CUDAOptions)}

@@ -138,39 +138,76 @@ def read_repeatedly(a_ptr, out_ptr, n, reps, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def step_barrier(acc_ptr, count_ptr, gen_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n, target):
-    """The end of one step of a persistent kernel: the last program to arrive applies it (as
-    in ``finish``) and opens the barrier by raising the generation; the others wait for that.
-
-    Every program of the grid must be resident at once (at most one per multiprocessor), so the
-    ones waiting never keep the last one from running.
-    """
-    if tl.atomic_add(count_ptr, 1) == tl.num_programs(0) - 1:
-        apply_totals(acc_ptr, count_ptr, out_ptr, w_ptr, lr_ptr, cols, col_ok, n)
-        tl.atomic_add(gen_ptr, 1)  # acq_rel: w, the sums and the count are written first
-    else:
-        while tl.atomic_add(gen_ptr, 0) < target:
-            pass
+def acquire(after, FENCE: tl.constexpr):
+    """``fence.acq_rel.gpu`` where the kernel is compiled for a GPU (``FENCE``), after ``after``;
+    nothing in Triton's interpreter, which runs programs one after another."""
+    if FENCE:
+        tl.inline_asm_elementwise("fence.acq_rel.gpu; mov.u32 $0, $1;", "=r,r", [after],
+                                  dtype=tl.int32, is_pure=False, pack=1)
 
 
-@triton.jit(do_not_specialize=["n", "k"])
-def fused_steps_1d(x_ptr, y_ptr, w_ptr, acc_ptr, count_ptr, gen_ptr, out_ptr, lr_ptr, n, k,
-                   BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["n", "k", "base", "limit"])
+def fused_steps_1d(x_ptr, y_ptr, w_ptr, partials_ptr, count_ptr, status_ptr, out_ptr, lr_ptr,
+                   n, k, base, limit, BLOCK: tl.constexpr, SLOTS: tl.constexpr,
+                   FENCE: tl.constexpr = True):
     """``k`` steps in one launch, a grid-wide barrier after each. Each program's rows are one
-    block, read once into registers before the first step and kept there for all k."""
-    acc_t = acc_ptr.dtype.element_ty
-    cols = tl.arange(0, 2)
-    # The generation before this launch: it cannot move before every program has arrived.
-    start = tl.atomic_add(gen_ptr, 0)
-    rows = tl.cast(tl.program_id(0), tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    block, read once into registers before the first step and kept there for all k.
+
+    A step: each program writes its two sums (in float64) to its own slot of
+    ``partials[t % 2]``, and counts itself arrived (a release add to a count that only ever
+    rises: step t's barrier opens at ``base + P (t + 1)``). Once every program has arrived,
+    every program reads all P partials and adds them in the same fixed order (a float64 sum,
+    the same in every program and every run: deterministic), and computes the loss, the
+    gradient and the new weight itself; no program waits for another to write them. Two slots
+    a step: a program can write step t + 1's partial only past step t's barrier, and t + 2's
+    only once every program has read step t's. About three round trips to L2 a step: the
+    partials' stores, the count's add, and the partials' loads after the wait.
+
+    The wait is bounded: after ``limit`` polls a program sets ``status`` to 1 and waits no more
+    (the host raises "persistent barrier timed out"): a grid not resident at once (another
+    process holding multiprocessors, MPS) fails, it does not hang. A CTA barrier after the wait
+    keeps every thread behind it, on any Triton (before 3.9 nothing else put one there).
+    """
+    acc_t = x_ptr.dtype.element_ty
+    if acc_t != tl.float64:
+        acc_t = tl.float32  # 16-bit data are widened once, on the load
+    programs = tl.num_programs(0)
+    me = tl.program_id(0)
+    rows = tl.cast(me, tl.int64) * BLOCK + tl.arange(0, BLOCK)
     row_ok = rows < n
     x = tl.load(x_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
     y = tl.load(y_ptr + rows, mask=row_ok, other=0.0).to(acc_t)
+    w = tl.load(w_ptr).to(tl.float64)  # every program keeps the weight, in float64
+    lr = tl.load(lr_ptr).to(tl.float64)
+    slots = tl.arange(0, SLOTS)
+    slot_ok = slots < programs
+    loss = w * 0.0
+    grad = w * 0.0
+    failed = limit * 0  # 1 once a wait has passed its limit: no more waiting in this launch
     for t in range(k):
-        # volatile: the weight the last program wrote, not a copy cached before the barrier
-        w = tl.load(w_ptr, volatile=True).to(acc_t)
-        r = x * w - y  # rows past n are 0 - 0: they add nothing
-        tl.atomic_add(acc_ptr, tl.sum(r * r, axis=0))
-        tl.atomic_add(acc_ptr + 1, tl.sum(r * x, axis=0))
-        step_barrier(acc_ptr, count_ptr, gen_ptr, out_ptr, w_ptr, lr_ptr, cols, cols < 1, n,
-                     start + t + 1)
+        r = x * w.to(acc_t) - y  # rows past n are 0 - 0: they add nothing
+        half = partials_ptr + (t % 2) * 2 * SLOTS
+        tl.store(half + me, tl.sum(r * r, axis=0).to(tl.float64))
+        tl.store(half + SLOTS + me, tl.sum(r * x, axis=0).to(tl.float64))
+        tl.atomic_add(count_ptr, 1, sem="release")  # the partials are stored before
+        target = base + programs * (t + 1)
+        polls = limit * 0
+        allowed = tl.where(failed > 0, 0, limit)
+        while (tl.load(count_ptr, volatile=True) < target) & (polls < allowed):
+            polls += 1
+        failed = tl.where(polls >= limit, 1, failed)
+        # an acquire fence: every program's partials are read after the count that says they
+        # were written (an add of 0 with acquire semantics is compiled to a plain load); then
+        # a CTA barrier, so that no thread of the program reads before the others have waited
+        acquire(polls, FENCE)
+        tl.debug_barrier()
+        sq = tl.load(half + slots, mask=slot_ok, other=0.0, volatile=True)
+        g = tl.load(half + SLOTS + slots, mask=slot_ok, other=0.0, volatile=True)
+        loss = tl.sum(sq, axis=0) / n
+        grad = 2.0 * tl.sum(g, axis=0) / n
+        w = w - lr * grad
+    tl.atomic_max(status_ptr, failed)
+    if me == 0:
+        tl.store(w_ptr, w.to(w_ptr.dtype.element_ty))
+        tl.store(out_ptr, loss.to(out_ptr.dtype.element_ty))
+        tl.store(out_ptr + 1, grad.to(out_ptr.dtype.element_ty))
