@@ -8,8 +8,11 @@ A table's place is marked in the Markdown by
 
 and everything between the two lines is replaced by ``gdbench.analysis.tables.markdown_table``
 of that file; ``<!-- ab: results/FILE.json -->`` marks the summary of a ``gdbench ab`` session
-(``gdbench.analysis.ab.markdown``; with `` short`` after the file, its first lines only), and ``<!-- paired: results/DIR/paired.json -->`` the table of
-a ``gdbench noise --paired`` study, and ``<!-- layout: results/DIR -->`` a table of the
+(``gdbench.analysis.ab.markdown``; with `` short`` after the file, its first lines only),
+``<!-- paired: results/DIR/paired.json -->`` the tables of a ``gdbench noise --paired`` study,
+``<!-- coverage: results/DIR/coverage.json -->`` its resampled coverage
+(``gdbench.analysis.coverage``), ``<!-- bisect: results/FILE.json -->`` a ``gdbench bisect``
+search's answer and table, and ``<!-- layout: results/DIR -->`` a table of the
 ``gdbench noise`` studies in DIR's subfolders, and ``<!-- runs: results/A.json,results/B.json
 sizes=1e4,1e6 roofline -->`` runs of the same cases side by side
 (``gdbench.analysis.tables.runs_markdown``; ``roofline``: with each run's share of its read
@@ -28,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gdbench.analysis import ab  # noqa: E402
+from gdbench.analysis import ab, bisect  # noqa: E402
+from gdbench.analysis.coverage import coverage_markdown  # noqa: E402
 from gdbench.analysis.noise import assess  # noqa: E402
 from gdbench.analysis.tables import markdown_table, runs_markdown  # noqa: E402
 from gdbench.files import results  # noqa: E402
@@ -43,7 +47,7 @@ from scripts.more_tables import (  # noqa: E402
 )
 from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|coverage|bisect|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
                   r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
 
@@ -78,6 +82,11 @@ def render(text: str) -> str:
             out += (ab.paired_study_markdown(study) + ["", "Variance components of the A/A "
                     "sessions' log ratios (standard deviations, median over cases):", ""]
                     + ab.components_markdown(sessions) + [END])
+        elif m["kind"] == "coverage":  # a paired study's coverage.json
+            out += coverage_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
+        elif m["kind"] == "bisect":  # a gdbench bisect search: its answer and table
+            out += bisect.markdown(results.read_bisect(ROOT / m["file"])).split("\n")[2:-1] + [
+                END]
         elif m["kind"] == "ab":  # a gdbench ab session: its summary, title line left out
             summary = ab.markdown(json.loads((ROOT / m["file"]).read_text())).split("\n")
             summary = summary[2:5] if m["short"] else summary[2:]  # short: no table

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 from gdbench.analysis import ab as ab_view
+from gdbench.analysis import bisect as bisect_view
 from gdbench.analysis import convergence
 from gdbench.analysis.compare import compare_timings, run_timings
 from gdbench.analysis.findings import run_labels
@@ -164,9 +165,9 @@ def _section(title: str, body: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>'
 
 
-def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
-    """The page of ``runs`` (from ``sources``), with ``ab`` sessions (their JSON as dicts) and
-    ``converge`` results, as one string."""
+def html_report(runs, sources, sessions=(), converged=(), size=None, searches=()) -> str:
+    """The page of ``runs`` (from ``sources``), with ``ab`` sessions and ``bisect`` searches
+    (their JSON as dicts) and ``converge`` results, as one string."""
     labels = run_labels(runs, sources) if runs else []
     parts = []
     for index, (run, source, label) in enumerate(zip(runs, sources, labels)):
@@ -190,6 +191,9 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
     for session in sessions:
         parts.append(_section(ab_view.title(session), _markdown(
             ab_view.markdown(session).split("\n")[1:]), "ab"))
+    for search in searches:
+        text = bisect_view.markdown(search).split("\n")
+        parts.append(_section(text[0].removeprefix("### "), _markdown(text[1:]), "bisect"))
     for result in converged:
         tables = []
         for n in result.settings["sizes"]:
@@ -217,8 +221,9 @@ def html_report(runs, sources, sessions=(), converged=(), size=None) -> str:
             + f"<script>{script}</script></body></html>\n")
 
 
-def write_html_report(runs, sources, out, sessions=(), converged=(), size=None) -> Path:
+def write_html_report(runs, sources, out, sessions=(), converged=(), size=None,
+                      searches=()) -> Path:
     """``html_report`` written atomically to ``out``."""
     out = Path(out)
-    write_atomic(out, html_report(runs, sources, sessions, converged, size))
+    write_atomic(out, html_report(runs, sources, sessions, converged, size, searches))
     return out

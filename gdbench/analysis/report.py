@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gdbench.analysis import ab as ab_view
+from gdbench.analysis import bisect as bisect_view
 from gdbench.analysis import findings
 from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.analysis.tables import (
@@ -241,14 +242,16 @@ CAPTIONS = {"scaling": "step time against sample count", "phases": "phases of on
 
 
 def write_report(runs: list[RunResult], sources: list[str], out, size: int | None = None,
-                 plots: bool = True, sessions=()) -> Path:
+                 plots: bool = True, sessions=(), searches=()) -> Path:
     """Write ``out`` (Markdown) with its plots beside it in ``<stem>-plots/`` (without them
-    when not ``plots``), and a section for each ``gdbench ab`` session in ``sessions`` (their
-    files' JSON)."""
+    when not ``plots``), and a section for each ``gdbench ab`` session in ``sessions`` and each
+    ``gdbench bisect`` search in ``searches`` (their files' JSON)."""
 
     out = Path(out)
     ab_lines = [line for session in sessions for line in ab_view.markdown(session)
                 .replace("### ", "## ", 1).splitlines() + [""]]
+    ab_lines += [line for search in searches for line in bisect_view.markdown(search)
+                 .replace("### ", "## ", 1).splitlines() + [""]]
     if not runs:
         write_atomic(out, "\n".join(["# gdbench report", "", *ab_lines]))
         return out

@@ -13,9 +13,21 @@ import signal
 import sys
 
 import gdbench
-from gdbench.cli import ab, compare, converge, list_, noise, plot, probe, report, run, train
+from gdbench.cli import (
+    ab,
+    bisect,
+    compare,
+    converge,
+    list_,
+    noise,
+    plot,
+    probe,
+    report,
+    run,
+    train,
+)
 
-COMMANDS = (train, run, converge, noise, ab, plot, report, compare, probe, list_)
+COMMANDS = (train, run, converge, noise, ab, bisect, plot, report, compare, probe, list_)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -48,13 +60,24 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time: the rest is the stop's
     raise Terminated("terminated")
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C: stop, once. A second Ctrl-C while gdbench says where the results are and the
+    interpreter exits (torch's and others' exit handlers) would only break into that with a
+    traceback; it is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; ``argv`` None: this process's own, and the process ends after it."""
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
+    if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)  # this process's own command line
     status = None
     try:
         status = args.func(args)
@@ -71,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         if argv is None and status in (130, 143):
             # Stopped by Ctrl-C or SIGTERM, and said so: what is left is the interpreter's
-            # exit (torch's and others' exit handlers), which a second Ctrl-C would break
-            # into with a traceback.
+            # exit, which a second signal would break into with a traceback.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from gdbench.core.dtypes import ALIASES, parse_dtypes
+from gdbench.files.paths import read_input
 from gdbench.files.results import load_json, read_converge, read_json
 from gdbench.kernels import registry
 from gdbench.measure.threads import parse_threads
@@ -44,7 +45,10 @@ def parse_steps(text: str) -> list[int]:
 
 def settings(args) -> Settings:
     """The run options of ``args`` as one checked ``Settings``: built once, handed to every
-    runner (the sweep, its workers, the ranks)."""
+    runner (the sweep, its workers, the ranks). A worker or rank gets them whole, from the
+    JSON file its parent wrote (``--settings-file``)."""
+    if getattr(args, "settings_file", None):
+        return Settings.from_json(read_input(args.settings_file, "settings file")).checked()
     kernels = ("all" if args.kernels == "all" else
                tuple(k.strip() for k in args.kernels.split(",") if k.strip()))
     return Settings(
@@ -125,15 +129,16 @@ def parse_bytes(text: str | None, option: str) -> int | None:
 
 
 def file_kind(path) -> str:
-    """What a results file holds: "run", "converge" or "ab"; "run" also for a file that cannot
-    be read, whose reader then says what is wrong with it."""
+    """What a results file holds: "run", "converge", "ab" or "bisect"; "run" also for a file
+    that cannot be read, whose reader then says what is wrong with it."""
     try:
         d = load_json(path)
     except ValueError:
         return "run"
     if not isinstance(d, dict):
         return "run"
-    return "ab" if d.get("tool") == "gdbench-ab" else d.get("kind", "run")
+    return {"gdbench-ab": "ab", "gdbench-bisect": "bisect"}.get(d.get("tool"),
+                                                                 d.get("kind", "run"))
 
 
 def read_runs(paths):
@@ -143,9 +148,10 @@ def read_runs(paths):
 def converge_files(paths) -> list | None:
     """The converge results in ``paths``, None when they are runs; ValueError for a mix."""
     kinds = [file_kind(path) for path in paths]
-    if "ab" in kinds:
-        raise ValueError(f"{paths[kinds.index('ab')]} is a gdbench ab file: plot draws runs and "
-                         "converge files (report -o or --html shows an ab session)")
+    for other in ("ab", "bisect"):
+        if other in kinds:
+            raise ValueError(f"{paths[kinds.index(other)]} is a gdbench {other} file: plot "
+                             f"draws runs and converge files (report -o or --html shows it)")
     if "converge" not in kinds:
         return None
     if set(kinds) != {"converge"}:
@@ -237,3 +243,5 @@ def add_run_options(p) -> None:
                    help="also replay each kernel's step from a CUDA graph where it can be captured")
     p.add_argument("--no-roofline", "--no-probe", action="store_true", dest="no_roofline",
                    help="skip measuring the memory bandwidth (no %% of roofline)")
+    # a worker process's or a rank's settings, whole, as its parent wrote them
+    p.add_argument("--settings-file", help=argparse.SUPPRESS)

@@ -169,7 +169,8 @@ def move_aside(path) -> Path | None:
     return kept
 
 
-RESULTS_TOOLS = ("gdbench", "gdbench-noise", "gdbench-noise-paired", "gdbench-ab")
+RESULTS_TOOLS = ("gdbench", "gdbench-noise", "gdbench-noise-paired", "gdbench-ab",
+                 "gdbench-bisect", "gdbench-noise-coverage")
 
 
 def holds_results(path) -> bool:

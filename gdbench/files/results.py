@@ -83,7 +83,8 @@ class Output:
         return [p for p in (self.out, self.csv) if p is not None]
 
     def save(self, run) -> None:
-        self.empty = not (getattr(run, "cases", None) or getattr(run, "descents", None))
+        self.empty = not (getattr(run, "cases", None) or getattr(run, "descents", None)
+                          or getattr(run, "sessions", None))
         if self.out:
             write_atomic(partial_path(self.out), dumps(run))
         if self.csv:
@@ -137,6 +138,20 @@ def load_json(path):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON, perhaps truncated ({exc})") from None
+
+
+def read_bisect(path) -> dict:
+    """A ``gdbench bisect`` file as the dict it holds; ValueError when it is not one, or of a
+    version this gdbench does not read (version 1, the first, is the only one)."""
+    d = load_json(path)
+    if not isinstance(d, dict) or d.get("tool") != "gdbench-bisect" or "sessions" not in d:
+        raise ValueError(f"{path}: not a gdbench bisect file")
+    if d.get("schema_version") != 1:
+        raise ValueError(f"{path}: bisect schema version {d.get('schema_version')!r} is not "
+                         "one this gdbench reads (1)")
+    for s in d["sessions"]:
+        upgrade_ab(s["session"], path)
+    return d
 
 
 def read_ab(path) -> dict:

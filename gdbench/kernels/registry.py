@@ -104,7 +104,8 @@ def kernel_class(name: str):
         try:
             cls = plugins[name].load()
         except Exception as exc:
-            raise ValueError(f"kernel {name!r} failed to load from {plugins[name].value}: {exc}")
+            raise ValueError(f"kernel {name!r} failed to load from {plugins[name].value}: "
+                             f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
         missing = [attr for attr in CONTRACT if not hasattr(cls, attr)]
         if missing:
             raise ValueError(f"kernel {name!r} from {plugins[name].value} lacks "
