@@ -1,6 +1,7 @@
 """Data-parallel runs on real processes: gloo ranks on loopback, through the elastic agent of
 ``--nproc`` and through two ``torchrun`` node agents; and the failures that must end a run."""
 
+import json
 import os
 import shutil
 import signal
@@ -218,8 +219,9 @@ def test_a_failed_launch_keeps_the_world_sizes_finished_before_it(tmp_path, monk
     sizes = []
 
     def fake_launch(config, entrypoint):
-        def ranks(*args):
-            sizes.append(args[args.index("--sizes") + 1])
+        def ranks(*args):  # the ranks' settings, whole, in the file the launcher wrote
+            given = json.loads(Path(args[args.index("--settings-file") + 1]).read_text())
+            sizes.append(given["sizes"])
             if config.nproc_per_node == 2:
                 raise RuntimeError("rank 1 died")
             run = synthetic_run("cpu", {("torch-manual", 1000): 1e-5})
@@ -234,7 +236,7 @@ def test_a_failed_launch_keeps_the_world_sizes_finished_before_it(tmp_path, monk
     out = tmp_path / "r.json"
     with pytest.raises(RankFailure, match="2 ranks: RuntimeError: rank 1 died"):
         launch(settings, [1, 2], Output(out))
-    assert sizes == ["1e3", "1e3,2000"]  # strong, then strong and weak
+    assert sizes == [[1000], [1000, 2000]]  # strong, then strong and weak
     kept = read_json(partial_path(out))
     assert [(c.spec.kernel, c.spec.ranks) for c in kept.cases] == [
         ("torch-manual", 0), ("torch-manual", 1)]

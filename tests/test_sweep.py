@@ -83,7 +83,7 @@ def test_run_records_every_case(tmp_path):
     assert saved.complete and len(saved.cases) == 4
     np.testing.assert_array_equal(saved.cases[0].samples.device, result.cases[0].samples.device)
     raw = json.loads(out.read_text())
-    assert raw["schema_version"] == 3
+    assert raw["schema_version"] == 4
     assert raw["probe"]["device"] == "cpu" and raw["probe"]["bandwidth"] > 0
     for case, saved_case in zip(result.cases, raw["cases"]):
         assert saved_case["bytes_model"] == case.passes * case.spec.bytes_min
@@ -475,3 +475,29 @@ def test_every_window_is_of_a_fresh_instance_on_fresh_buffers(fakes, fresh, inst
     assert len(Counted.buffers) == instances  # prepared once per window, or once
     assert len(set(Counted.buffers[1:])) == instances - 1  # each on a copy of its own
     assert run.settings["fresh_layout"] is fresh
+
+
+def test_worker_processes_get_the_settings_whole(tmp_path, monkeypatch):
+    """gdbench.run(processes=2, lr=..., seed=...): each worker measures with that learning
+    rate and seed (they travel as JSON, not as options that dropped them), and says so in the
+    results file it writes."""
+    import subprocess as sp
+
+    from gdbench.runs import workers
+
+    seen = []
+    real = sp.run
+
+    def spy(command, *args, **kwargs):
+        done = real(command, *args, **kwargs)
+        if "--settings-file" in command:  # a worker
+            out = Path(command[command.index("--out") + 1])
+            seen.append(json.loads(out.read_text())["settings"])
+        return done
+
+    monkeypatch.setattr(workers.subprocess, "run", spy)
+    gdbench.run(device="cpu", kernels=["numpy-manual"], sizes=[1000], processes=2, windows=2,
+                lr=0.1, seed=7, budget=0.02, roofline=False, memory=False,
+                out=tmp_path / "r.json")
+    assert len(seen) == 2
+    assert all(s["lr"] == 0.1 and s["seed"] == 7 and s["windows"] == 1 for s in seen), seen

@@ -106,12 +106,11 @@ def check_port(port: int) -> None:
 
 
 def worker_command(settings: Settings, sizes: list[int], out: Path) -> list[str]:
-    """``-m gdbench run ...`` for the workers of one launch."""
-    command = ["-m", "gdbench", "run", *replace(settings, sizes=tuple(sizes)).worker_args(),
-               "--dist-timeout", repr(settings.dist_timeout), "--out", str(out)]
-    if settings.dist_backend:
-        command += ["--dist-backend", settings.dist_backend]
-    return command
+    """``-m gdbench run ...`` for the ranks of one launch: the settings go whole, as JSON in a
+    file beside ``out``, so that none is lost on the way."""
+    given = out.with_suffix(".settings.json")
+    given.write_text(replace(settings.for_worker(), sizes=tuple(sizes)).to_json())
+    return ["-m", "gdbench", "run", "--settings-file", str(given), "--quiet", "--out", str(out)]
 
 
 def last_error(log: Path) -> str:

@@ -1,20 +1,21 @@
 """How a sweep measures, as one frozen object built once and handed down.
 
 The command line builds it from its options (``gdbench.cli.common.settings``), ``gdbench.run``
-from its arguments; the sweep, its worker processes (``worker_args``) and every rank of a
-data-parallel run take the same object. ``checked`` validates it and resolves what depends on
+from its arguments; the sweep, its worker processes and every rank of a data-parallel run take
+the same object: a worker or rank gets it whole, as JSON (``to_json``, ``from_json``), never
+turned back into options that could drop a field. ``checked`` validates it and resolves what depends on
 the machine (``auto``, the default sizes), once; ``record`` is what a results file keeps of it.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from gdbench.core.devices import is_cpu, is_cuda, resolve_device
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.measure.threads import check_threads
-from gdbench.records.results import format_size
 
 DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
 
@@ -110,24 +111,29 @@ class Settings:
             d.pop(gone)
         return {**d, **measured}
 
-    def worker_args(self, windows: int | None = None) -> list[str]:
-        """``gdbench run`` options that measure these settings (``windows`` of them, with their
-        share of the budget) in another process, without the roofline."""
+    def to_json(self) -> str:
+        """Every field, as JSON: how the settings travel to a worker or a rank."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """The settings ``to_json`` wrote (tuples again where they were); ValueError for what is
+        not."""
+        try:
+            d = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+            return cls(**d)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"settings that are not gdbench run's: {exc}") from None
+
+    def for_worker(self, windows: int | None = None) -> Settings:
+        """These settings for one worker process measuring ``windows`` of them, with their
+        share of the budget, without the roofline (the parent measures it) or workers of its
+        own."""
         windows = windows or self.windows
-        kernels = self.kernels if self.kernels == "all" else ",".join(self.kernels)
-        args = ["--device", self.device, "--kernels", kernels,
-                "--sizes", ",".join(format_size(n) for n in self.sizes),
-                "--features", str(self.n_features), "--dtype", self.dtype,
-                "--budget", repr(self.budget * windows / self.windows),
-                "--precision", repr(self.precision), "--windows", str(windows),
-                "--no-roofline", "--quiet"]
-        args += [flag for flag, on in (("--cuda-graph", self.cuda_graph), ("--cold", self.cold),
-                                       ("--no-remeasure", not self.remeasure),
-                                       ("--no-memory", not self.memory),
-                                       ("--keep-layout", not self.fresh)) if on]
-        if self.steps_per_call != (1,):
-            args += ["--steps-per-call", ",".join(map(str, self.steps_per_call))]
-        return args + (["--threads", ",".join(map(str, self.threads))] if self.threads else [])
+        return replace(self, windows=windows, budget=self.budget * windows / self.windows,
+                       roofline=False, processes=1)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,11 @@ from gdbench.runs.settings import Settings
 
 
 def worker_command(settings: Settings, windows: int, out: Path) -> list[str]:
-    """The command line of one worker measuring ``windows`` of the sweep of ``settings``."""
-    return [sys.executable, "-m", "gdbench", "run", *settings.worker_args(windows),
+    """The command line of one worker measuring ``windows`` of the sweep of ``settings``: the
+    settings go whole, as JSON in a file beside ``out``, so that none is lost on the way."""
+    given = out.with_suffix(".settings.json")
+    given.write_text(settings.for_worker(windows).to_json())
+    return [sys.executable, "-m", "gdbench", "run", "--settings-file", str(given), "--quiet",
             "--out", str(out)]
 
 

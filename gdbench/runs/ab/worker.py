@@ -1,7 +1,7 @@
 """One side's worker of ``gdbench ab``: a process that measures windows when the parent asks.
 
 It reads one JSON request per line on stdin and answers one JSON line on stdout. It is started
-as a script, ``python .../gdbench/ab/worker.py``, with the side's own gdbench first on the
+as a script, ``python .../gdbench/runs/ab/worker.py``, with the side's own gdbench first on the
 path: a kernel in this environment, another Python environment's, or a git revision's
 worktree. So it touches only what every version of gdbench has, the kernel protocol
 (``make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
