@@ -82,6 +82,13 @@ def plugin(tmp_path, monkeypatch):
     return env
 
 
+def measured_rounds(case):
+    """The rounds in which both sides of ``case`` gave a window (paired, or contended and
+    tried again: how many pairs a loaded machine leaves is not what these tests are about)."""
+    return {w["round"] for w in case["windows"] if w["side"] == "base"} & {
+        w["round"] for w in case["windows"] if w["side"] == "new"}
+
+
 def outcome(path="gdbench-ab.json"):
     [case] = json.loads(Path(path).read_text())["cases"]
     return case
@@ -98,7 +105,9 @@ def test_a_side_whose_gradient_is_wrong_fails_the_gate_everywhere_it_is_shown(pl
     assert "WRONG" in out and "AMBIGUOUS" not in out
     assert "numpy-off vs numpy-manual N=1e3: WRONG: new side (numpy-off)" in err
     markdown = Path("pr.md").read_text()
-    assert "| numpy-off vs numpy-manual N=1e3 | latency | 10" not in markdown
+    rows = [line.split(" | ") for line in markdown.splitlines()
+            if line.startswith("| numpy-off vs numpy-manual N=1e3 |")]
+    assert rows and all(r[3:6] == ["WRONG", "-", "-"] for r in rows)  # no ratio, no interval
     assert "| WRONG | - | - | **WRONG** (new side (numpy-off): gradient" in markdown
     assert "0 ambiguous, 2 wrong" in markdown
     assert cli.main(["report", "gdbench-ab.json", "--html", "r.html"]) == 0
@@ -113,7 +122,7 @@ def test_a_worker_killed_mid_window_is_an_error_and_the_others_go_on(plugin, cap
     same, killed = json.loads(Path("gdbench-ab.json").read_text())["cases"]
     assert killed["status"] == "error" and killed["side"] == "new"
     assert "the worker died (killed by signal 9)" in killed["message"]
-    assert same["status"] == "ok" and len(same["pairs"]) == 3  # measured in every round
+    assert same["status"] == "ok" and measured_rounds(same) == {0, 1, 2}
 
 
 def test_a_side_stuck_in_a_window_is_ended_and_recorded(plugin, monkeypatch, capsys):
@@ -129,7 +138,7 @@ def test_a_side_stuck_in_a_window_is_ended_and_recorded(plugin, monkeypatch, cap
     same, stuck = json.loads(Path("gdbench-ab.json").read_text())["cases"]
     assert stuck["status"] == "error" and stuck["message"] == (
         "new side (numpy-stuck): no window in 3 s")
-    assert same["status"] == "ok" and len(same["pairs"]) == 3
+    assert same["status"] == "ok" and measured_rounds(same) == {0, 1, 2}
 
 
 def test_max_time_bounds_a_session_with_a_stuck_side(plugin):

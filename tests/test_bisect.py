@@ -4,6 +4,7 @@ time: the kernel's step spins for a set time (200 us, times 1 + SLOWDOWN of its 
 that the ratios are what the commits say."""
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class Bisected(NumpyManual):
             pass
 '''
 QUICK = ["--kernels", "bisected", "--sizes", "1e3", "--device", "cpu", "--window", "0.01",
-         "--session-time", "8", "--max-time", "120", "--quiet"]
+         "--session-time", "10", "--max-time", "150", "--quiet"]
 
 
 def git(repo, *args):
@@ -141,3 +142,26 @@ def test_the_commits_between_and_bad_revisions(tmp_path, monkeypatch):
     assert cli.main(["bisect", "HEAD~1", "HEAD", *QUICK, "--out", "x.json", "--markdown",
                      "x.json"]) == 2
     assert not Path("x.json").exists()
+
+
+def test_a_session_with_too_few_blocks_for_an_interval_is_shown_without_one(tmp_path):
+    """A step whose session ended before it had an interval (low 0, high infinite) carries
+    no interval to the commits after it; the table and the plot say so and do not fail."""
+    from gdbench.analysis import bisect as view
+    from gdbench.runs.bisect import ratios_against_good
+
+    def session(base, new, ratio, low, high):
+        case = {"label": "c", "status": "ok", "verdicts": {"latency": {
+            "ratio": ratio, "low": low, "high": high, "verdict": "AMBIGUOUS"}}}
+        return {"base": base, "new": new, "session": {"cases": [case]}}
+
+    result = {"commits": [{"sha": f"{i:040x}", "subject": f"s{i}"} for i in range(3)],
+              "sessions": [session(0, 1, 1.1, 1.05, 1.15), session(1, 2, 1.2, 0.0, math.inf)],
+              "found": [], "unresolved": [], "skipped": [], "seconds": 1.0, "complete": True,
+              "settings": {"good": "a", "bad": "b", "threshold": 0.02, "min_effect": 0.02}}
+    ratios = ratios_against_good(result)["c"]
+    assert ratios[1] == pytest.approx((1.1, 1.05, 1.15), rel=0.01)
+    assert ratios[2][0] == pytest.approx(1.32) and ratios[2][1:] == (0.0, math.inf)
+    text = view.markdown(result)
+    assert "1.320 (too few blocks for an interval)" in text and "1.100 [1.0" in text
+    assert view.plot(result, tmp_path / "p.png").stat().st_size > 0

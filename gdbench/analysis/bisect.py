@@ -3,6 +3,7 @@ tested (a table and a plot), and the ranges it could not narrow, from a bisect's
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from gdbench.analysis.tables import format_percent
@@ -56,7 +57,8 @@ def table_lines(result: dict) -> list[str]:
         for c in cases:
             r = ratios[c].get(i)
             cell = "skipped" if i in skipped else "-" if r is None else (
-                f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]")
+                f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]" if 0 < r[1] <= r[2] < math.inf
+                else f"{r[0]:.3f} (too few blocks for an interval)")
             cells.append(f"**{cell}** ←" if (i, c) in found else cell)
         label = "GOOD" if i == 0 else "BAD" if i == len(commits) - 1 else str(i)
         lines.append(f"| {label} | `{commits[i]['sha'][:12]}` | {commits[i]['subject']} | "
@@ -87,8 +89,9 @@ def plot(result: dict, path) -> Path:
     for case, known in sorted(ratios_against_good(result).items()):
         xs = sorted(known)
         ys = [known[i][0] for i in xs]
-        errors = [[known[i][0] - known[i][1] for i in xs], [known[i][2] - known[i][0]
-                                                            for i in xs]]
+        bounded = [0 < known[i][1] <= known[i][2] < math.inf for i in xs]
+        errors = [[known[i][0] - known[i][1] if b else math.nan for i, b in zip(xs, bounded)],
+                  [known[i][2] - known[i][0] if b else math.nan for i, b in zip(xs, bounded)]]
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=case)
     for f in result["found"]:
         ax.axvline(f["index"] - 0.5, color="red", alpha=0.3)

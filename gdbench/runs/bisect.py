@@ -261,6 +261,11 @@ def _unresolved(result: BisectResult, r: Range, why: str) -> None:
         result.unresolved.append({"case": case.label, "lo": r.lo, "hi": r.hi, "why": why})
 
 
+def _log_width(low: float, high: float) -> float:
+    """log(high / low); infinite for an interval with no lower end (0) or no upper end."""
+    return math.log(high / low) if 0 < low <= high < math.inf else math.inf
+
+
 def ratios_against_good(result: dict) -> dict:
     """Each tested commit's ratio against GOOD, per case: the product of the ratios of the
     sessions that lead to it from GOOD (base before new), with their log half-widths added."""
@@ -274,6 +279,6 @@ def ratios_against_good(result: dict) -> dict:
             if s["base"] in known and s["new"] not in known:
                 b = known[s["base"]]
                 ratio = b[0] * v["ratio"]
-                half = (math.log(b[2] / b[1]) + math.log(v["high"] / v["low"])) / 2
+                half = (_log_width(b[1], b[2]) + _log_width(v["low"], v["high"])) / 2
                 known[s["new"]] = (ratio, ratio * math.exp(-half), ratio * math.exp(half))
     return out
