@@ -9,7 +9,8 @@ A table's place is marked in the Markdown by
 and everything between the two lines is replaced by ``gdbench.analysis.tables.markdown_table``
 of that file; ``<!-- ab: results/FILE.json -->`` marks the summary of a ``gdbench ab`` session
 (``gdbench.analysis.ab.markdown``; with `` short`` after the file, its first lines only),
-``<!-- paired: results/DIR/paired.json -->`` the tables of a ``gdbench noise --paired`` study,
+``<!-- paired: results/DIR/paired.json -->`` the tables of a ``gdbench noise --paired`` study
+(``headline:`` instead of ``paired:``, the study in one sentence),
 ``<!-- coverage: results/DIR/coverage.json -->`` its resampled coverage
 (``gdbench.analysis.coverage``), ``<!-- bisect: results/FILE.json -->`` a ``gdbench bisect``
 search's answer and table, and ``<!-- layout: results/DIR -->`` a table of the
@@ -47,7 +48,7 @@ from scripts.more_tables import (  # noqa: E402
 )
 from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|paired|coverage|bisect|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|ab-targets|paired|reanalysis|headline|coverage|bisect|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
                   r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
 
@@ -82,6 +83,19 @@ def render(text: str) -> str:
             out += (ab.paired_study_markdown(study) + ["", "Variance components of the A/A "
                     "sessions' log ratios (standard deviations, median over cases):", ""]
                     + ab.components_markdown(sessions) + [END])
+        elif m["kind"] == "ab-targets":  # STUDY;MOONSHOT;SESSION,SESSION,...
+            study, moonshot, sessions = m["file"].split(";")
+            out += ab.targets_markdown(json.loads((ROOT / study).read_text()),
+                                       json.loads((ROOT / moonshot).read_text()),
+                                       [results.read_ab(ROOT / f) for f in sessions.split(",")]
+                                       ) + [END]
+        elif m["kind"] == "reanalysis":  # a paired study judged again, sign and signed-rank
+            study = json.loads((ROOT / m["file"]).read_text())
+            folder = (ROOT / m["file"]).parent
+            out += ab.reanalysis_markdown(study, {s["file"]: results.read_ab(folder / s["file"])
+                                                  for s in study["sessions"]}) + [END]
+        elif m["kind"] == "headline":  # a paired study in one sentence
+            out += [ab.headline(json.loads((ROOT / m["file"]).read_text())), END]
         elif m["kind"] == "coverage":  # a paired study's coverage.json
             out += coverage_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
         elif m["kind"] == "bisect":  # a gdbench bisect search: its answer and table

@@ -1,4 +1,4 @@
-"""The statistics of ab's verdict: the rule, the robust estimate, the sign interval, the alpha
+"""The statistics of ab's verdict: the rule, the robust estimate, the signed-rank interval, the alpha
 spent over the looks, and their coverage on synthetic heavy-tailed rounds."""
 
 import math
@@ -32,15 +32,31 @@ def test_hodges_lehmann_is_not_moved_by_a_few_rounds_three_times_too_slow():
     assert abs(np.mean(rounds)) > 0.25
 
 
-def test_the_sign_interval_brackets_the_median_with_the_binomial_confidence():
-    assert stats.sign_ranks(5, 0.05) is None  # 2 / 2^5 > 0.05: no interval
-    assert stats.sign_ranks(6, 0.05) == 0
-    assert stats.sign_ranks(20, 0.05) == 5
-    p = stats.paired(np.log([0.99, 1.0, 1.01, 1.02, 1.0, 0.98, 5.0, 1.01]), A, M, 0.05)
-    assert p.ratio == pytest.approx(1.005, abs=0.005)  # the x5 block moves nothing
-    assert p.low == pytest.approx(0.98) and p.high == pytest.approx(5.0)  # k = 0: min, max
-    assert p.verdict == "AMBIGUOUS"
+@pytest.mark.parametrize("n,c", [(6, 0), (7, 2), (8, 3), (9, 5), (10, 8), (20, 52), (30, 137)])
+def test_the_signed_rank_critical_values_are_the_tables(n, c):
+    assert stats.signed_ranks(n, 0.05) == c
+
+
+def test_the_signed_rank_interval_brackets_the_centre_and_a_stalled_block_moves_little():
+    assert stats.signed_ranks(5, 0.05) is None  # 2 / 2^5 > 0.05: no interval
+    blocks = np.log([0.99, 1.0, 1.01, 1.02, 1.0, 0.98, 5.0, 1.01])
+    p = stats.paired(blocks, A, M, 0.05)
+    assert p.ratio == pytest.approx(1.005, abs=0.01)  # the x5 block moves it a little
+    w = stats.walsh_averages(blocks)
+    assert len(w) == 36 and (p.low, p.high) == pytest.approx(np.exp([w[3], w[32]]))  # c = 3
+    # one block of eight at x5 still reaches the upper end (8 of the 36 averages hold it),
+    # but half as far as the sign test's, whose interval would run to 5 itself (min, max)
+    assert p.low == pytest.approx(0.99, abs=0.005) and p.high < 2.5
     assert stats.paired([0.0] * 5, A, M, 0.05).verdict == "AMBIGUOUS"  # too few blocks
+
+
+def test_the_signed_rank_interval_covers_as_it_says_on_symmetric_heavy_tailed_blocks():
+    rng = np.random.default_rng(11)
+    held = 0
+    for _ in range(2000):
+        p = stats.paired(rng.standard_t(2, 12) * 0.02, A, M, 0.05)
+        held += p.low <= 1 <= p.high
+    assert 0.94 <= held / 2000 <= 0.985
 
 
 def test_the_looks_spend_at_most_alpha_and_the_last_most_of_it():
@@ -88,13 +104,16 @@ def test_coverage_on_synthetic_heavy_tailed_rounds():
     same, slowed = result["ratios"]["1.0"], result["ratios"]["1.2"]
     assert result["coverage"] >= 0.93
     assert same["FASTER"] + same["SLOWER"] <= 0.05
-    assert same["SAME"] >= 0.9
+    # a resampled world is noisier than its session (rounds drawn again within drawn blocks):
+    # the session itself is SAME, the worlds four times in five at least
+    assert same["SAME"] >= 0.75
     assert slowed["SLOWER"] >= 0.95 and slowed["FASTER"] == 0
 
 
 def test_an_interval_that_is_too_narrow_shows_in_the_coverage(monkeypatch):
     """The simulation can fail: an interval of the middle two blocks alone covers far less."""
-    monkeypatch.setattr(stats, "sign_ranks", lambda n, level: n // 2 - 1 if n >= 6 else None)
+    monkeypatch.setattr(stats, "signed_ranks",
+                        lambda n, level: n * (n + 1) // 4 - 2 if n >= 6 else None)
     import gdbench.analysis.coverage as coverage
 
     monkeypatch.setattr(coverage, "paired", stats.paired)
@@ -104,8 +123,8 @@ def test_an_interval_that_is_too_narrow_shows_in_the_coverage(monkeypatch):
 
 
 def test_a_t_interval_over_the_same_blocks_would_be_blown_up_by_the_stalls():
-    """Why the median and the sign interval: the mean of the rounds, with a t interval, is
-    as wide as the stalls make it."""
+    """Why the robust estimates and the signed-rank interval: the mean of the rounds, with a t
+    interval, is as wide as the stalls make it."""
     rng = np.random.default_rng(3)
     case = heavy_tailed_session(rng)["cases"][0]
     blocks = stats.by_block(case["pairs"], "latency")

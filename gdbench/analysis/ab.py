@@ -242,6 +242,123 @@ def paired_study_markdown(study: dict) -> list[str]:
     return lines
 
 
+def headline(study: dict) -> str:
+    """The study in one sentence, for the README: the A/A rates and the power at +5% and +10%."""
+    rows = study["comparisons"]
+    aa = [r for r in rows if r["kind"] == "aa"]
+    false = sum(r["verdict"] in ("FASTER", "SLOWER") for r in aa)
+    same = sum(r["verdict"] == "SAME" for r in aa)
+    power = {}
+    for slowdown in (0.05, 0.10):
+        got = [r for r in rows if r["kind"] == "power" and r["slowdown"] == slowdown]
+        if got:
+            power[slowdown] = (sum(r["verdict"] == "SLOWER" for r in got), len(got))
+    s = study["settings"]
+    said = ", ".join(f"a calibrated +{100 * k:g}% SLOWER in {n} of {total} ({n / total:.0%})"
+                     for k, (n, total) in sorted(power.items(), reverse=True))
+    return (f"On the 2-core VM, in sessions of {s['max_seconds']:g} s "
+            f"of one kernel at {len(s['sizes'])} sizes ({', '.join(study['kernels'])}): of "
+            f"{len(aa)} A/A comparisons `ab` called {false} FASTER or SLOWER and {same} SAME "
+            f"({same / max(len(aa), 1):.0%}); it called {said}.")
+
+
+def targets_markdown(study: dict, moonshot: dict | None, sessions: list[dict]) -> list[str]:
+    """issue 32's targets against what was measured: the A/A rates and the power of ``study``,
+    the verdicts and times of ``sessions`` (two kernels and an A/A, twice each), and +2% in
+    ``moonshot``; each said as met or not."""
+    comparisons = study["comparisons"]
+    aa = [r for r in comparisons if r["kind"] == "aa"]
+    cases = len(aa) // 2
+    false = sum(r["verdict"] in ("FASTER", "SLOWER") for r in aa)
+    same = sum(r["verdict"] == "SAME" for r in aa)
+    power = [r for r in comparisons if r["kind"] == "power"]
+
+    def slower(found, k):
+        got = [r for r in found if r["slowdown"] == k]
+        return sum(r["verdict"] == "SLOWER" for r in got), len(got)
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    faster = sum(r["verdict"] == "FASTER" for r in power)
+    lines = ["| target | measured | |", "|---|---|---|",
+             f"| A/A: no FASTER or SLOWER over 48 cases at least | {false} of {len(aa)} "
+             f"comparisons ({cases} cases) | {met(false == 0 and cases >= 48)} |",
+             f"| A/A: SAME in 80% at least | {same} of {len(aa)} ({same / len(aa):.0%}) | "
+             f"{met(same >= 0.8 * len(aa))} |"]
+    for k, goal in ((0.10, 0.9), (0.05, 0.7)):
+        n, total = slower(power, k)
+        if total:
+            lines.append(f"| +{100 * k:g}%: SLOWER in {goal:.0%} at least | {n} of {total} "
+                         f"({n / total:.0%}) | {met(n >= goal * total)} |")
+    lines.append(f"| never FASTER against a slowdown | {faster} of {len(power)} | "
+                 f"{met(faster == 0)} |")
+    for session in sessions:
+        table = rows(session)
+        undecided = sum(r["verdict"] in ("AMBIGUOUS",) + FAILED for r in table)
+        name = title(session).split(" (threshold")[0]
+        lines.append(f"| a verdict on every case within 3 minutes: {name} | "
+                     f"{session['seconds']:.0f} s, {undecided} of {len(table)} comparisons "
+                     f"without one | {met(undecided == 0 and session['seconds'] <= 180)} |")
+    if moonshot:
+        found = [r for r in moonshot["comparisons"] if r["kind"] == "power"]
+        n, total = slower(found, 0.02)
+        if total:
+            per_case = np.median([s["seconds"] / s["cases"] for s in moonshot["sessions"]
+                                  if s["kind"] == "power"])
+            lines.append(f"| moonshot: +2% SLOWER in 80% at least, within 60 s a case | {n} of "
+                         f"{total} ({n / total:.0%}), {per_case:.0f} s a case | "
+                         f"{met(n >= 0.8 * total and per_case <= 60)} |")
+    return lines
+
+
+def reanalysis_markdown(study: dict, sessions: dict) -> list[str]:
+    """A study's sessions judged again from their recorded rounds, with the sign test's
+    interval over the blocks and with the signed-rank one, each case at the level of the look
+    that judged it: how often each holds 1 in the A/A sessions, and what each calls."""
+    import math
+
+    from gdbench.runs.ab import paired as stats
+
+    counts = {method: {} for method in ("sign", "signed-rank")}
+    for entry in study["sessions"]:
+        session = sessions[entry["file"]]
+        for case in session["cases"]:
+            if case["status"] != "ok":
+                continue
+            for metric in ("latency", "throughput"):
+                v = case["verdicts"].get(metric)
+                if not v:
+                    continue
+                estimates = stats.block_estimates(case["pairs"], metric)[:v["blocks"]]
+                s = session["settings"]
+                for method in counts:
+                    if method == "sign":
+                        mid, low, high = stats.sign_interval(estimates, v["level"])
+                        mid, low, high = math.exp(mid), math.exp(low), math.exp(high)
+                    else:
+                        p = stats.paired(estimates, s["threshold"], s["min_effect"], v["level"])
+                        mid, low, high = p.ratio, p.low, p.high
+                    verdict = stats.decide(mid, low, high, s["threshold"], s["min_effect"])
+                    key = ("A/A" if entry["kind"] == "aa" else
+                           f"+{100 * case['slowdown']:g}%")
+                    got = counts[method].setdefault(key, {"n": 0, "held": 0})
+                    got["n"] += 1
+                    got["held"] += low <= 1 <= high
+                    got[verdict] = got.get(verdict, 0) + 1
+    keys = sorted(counts["sign"], key=lambda k: (k != "A/A", float(k.strip("+%") or 0)
+                                                  if k != "A/A" else 0))
+    lines = ["| interval over blocks | sessions | comparisons | interval holds 1 | FASTER | "
+             "SLOWER | SAME | AMBIGUOUS |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for method, found in counts.items():
+        for key in keys:
+            c = found[key]
+            lines.append(f"| {method} | {key} | {c['n']} | {c['held']} | {c.get('FASTER', 0)} | "
+                         f"{c.get('SLOWER', 0)} | {c.get('SAME', 0)} | "
+                         f"{c.get('AMBIGUOUS', 0)} |")
+    return lines
+
+
 def paired_study_lines(study: dict) -> list[str]:
     """What ``noise --paired`` prints at its end: the A/A rates and the power."""
     rows = study["comparisons"]

@@ -18,7 +18,7 @@ and a step that cannot tell says so instead of guessing:
 3. A range of one commit is an answer: that commit, with the ratio of its step.
 
 Every session is a plain ``ab`` session between two cached worktrees (``Side.of_revision``),
-kept whole in the results. Each tested commit also gets its ratio against GOOD, the product of
+kept in the results with its windows' medians (``slim``). Each tested commit also gets its ratio against GOOD, the product of
 the steps' ratios along the way (their log intervals added: wider than one session's, never
 narrower).
 """
@@ -30,7 +30,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 
-from gdbench.runs.ab.session import AbSettings, Case, run_ab
+from gdbench.runs.ab.session import AbSettings, Case, run_ab, slim
 from gdbench.runs.ab.sides import Side
 
 FAILED_SIDE = ("error", "oom", "unavailable", "wrong")
@@ -131,7 +131,7 @@ def bisect(good: str, bad: str, kernels: list[str], settings: AbSettings, cwd=".
         ab = run_ab((side("base", lo), side("new", hi)), cases,
                     replace(settings, max_seconds=budget, seed=settings.seed + len(
                         result.sessions)))
-        d = ab.to_dict()
+        d = slim(ab.to_dict())  # the windows' medians: a session's samples can take 10 MB
         result.sessions.append({"purpose": purpose, "base": lo, "new": hi, "session": d})
         result.seconds = time.monotonic() - began
         save(result)

@@ -78,7 +78,7 @@ class AbSettings:
     alpha: float = 0.05  # spent over the looks: every interval covers with 1 - alpha at least
     window_s: float = 0.05  # sampling time of one window, latency and batches
     rounds_per_block: int | None = None  # None: chosen from the variance components
-    min_blocks: int = 6  # blocks before the first look: the fewest a 95% sign interval needs
+    min_blocks: int = 6  # blocks before the first look: the fewest a 95% interval needs
     max_blocks: int = 100
     max_seconds: float = 170.0
     lr: float = 0.01
@@ -231,7 +231,7 @@ class Plan:
             level = s.alpha - self.spent
         elif fraction <= stats.EARLY:
             level = stats.spent(s.alpha, fraction) - self.spent
-            if stats.sign_ranks(blocks, level) is None:  # no interval at that level yet
+            if stats.signed_ranks(blocks, level) is None:  # no interval at that level yet
                 return None
         else:
             return None
@@ -479,3 +479,23 @@ def _look(records, settings: AbSettings, blocks: int, level: float, final: bool)
                          f"{'s' if counted != 1 else ''}: a verdict needs {settings.min_blocks}")
         elif all(v.verdict != "AMBIGUOUS" for v in verdicts.values()):
             record.decided_at = blocks
+
+
+def slim(session: dict) -> dict:
+    """``session`` (``AbResult.to_dict()``) with each window's samples replaced by their median
+    (a one-element list) and their count (``latency_n``, ``throughput_n``): the pairs, the
+    verdicts, a study's tables and the variance components come from the medians, and a
+    session's samples can take 10 MB. The file says so (``"samples": "window medians"``)."""
+    out = dict(session, samples="window medians")
+    out["cases"] = []
+    for case in session["cases"]:
+        windows = []
+        for w in case["windows"]:
+            w = dict(w)
+            for metric in ("latency", "throughput"):
+                values = w.get(metric)
+                if values:
+                    w[metric], w[f"{metric}_n"] = [float(np.median(values))], len(values)
+            windows.append(w)
+        out["cases"].append(dict(case, windows=windows))
+    return out

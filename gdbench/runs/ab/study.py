@@ -28,7 +28,7 @@ import numpy as np
 from gdbench.files.paths import check_target, move_aside
 from gdbench.files.results import Output, write_atomic
 from gdbench.files.versions import NOISE_VERSION
-from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab
+from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab, slim
 from gdbench.runs.ab.sides import Side
 
 SLOWDOWNS = (0.02, 0.05, 0.10, 0.20)
@@ -58,26 +58,6 @@ def planned_files(folder: Path, plan) -> list[Path]:
     names = [file_name(*session) for session in plan]
     return [check_target(folder / name, "--out-dir")
             for name in names + ["coverage.json", "paired.json"]]
-
-
-def slim(session: dict) -> dict:
-    """``session`` with each window's samples replaced by their median (a one-element list)
-    and their count (``latency_n``, ``throughput_n``): every table of a study, the pairs and
-    the variance components come from the medians, and a session's samples take 10 MB. The
-    file says so (``"samples": "window medians"``)."""
-    out = dict(session, samples="window medians")
-    out["cases"] = []
-    for case in session["cases"]:
-        windows = []
-        for w in case["windows"]:
-            w = dict(w)
-            for metric in ("latency", "throughput"):
-                values = w.get(metric)
-                if values:
-                    w[metric], w[f"{metric}_n"] = [float(np.median(values))], len(values)
-            windows.append(w)
-        out["cases"].append(dict(case, windows=windows))
-    return out
 
 
 def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
