@@ -6,13 +6,12 @@ Headless (matplotlib's Agg backend), PNG and SVG. matplotlib comes with the ``pl
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from gdbench.analysis.findings import run_labels, scaling
 from gdbench.core.devices import is_cuda, missing_module
 from gdbench.files.paths import check_folder, check_target
+from gdbench.files.results import replace_atomic
 from gdbench.records.results import format_size
 from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
@@ -97,22 +96,14 @@ def plain_log_labels(fig) -> None:
                 axis.set_minor_formatter(Powers(labelOnlyBase=False))
 
 
-def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, stem: str, formats=FORMATS) -> list[Path]:
     """Each format written to a temporary file and renamed over its name, as results are."""
     plain_log_labels(fig)
     paths = []
-    for fmt in FORMATS:
-        path = check_target(out_dir / f"{stem}.{fmt}", "plot file")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=out_dir)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
+    for fmt in formats:
+        path = check_target(Path(out_dir) / f"{stem}.{fmt}", "plot file")
+        paths.append(replace_atomic(path, lambda tmp, fmt=fmt: fig.savefig(
+            tmp, dpi=120, bbox_inches="tight", format=fmt)))
     return paths
 
 

@@ -18,8 +18,10 @@ from gdbench.analysis.tables import (
     format_joules,
     format_precision,
     format_time,
+    markdown_table,
     marks,
     memory_arrays,
+    sizes_header,
 )
 from gdbench.core.devices import is_cuda
 from gdbench.files.results import write_atomic
@@ -73,36 +75,27 @@ def environment_lines(run: RunResult) -> list[str]:
     return lines
 
 
+def _step_cell(c, run: RunResult) -> str:
+    """The report's cell: median latency, its ±, the case's marks, time per step in batches,
+    effective bandwidth and the roofline fractions of both."""
+    if not c.ok:
+        return c.status.upper()
+    if c.contended:
+        return "contended ^"
+    cell = (f"{format_time(c.summary().median)} {format_precision(c.summary().precision)}"
+            f"{marks(c, run.exceeds_roofline(c))}")
+    if c.throughput is not None:
+        cell += f" · {format_time(c.throughput.median)}"
+    cell += f" · {c.bandwidth / 1e9:.3g} GB/s"
+    if run.fraction(c) is not None:
+        cell += f" · {100 * run.fraction(c):.0f}%"
+        if c.throughput is not None:
+            cell += f" · {100 * run.fraction(c, throughput=True):.0f}%"
+    return cell
+
+
 def _step_table(run: RunResult) -> list[str]:
-    sizes = sorted({c.spec.n_samples for c in run.cases})
-    names = list(dict.fromkeys(c.spec.name for c in run.cases))
-    by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
-    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
-             "|---|" + "---:|" * len(sizes)]
-    for name in names:
-        cells = []
-        for n in sizes:
-            c = by_key.get((name, n))
-            if c is None:
-                cells.append("")
-            elif not c.ok:
-                cells.append(c.status.upper())
-            elif c.contended:
-                cells.append("contended ^")
-            else:
-                cell = (f"{format_time(c.summary().median)} "
-                        f"{format_precision(c.summary().precision)}"
-                        f"{marks(c, run.exceeds_roofline(c))}")
-                if c.throughput is not None:
-                    cell += f" · {format_time(c.throughput.median)}"
-                cell += f" · {c.bandwidth / 1e9:.3g} GB/s"
-                if run.fraction(c) is not None:
-                    cell += f" · {100 * run.fraction(c):.0f}%"
-                    if c.throughput is not None:
-                        cell += f" · {100 * run.fraction(c, throughput=True):.0f}%"
-                cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+    return markdown_table(run, cell=_step_cell)
 
 
 def _many_steps(run: RunResult, label: str) -> list[str]:
@@ -209,8 +202,7 @@ def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
     if speed:
         sizes = sorted({n for by_size in speed.values() for n in by_size})
         lines += ["", f"### Speedup over the `{findings.BASELINE}` baseline (cpu)", "",
-                  "| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
-                  "|---|" + "---:|" * len(sizes)]
+                  *sizes_header(sizes)]
         for (name, device, label), by_size in speed.items():
             lines.append(f"| {_named(name, device, label)} | "
                          + " | ".join(f"{by_size[n]:.3g}×" if n in by_size else "" for n in sizes)

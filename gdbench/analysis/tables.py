@@ -218,16 +218,23 @@ def step_table(run: RunResult, width: int | None = None, detail: bool = False) -
     return Group(*tables, Text(legend(run) if detail else short_legend(run)))
 
 
-def markdown_table(run: RunResult, sizes=None) -> list[str]:
-    """The one-line cells as a Markdown table, kernels as rows: what the README shows of a
-    results file (``scripts/docs_tables.py`` writes it there, a test keeps it in step)."""
+def sizes_header(sizes, first: str = "kernel") -> list[str]:
+    """The two header lines of a Markdown table with a column per sample count."""
+    return ["| " + first + " | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
+            "|---|" + "---:|" * len(sizes)]
+
+
+def markdown_table(run: RunResult, sizes=None, cell=None) -> list[str]:
+    """A Markdown table of ``cell(case, run)`` (``short_cell``'s one line by default), kernels
+    as rows: what the README shows of a results file (``scripts/docs_tables.py`` writes it
+    there, a test keeps it in step) and what ``report`` writes."""
+    cell = cell or short_cell
     sizes = sorted(sizes or {c.spec.n_samples for c in run.cases})
     kernels = list(dict.fromkeys(c.spec.name for c in run.cases))
     by_key = {(c.spec.name, c.spec.n_samples): c for c in run.cases}
-    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
-             "|---|" + "---:|" * len(sizes)]
+    lines = sizes_header(sizes)
     for k in kernels:
-        cells = [short_cell(by_key[(k, n)], run) if (k, n) in by_key else "" for n in sizes]
+        cells = [cell(by_key[(k, n)], run) if (k, n) in by_key else "" for n in sizes]
         lines.append(f"| {k} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return lines
 
@@ -254,8 +261,7 @@ def runs_markdown(runs: list[RunResult], sizes=None, roofline: bool = False) -> 
     sizes = sorted(sizes or {c.spec.n_samples for r in runs for c in r.cases})
     kernels = list(dict.fromkeys(c.spec.name for r in runs for c in r.cases))
     found = [{(c.spec.name, c.spec.n_samples): c for c in r.cases} for r in runs]
-    lines = ["| kernel | " + " | ".join(f"N = {format_size(n)}" for n in sizes) + " |",
-             "|---|" + "---:|" * len(sizes)]
+    lines = sizes_header(sizes)
     for k in kernels:
         cells = []
         for n in sizes:

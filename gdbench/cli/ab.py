@@ -67,12 +67,13 @@ def main(args) -> int:
     if "," in args.dtype:
         raise ValueError("gdbench ab takes one --dtype")
     threshold = parse_threshold(args.threshold)
-    settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
-                                      default_sizes(device)), args.features, args.dtype,
-                        threshold, parse_fraction(args.min_effect, "--min-effect"),
-                        window_s=args.window,
-                        rounds_per_block=args.rounds_per_block, min_blocks=args.min_blocks,
-                        max_blocks=args.max_blocks, max_seconds=args.max_time)
+    settings = AbSettings(device=device, sizes=tuple(parse_sizes(args.sizes) if args.sizes
+                                                     else default_sizes(device)),
+                          n_features=args.features, dtype=args.dtype, threshold=threshold,
+                          min_effect=parse_fraction(args.min_effect, "--min-effect"),
+                          window_s=args.window, rounds_per_block=args.rounds_per_block,
+                          min_blocks=args.min_blocks, max_blocks=args.max_blocks,
+                          max_seconds=args.max_time)
     outputs = {"--out": check_target(args.out, "--out"),
                "--markdown": (check_report_target(args.markdown, "--markdown")
                               if args.markdown else None)}

@@ -52,10 +52,11 @@ def settings(args) -> Settings:
     kernels = ("all" if args.kernels == "all" else
                tuple(k.strip() for k in args.kernels.split(",") if k.strip()))
     return Settings(
-        args.device, kernels, tuple(parse_sizes(args.sizes)) if args.sizes is not None else None,
-        args.features, tuple(args.dtype.split(",")),
-        tuple(parse_threads(args.threads)) if args.threads is not None else None,
-        args.budget, args.precision, cuda_graph=args.cuda_graph,
+        device=args.device, kernels=kernels,
+        sizes=tuple(parse_sizes(args.sizes)) if args.sizes is not None else None,
+        n_features=args.features, dtypes=tuple(args.dtype.split(",")),
+        threads=tuple(parse_threads(args.threads)) if args.threads is not None else None,
+        budget=args.budget, precision=args.precision, cuda_graph=args.cuda_graph,
         roofline=not args.no_roofline, windows=args.windows, cold=args.cold,
         remeasure=not args.no_remeasure, processes=args.processes,
         memory=not args.no_memory, fresh=not args.keep_layout,

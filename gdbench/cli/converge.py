@@ -48,9 +48,10 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     settings = ConvergeSettings(
-        args.device, kernels, tuple(parse_sizes(args.sizes)), args.features,
-        tuple(parse_dtypes(args.dtype)), tuple(parse_rates(args.lr)), args.tol, args.max_steps,
-        args.max_seconds, args.patience, args.check_every,
+        device=args.device, kernels=kernels, sizes=tuple(parse_sizes(args.sizes)),
+        n_features=args.features, dtypes=tuple(parse_dtypes(args.dtype)),
+        rates=tuple(parse_rates(args.lr)), tol=args.tol, max_steps=args.max_steps,
+        max_seconds=args.max_seconds, patience=args.patience, check_every=args.check_every,
         steps_per_call=args.steps_per_call).checked()
     check_distinct({"--out": args.out, "--plot": args.plot})
     output = Output(args.out)

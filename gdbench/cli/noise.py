@@ -102,11 +102,12 @@ def _noise_paired(args) -> int:
     device = resolve_device(args.device)
     if "," in args.dtype:
         raise ValueError("noise --paired takes one --dtype")
-    settings = AbSettings(device, tuple(parse_sizes(args.sizes) if args.sizes else
-                                      default_sizes(device)), args.features, args.dtype,
-                        parse_threshold(args.threshold),
-                        parse_fraction(args.min_effect, "--min-effect"),
-                        max_seconds=args.max_time)
+    settings = AbSettings(device=device, sizes=tuple(parse_sizes(args.sizes) if args.sizes
+                                                     else default_sizes(device)),
+                          n_features=args.features, dtype=args.dtype,
+                          threshold=parse_threshold(args.threshold),
+                          min_effect=parse_fraction(args.min_effect, "--min-effect"),
+                          max_seconds=args.max_time)
     slowdowns = () if args.no_power else tuple(
         parse_fraction(s.strip(), "--slowdowns") for s in args.slowdowns.split(",") if s.strip())
     if not args.no_power and not slowdowns:

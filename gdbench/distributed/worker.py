@@ -105,7 +105,7 @@ def allreduce_floor(ranks: Ranks, size: int, dtype: str, device: str) -> float:
     return max(ranks.everyone(float(np.median(times))))
 
 
-class Case:
+class RankCase:
     """One case on this rank: its data-parallel kernel and the windows measured so far."""
 
     def __init__(self, spec: CaseSpec, kernel: DataParallel, fields: dict):
@@ -186,7 +186,8 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
     try:
         rule = StopRule.for_budget(s.precision, s.budget, s.windows)
         output = Output(out, csv) if ranks.rank == 0 else None
-        specs = [CaseSpec(k, device, dtype, int(n), n_features, ranks=ranks.world)
+        specs = [CaseSpec(kernel=k, device=device, dtype=dtype, n_samples=int(n),
+                          n_features=n_features, ranks=ranks.world)
                  for n in s.sizes for k in names]
         all_settings = {"device": device, "dtype": dtype, "n_features": n_features,
                         "sizes": list(s.sizes), "kernels": names, "budget_s": s.budget,
@@ -197,7 +198,7 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
                         "hosts": ranks.everyone(socket.gethostname()), **(extra or {})}
         result = RunResult(capture(device), all_settings)
         cases = _prepare(ranks, specs, n_features, dtype, seed, lr, rule, result)
-        live = [c for c in cases if isinstance(c, Case)]
+        live = [c for c in cases if isinstance(c, RankCase)]
         for index in range(s.windows):
             floor = allreduce_floor(ranks, n_features + 1, accumulator(dtype), device)
             result.allreduce_floors.setdefault(ranks.world, []).append(floor)
@@ -224,7 +225,7 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
 
 
 def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> list:
-    """A Case or a CaseResult per spec; every rank agrees on which cases will be timed."""
+    """A RankCase or a CaseResult per spec; every rank agrees on which cases will be timed."""
     problems, out = {}, []
     fields = {"precision_target": rule.precision}
     for spec in specs:
@@ -267,21 +268,22 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
             out.append(CaseResult(spec, kind, f"rank {rank}: {message}",
                                   **fields, **backend_fields))
         else:
-            out.append(Case(spec, kernel, {**fields, **backend_fields, **fields_here}))
+            out.append(RankCase(spec, kernel, {**fields, **backend_fields, **fields_here}))
     return out
 
 
 def _results(ranks: Ranks, cases: list, gather: bool) -> list[CaseResult] | None:
     """The cases' results on rank 0: every rank's samples gathered when ``gather`` (all ranks
     must call it then), else rank 0's own so far."""
-    mine = [Samples.concat(c.parts) if isinstance(c, Case) and c.parts else None for c in cases]
+    mine = [Samples.concat(c.parts) if isinstance(c, RankCase) and c.parts else None
+            for c in cases]
     if gather:
         everyone = ranks.everyone(mine)
     elif ranks.rank != 0:
         return None
     results = []
     for index, case in enumerate(cases):
-        if not isinstance(case, Case):
+        if not isinstance(case, RankCase):
             results.append(case)
             continue
         if mine[index] is None:

@@ -22,26 +22,34 @@ from gdbench.records.converge import ConvergeResult
 from gdbench.records.run import RunResult
 
 
-def write_atomic(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+def replace_atomic(path, write) -> Path:
+    """Have ``write(tmp)`` write a temporary file beside ``path`` (same suffix), flush it to
+    disk and rename it over ``path``: readers see the old file or the new one, never half of
+    one. The file gets the permissions of an ordinary new file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     except OSError as exc:
         raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; results are ordinary files
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; results are ordinary
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_atomic(path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    replace_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(run: RunResult, path) -> None:

@@ -31,7 +31,8 @@ class Descent:
     @property
     def name(self) -> str:
 
-        return CaseSpec(self.kernel, self.device, self.dtype, self.n_samples).name
+        return CaseSpec(kernel=self.kernel, device=self.device, dtype=self.dtype,
+                        n_samples=self.n_samples).name
 
     def to_dict(self) -> dict:
         return {**asdict(self), "name": self.name}

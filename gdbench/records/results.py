@@ -246,29 +246,41 @@ class CaseResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> CaseResult:
-        spec = CaseSpec(d["kernel"], d["device"], d["dtype"], int(d["n_samples"]),
-                        int(d.get("n_features", 1)), bool(d.get("cuda_graph", False)),
-                        int(d.get("ranks", 0)), int(d.get("threads", 0)),
-                        int(d.get("steps_per_call", 1)))
-        samples = None
-        if d.get("samples"):
-            phases = tuple(d["phases"])
-            device = np.array([d["samples"][p] for p in phases]).T
-            host = None
-            if d.get("host_samples"):
-                host = np.array([d["host_samples"][p] for p in phases]).T
-            def optional(key):
-                return np.array(d[key]) if d.get(key) else None
+        spec = CaseSpec(kernel=d["kernel"], device=d["device"], dtype=d["dtype"],
+                        n_samples=int(d["n_samples"]), n_features=int(d.get("n_features", 1)),
+                        cuda_graph=bool(d.get("cuda_graph", False)),
+                        ranks=int(d.get("ranks", 0)), threads=int(d.get("threads", 0)),
+                        steps_per_call=int(d.get("steps_per_call", 1)))
+        nan = float("nan")
+        return cls(spec=spec, status=d["status"], message=d.get("message", ""),
+                   backend=d.get("backend", ""), passes=float(d.get("passes", nan)),
+                   prepare_s=float(d.get("prepare_s", nan)),
+                   warmup_s=float(d.get("warmup_s", nan)), samples=_samples(d),
+                   cache_bytes=int(d.get("cache_bytes", 0)),
+                   precision_target=float(d.get("precision_target", 0.01)),
+                   settle_steps=int(d.get("settle_steps", 0)),
+                   settled=bool(d.get("settled", False)), telemetry=d.get("telemetry"),
+                   contention=d.get("contention"), remeasured=bool(d.get("remeasured", False)),
+                   thread_counts=d.get("thread_counts"), memory=d.get("memory"),
+                   writes=d.get("writes"), energy=d.get("energy"), rooflines=d.get("rooflines"),
+                   many_steps=d.get("many_steps"))
 
-            samples = Samples(phases, device, host, optional("batch_samples"),
-                              int(d.get("batch_size", 0)), optional("batch_host_samples"),
-                              optional("sample_windows"), optional("batch_windows"))
-        return cls(spec, d["status"], d.get("message", ""), d.get("backend", ""),
-                   float(d.get("passes", float("nan"))), float(d.get("prepare_s", float("nan"))),
-                   float(d.get("warmup_s", float("nan"))), samples, int(d.get("cache_bytes", 0)),
-                   float(d.get("precision_target", 0.01)), int(d.get("settle_steps", 0)),
-                   bool(d.get("settled", False)), d.get("telemetry"), d.get("contention"),
-                   bool(d.get("remeasured", False)), d.get("thread_counts"), d.get("memory"),
-                   d.get("writes"), d.get("energy"), d.get("rooflines"), d.get("many_steps"))
+
+def _samples(d: dict) -> Samples | None:
+    """The samples of a case's dict, as ``CaseResult.to_dict`` wrote them; None if it has none."""
+    if not d.get("samples"):
+        return None
+    phases = tuple(d["phases"])
+
+    def optional(key):
+        return np.array(d[key]) if d.get(key) else None
+
+    host = (np.array([d["host_samples"][p] for p in phases]).T if d.get("host_samples")
+            else None)
+    return Samples(phases=phases, device=np.array([d["samples"][p] for p in phases]).T,
+                   host=host, batch=optional("batch_samples"),
+                   batch_size=int(d.get("batch_size", 0)),
+                   batch_host=optional("batch_host_samples"), window=optional("sample_windows"),
+                   batch_window=optional("batch_windows"))
 
 

@@ -109,7 +109,8 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
     if cuda_graph and not graphable:
         raise ValueError("--cuda-graph needs at least one kernel whose step can be captured "
                          "(see gdbench list)")
-    return [CaseSpec(k, device, dtype, int(n), n_features, graph, threads=t, steps_per_call=c)
+    return [CaseSpec(kernel=k, device=device, dtype=dtype, n_samples=int(n),
+                     n_features=n_features, cuda_graph=graph, threads=t, steps_per_call=c)
             for n in sizes for k in kernels for dtype in runs_in[k] for t in threads
             for graph in ((False, True) if k in graphable else (False,))
             for c in sorted(steps_per_call)]
@@ -147,9 +148,10 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     thread count. See ``sweep`` for the rest.
     """
     dtypes = tuple(dtype.split(",")) if isinstance(dtype, str) else tuple(dtype)
-    given = Settings(device, kernels if kernels == "all" else tuple(kernels),
-                     None if sizes is None else tuple(sizes), n_features, dtypes,
-                     None if threads is None else tuple(threads), **settings)
+    given = Settings(device=device, kernels=kernels if kernels == "all" else tuple(kernels),
+                     sizes=None if sizes is None else tuple(sizes), n_features=n_features,
+                     dtypes=dtypes, threads=None if threads is None else tuple(threads),
+                     **settings)
     return sweep(given.checked(), out, csv, on_start, on_result)
 
 
@@ -205,39 +207,9 @@ def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
             run_workers(result, s, roofline, save, sorted({c.bytes_min for c in specs}))
             result.complete = True
             return result
-        rounds = Rounds(
-            rule, windows, s.lr, {"cache_bytes": cache_bytes, "precision_target": s.precision},
-            cold=cold, remeasure=s.remeasure, memory=s.memory, fresh=s.fresh,
-            flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
-            if cold else None,
-            # after the probe has made the CUDA context NVML is matched with
-            hooks=window_hooks(device),
-            on_window=(lambda spec, done, total: on_start(spec, done, total)) if on_start else None)
         problems = {key: _problem(*key, n_features, s.seed)
                     for key in dict.fromkeys(problem_key(c) for c in specs)}
-
-        def probe_size(n):  # at the working set of each dtype of the size
-            for nbytes in sorted({c.bytes_min for c in specs if c.n_samples == n}):
-                try:
-                    result.rooflines.setdefault(nbytes, []).append(roofline_at(device, nbytes))
-                except Exception:  # too large to stream twice: no roofline for its cases
-                    pass
-
-        def probe_size_again(n):  # after the size's windows: the round's roofline is the higher
-            for nbytes in sorted({c.bytes_min for c in specs if c.n_samples == n}):
-                rounds = result.rooflines.get(nbytes)
-                if rounds:
-                    try:
-                        rounds[-1] = max(rounds[-1], roofline_at(device, nbytes))
-                    except Exception:
-                        pass
-
-        def probe_case(spec):
-            try:
-                return roofline_at(device, spec.bytes_min)
-            except Exception:
-                return None
-
+        probes = _Probes(device, specs, result.rooflines) if roofline else None
         recaptured = []
 
         def partial(cases):
@@ -247,10 +219,18 @@ def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
                 recaptured.append(True)
             save()
 
-        rounds.before_size = probe_size if roofline else None
-        rounds.after_size = probe_size_again if roofline else None
-        rounds.roofline_for = probe_case if roofline else None
-        rounds.on_round = partial
+        rounds = Rounds(
+            rule=rule, windows=windows, lr=s.lr,
+            fields={"cache_bytes": cache_bytes, "precision_target": s.precision},
+            cold=cold, remeasure=s.remeasure, memory=s.memory, fresh=s.fresh,
+            flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
+            if cold else None,
+            # after the probe has made the CUDA context NVML is matched with
+            hooks=window_hooks(device),
+            on_window=on_start,
+            on_round=partial, before_size=probes.before_size if probes else None,
+            after_size=probes.after_size if probes else None,
+            roofline_for=probes.for_case if probes else None)
         result.cases = rounds.measure(specs, problems)
         del problems
         if on_result:
@@ -265,6 +245,41 @@ def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
             output.abandon()  # removes the partial files when nothing was measured
         result.moved_aside = output.moved
     return result
+
+
+class _Probes:
+    """The read roofline at each working set of a sweep, taken around its sizes' windows into
+    ``rooflines`` (bytes -> one value a round); a size too large to stream twice has none."""
+
+    def __init__(self, device: str, specs, rooflines: dict):
+        self.device, self.specs, self.rooflines = device, specs, rooflines
+
+    def _sizes(self, n: int) -> list[int]:  # the working set of each dtype of the size
+        return sorted({c.bytes_min for c in self.specs if c.n_samples == n})
+
+    def before_size(self, n: int) -> None:
+        for nbytes in self._sizes(n):
+            try:
+                self.rooflines.setdefault(nbytes, []).append(roofline_at(self.device, nbytes))
+            except Exception:  # too large to stream twice: no roofline for its cases
+                pass
+
+    def after_size(self, n: int) -> None:
+        """Once more after the size's windows: the round's roofline is the higher."""
+        for nbytes in self._sizes(n):
+            rounds = self.rooflines.get(nbytes)
+            if rounds:
+                try:
+                    rounds[-1] = max(rounds[-1], roofline_at(self.device, nbytes))
+                except Exception:
+                    pass
+
+    def for_case(self, spec):
+        """Around a remeasured window of ``spec``; None where it cannot be taken."""
+        try:
+            return roofline_at(self.device, spec.bytes_min)
+        except Exception:
+            return None
 
 
 # The cold-mode flush writes this many times the largest cache (at least FLUSH_MIN bytes).
