@@ -83,10 +83,11 @@ def render(text: str) -> str:
             out += (ab.paired_study_markdown(study) + ["", "Variance components of the A/A "
                     "sessions' log ratios (standard deviations, median over cases):", ""]
                     + ab.components_markdown(sessions) + [END])
-        elif m["kind"] == "ab-targets":  # STUDY;MOONSHOT;SESSION,SESSION,...
-            study, moonshot, sessions = m["file"].split(";")
+        elif m["kind"] == "ab-targets":  # STUDY;MOONSHOT,MOONSHOT,...;SESSION,SESSION,...
+            study, moonshots, sessions = m["file"].split(";")
             out += ab.targets_markdown(json.loads((ROOT / study).read_text()),
-                                       json.loads((ROOT / moonshot).read_text()),
+                                       [json.loads((ROOT / f).read_text())
+                                        for f in moonshots.split(",") if f],
                                        [results.read_ab(ROOT / f) for f in sessions.split(",")]
                                        ) + [END]
         elif m["kind"] == "reanalysis":  # a paired study judged again, sign and signed-rank
@@ -99,8 +100,8 @@ def render(text: str) -> str:
         elif m["kind"] == "coverage":  # a paired study's coverage.json
             out += coverage_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
         elif m["kind"] == "bisect":  # a gdbench bisect search: its answer and table
-            out += bisect.markdown(results.read_bisect(ROOT / m["file"])).split("\n")[2:-1] + [
-                END]
+            text = bisect.markdown(results.read_bisect(ROOT / m["file"])).split("\n")
+            out += [text[0].removeprefix("### ") + ":", *text[1:-1], END]  # title as a line
         elif m["kind"] == "ab":  # a gdbench ab session: its summary, title line left out
             summary = ab.markdown(json.loads((ROOT / m["file"]).read_text())).split("\n")
             summary = summary[2:5] if m["short"] else summary[2:]  # short: no table

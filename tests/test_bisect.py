@@ -93,16 +93,18 @@ def test_one_commit_of_30_percent_among_eight_is_named(tmp_path, monkeypatch, ca
     assert "| GOOD |" in table and "| BAD |" in table and "← |" in table
 
 
-def test_two_commits_of_10_percent_each_are_both_named_as_steps_of_one_slowdown(
+def test_two_commits_of_20_percent_each_are_both_named_as_steps_of_one_slowdown(
         tmp_path, monkeypatch):
-    repository(tmp_path, monkeypatch, [("a", 0.0), ("first step", 0.1), ("b", 0.1),
-                                       ("c", 0.1), ("d", 0.1), ("second step", 0.21),
-                                       ("e", 0.21), ("f", 0.21)])
+    """Steps of 20%: large enough that a loaded machine (the suite's other workers) cannot hide
+    the second from a session of 10 s; the search, not its sensitivity, is what is tested."""
+    repository(tmp_path, monkeypatch, [("a", 0.0), ("first step", 0.2), ("b", 0.2),
+                                       ("c", 0.2), ("d", 0.2), ("second step", 0.44),
+                                       ("e", 0.44), ("f", 0.44)])
     status, result = search(tmp_path)
     assert status == 0
     assert subjects(result["found"]) == ["first step", "second step"]
     ratios = [f["ratio"][0] for f in result["found"]]
-    assert all(1.05 < r < 1.16 for r in ratios), ratios
+    assert all(1.1 < r < 1.3 for r in ratios), ratios
     assert "spread over 2 commits" in (tmp_path / "b.md").read_text()
 
 
@@ -164,4 +166,4 @@ def test_a_session_with_too_few_blocks_for_an_interval_is_shown_without_one(tmp_
     assert ratios[2][0] == pytest.approx(1.32) and ratios[2][1:] == (0.0, math.inf)
     text = view.markdown(result)
     assert "1.320 (too few blocks for an interval)" in text and "1.100 [1.0" in text
-    assert view.plot(result, tmp_path / "p.png").stat().st_size > 0
+    assert view.plot(result, tmp_path).stat().st_size > 0

@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib", reason="the plot extra is not installed")
 pytest.importorskip("markdown", reason="the plot extra is not installed")
 
 RUN = REPO / "results" / "cpu-default-epyc-1.json"
-AB = REPO / "results" / "ab-cpu-2core-epyc-compile-vs-numba.json"
+AB = REPO / "results" / "ab-cpu-2core-epyc" / "compile-vs-numba-1.json"
 CONVERGE = REPO / "results" / "converge-cpu-2core-epyc-1.json"
 
 

@@ -79,9 +79,10 @@ def markdown(result: dict) -> str:
                       "found):", "", *table_lines(result)]) + "\n"
 
 
-def plot(result: dict, path) -> Path:
-    """The ratio against GOOD over the commits tested, one line per case, with intervals."""
-    from gdbench.analysis.plot import pyplot
+def plot(result: dict, out_dir) -> Path:
+    """``bisect.png`` in ``out_dir``: the ratio against GOOD over the commits tested, one line
+    per case, with intervals."""
+    from gdbench.analysis.plot import pyplot, save_figure
 
     plt = pyplot()
     commits = result["commits"]
@@ -102,7 +103,6 @@ def plot(result: dict, path) -> Path:
     ax.set_title("gdbench bisect: where the ratio steps up")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    [path] = save_figure(fig, out_dir, "bisect", formats=("png",))
     plt.close(fig)
     return path

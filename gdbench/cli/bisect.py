@@ -52,9 +52,9 @@ def main(args) -> int:
         raise ValueError("gdbench bisect takes one --dtype")
     if not (args.max_time > 0 and args.session_time > 0):
         raise ValueError("--max-time and --session-time must be positive numbers of seconds")
-    settings = AbSettings(device, tuple(parse_sizes(args.sizes)), 1, args.dtype,
-                          parse_threshold(args.threshold),
-                          parse_fraction(args.min_effect, "--min-effect"),
+    settings = AbSettings(device=device, sizes=tuple(parse_sizes(args.sizes)),
+                          dtype=args.dtype, threshold=parse_threshold(args.threshold),
+                          min_effect=parse_fraction(args.min_effect, "--min-effect"),
                           window_s=args.window, max_seconds=args.session_time)
     outputs = {"--out": check_target(args.out, "--out"),
                "--markdown": (check_report_target(args.markdown, "--markdown")
@@ -63,6 +63,7 @@ def main(args) -> int:
     check_distinct(outputs)
     if args.plot:
         check_folder(args.plot, "--plot")
+        check_target(f"{args.plot}/bisect.png", "--plot")
     kernels = ([k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels
                else ["numpy-manual"])
     output = Output(args.out)
@@ -89,7 +90,7 @@ def main(args) -> int:
     if outputs["--markdown"]:
         write_atomic(outputs["--markdown"], view.markdown(d))
     if args.plot:
-        path = view.plot(d, check_target(f"{args.plot}/bisect.png", "--plot"))
+        path = view.plot(d, args.plot)
         say(f"wrote {path}")
     wrote(err, str(args.out) + (f" and {args.markdown}" if args.markdown else ""),
           output.moved, None, None)
