@@ -1,6 +1,6 @@
 """Write ``coverage.json`` of a ``gdbench noise --paired`` study folder again from its files:
 its A/A sessions resampled with ratios put in, and how the real ones did
-(``gdbench.runs.ab.study.write_coverage``). ``python scripts/ab_coverage.py DIR``."""
+(``gdbench.analysis.coverage.write_coverage``). ``python scripts/ab_coverage.py DIR``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gdbench.runs.ab.study import write_coverage  # noqa: E402
+from gdbench.analysis.coverage import write_coverage  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

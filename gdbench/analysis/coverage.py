@@ -19,10 +19,15 @@ unlike each other): real A/A sessions show that, by how often their intervals mi
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+from gdbench.files.paths import check_target, move_aside
+from gdbench.files.results import load_json, read_ab, write_atomic
+from gdbench.files.versions import NOISE_VERSION
 from gdbench.runs.ab.paired import by_block, hodges_lehmann, paired
 
 RATIOS = (1.0, 1.02, 1.05, 1.10, 1.20)
@@ -105,3 +110,25 @@ def coverage_markdown(result: dict) -> list[str]:
                   f"{real['FASTER'] + real['SLOWER']} FASTER or SLOWER, {real['SAME']} SAME, "
                   f"{real['AMBIGUOUS']} AMBIGUOUS."]
     return lines
+
+
+def write_coverage(folder: Path, trials: int = 200, seed: int = 0,
+                   keep_earlier: bool = False) -> dict:
+    """``coverage.json`` beside a study's ``paired.json``: its A/A sessions resampled with
+    ratios put in (``gdbench.analysis.coverage``), and how the real ones did; an earlier one
+    moved aside with ``keep_earlier`` (a new study), replaced otherwise (``python
+    scripts/ab_coverage.py DIR`` writes it again from the same files)."""
+    summary = load_json(folder / "paired.json")
+    sessions = [read_ab(folder / s["file"]) for s in summary["sessions"] if s["kind"] == "aa"]
+    settings = summary["settings"]
+    result = {"tool": "gdbench-noise-coverage", "schema_version": NOISE_VERSION,
+              "sessions": [s["file"] for s in summary["sessions"] if s["kind"] == "aa"],
+              "simulated": simulate(sessions, trials=trials, seed=seed,
+                                    threshold=settings["threshold"],
+                                    min_effect=settings.get("min_effect", 0.02)),
+              "real": real_coverage(sessions)}
+    path = check_target(folder / "coverage.json", "--out-dir")
+    if keep_earlier:
+        move_aside(path)
+    write_atomic(path, json.dumps(result, indent=1) + "\n")
+    return result

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from gdbench.analysis.ab import paired_study_lines
 from gdbench.analysis.compare import parse_fraction, parse_threshold
+from gdbench.analysis.coverage import write_coverage
 from gdbench.analysis.noise import assess, read_floor, write_floor
 from gdbench.cli.common import (
     add_run_options,
@@ -126,6 +127,7 @@ def _noise_paired(args) -> int:
         raise ValueError(f"--aa-runs must be at least 1, got {aa_runs}")
     s = study(kernels, settings, args.runs, folder, slowdowns, on_session, aa_runs,
               args.keep_samples)
+    write_coverage(folder, keep_earlier=True)
     for line in paired_study_lines(s):
         print(line)
     print(f"{len(s['sessions'])} sessions in {s['seconds']:.0f} s; summary in "

@@ -96,33 +96,7 @@ def study(kernels: list[str], settings: AbSettings, runs: int, folder: Path,
     kept = move_aside(files[-1])
     write_atomic(files[-1], json.dumps(summary, indent=1) + "\n")
     summary["kept"] = str(kept) if kept else None
-    write_coverage(folder, keep_earlier=True)
     return summary
-
-
-def write_coverage(folder: Path, trials: int = 200, seed: int = 0,
-                   keep_earlier: bool = False) -> dict:
-    """``coverage.json`` beside a study's ``paired.json``: its A/A sessions resampled with
-    ratios put in (``gdbench.analysis.coverage``), and how the real ones did; an earlier one
-    moved aside with ``keep_earlier`` (a new study), replaced otherwise (``python
-    scripts/ab_coverage.py DIR`` writes it again from the same files)."""
-    from gdbench.analysis.coverage import real_coverage, simulate
-    from gdbench.files.results import load_json, read_ab
-
-    summary = load_json(folder / "paired.json")
-    sessions = [read_ab(folder / s["file"]) for s in summary["sessions"] if s["kind"] == "aa"]
-    settings = summary["settings"]
-    result = {"tool": "gdbench-noise-coverage", "schema_version": NOISE_VERSION,
-              "sessions": [s["file"] for s in summary["sessions"] if s["kind"] == "aa"],
-              "simulated": simulate(sessions, trials=trials, seed=seed,
-                                    threshold=settings["threshold"],
-                                    min_effect=settings.get("min_effect", 0.02)),
-              "real": real_coverage(sessions)}
-    path = check_target(folder / "coverage.json", "--out-dir")
-    if keep_earlier:
-        move_aside(path)
-    write_atomic(path, json.dumps(result, indent=1) + "\n")
-    return result
 
 
 def comparisons(session: dict, kind: str, run: int, file: str) -> list[dict]:
