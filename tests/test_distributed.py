@@ -1,6 +1,7 @@
 """Data-parallel runs on real processes: gloo ranks on loopback, through the elastic agent of
 ``--nproc`` and through two ``torchrun`` node agents; and the failures that must end a run."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -143,16 +144,30 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
-    port, out = free_port(), tmp_path / "r.json"
-    command = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "gdbench-test",
-               "-m", "gdbench", "run", "--device", "cpu", "--kernels", "torch-module,triton-fused",
-               "--sizes", "1e3", "--budget", "0.04", "--windows", "2", "--quiet", "--out",
-               str(out)]
+    out = tmp_path / "r.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), TRITON_INTERPRET="1")
-    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env, cwd=tmp_path) for _ in range(2)]
-    logs = [a.communicate(timeout=240)[0] for a in agents]
+    hung = []
+    for attempt in range(2):  # torchrun's agents now and then hang at the rendezvous's end
+        command = [torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                   "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id",
+                   f"gdbench-test-{os.getpid()}-{attempt}", "-m", "gdbench", "run", "--device",
+                   "cpu", "--kernels", "torch-module,triton-fused", "--sizes", "1e3", "--budget",
+                   "0.04", "--windows", "2", "--quiet", "--out", str(out)]
+        agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, env=env, cwd=tmp_path, start_new_session=True)
+                  for _ in range(2)]
+        deadline = time.monotonic() + 150
+        try:
+            logs = [a.communicate(timeout=max(deadline - time.monotonic(), 1))[0]
+                    for a in agents]
+            break
+        except subprocess.TimeoutExpired:
+            for a in agents:  # the agents and their ranks
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(a.pid, signal.SIGKILL)
+            hung.append([a.communicate()[0] for a in agents])
+    else:
+        pytest.fail(f"both attempts hung at the rendezvous: {hung}")
     assert [a.returncode for a in agents] == [0, 0], logs
     run = read_json(out)
     assert run.settings["world_size"] == 2 and len(run.settings["hosts"]) == 2
