@@ -14,7 +14,9 @@ of that file; ``<!-- ab: results/FILE.json -->`` marks the summary of a ``gdbenc
 ``<!-- coverage: results/DIR/coverage.json -->`` its resampled coverage
 (``gdbench.analysis.coverage``), ``<!-- bisect: results/FILE.json -->`` a ``gdbench bisect``
 search's answer and table, and ``<!-- layout: results/DIR -->`` a table of the
-``gdbench noise`` studies in DIR's subfolders, and ``<!-- runs: results/A.json,results/B.json
+``gdbench noise`` studies in DIR's subfolders, ``<!-- windows: results/A.json,results/B.json
+-->`` runs of one sweep with their windows per case and precision
+(``scripts.more_tables.windows_markdown``), and ``<!-- runs: results/A.json,results/B.json
 sizes=1e4,1e6 roofline -->`` runs of the same cases side by side
 (``gdbench.analysis.tables.runs_markdown``; ``roofline``: with each run's share of its read
 roofline). ``--check`` writes nothing and exits with status 1 where a table is not what its
@@ -45,10 +47,11 @@ from scripts.more_tables import (  # noqa: E402
     noise_logs_markdown,
     scaling_markdown,
     spread_markdown,
+    windows_markdown,
 )
 from scripts.targets import targets_markdown  # noqa: E402
 
-MARK = re.compile(r"^<!-- (?P<kind>table|ab|ab-targets|paired|reanalysis|headline|coverage|bisect|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps): (?P<file>\S+)"
+MARK = re.compile(r"^<!-- (?P<kind>table|ab|ab-targets|paired|reanalysis|headline|coverage|bisect|layout|runs|targets|converge|memory|scaling|noise-logs|spread|many-steps|windows): (?P<file>\S+)"
                   r"(?: sizes=(?P<sizes>\S+))?(?P<short> short)?(?P<roofline> roofline)? -->$")
 END = "<!-- end table -->"
 
@@ -124,6 +127,9 @@ def render(text: str) -> str:
         elif m["kind"] == "many-steps":  # K steps per call against one, run by run
             out += many_steps_markdown([read_json(ROOT / f)
                                         for f in m["file"].split(",")]) + [END]
+        elif m["kind"] == "windows":  # runs of one sweep with fixed and budgeted windows
+            out += windows_markdown([(Path(f).stem, read_json(ROOT / f))
+                                     for f in m["file"].split(",")]) + [END]
         elif m["kind"] == "spread":  # how far runs of the same cases lay apart
             out += spread_markdown([read_json(ROOT / f) for f in m["file"].split(",")]) + [END]
         elif m["kind"] == "memory":

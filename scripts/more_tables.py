@@ -117,3 +117,28 @@ def many_steps_markdown(runs: list[RunResult]) -> list[str]:
             cells.append(" / ".join(f"{v:.2f}" for v in values if v is not None))
         lines.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
     return lines
+
+
+def windows_markdown(runs: list[tuple[str, RunResult]]) -> list[str]:
+    """A row per run of the same sweep: how many windows its cases got, how well their
+    latency medians are known (the ± of each case), and how long the windows took from the
+    first's start to the last's end."""
+    import numpy as np
+
+    lines = ["| run | --max-windows | cases | windows a case: median (range) | cases with more "
+             "than --windows | ± of a case: median | cases noisy (± over --precision) | "
+             "windows took |", "|---|---:|---:|---|---:|---:|---:|---:|"]
+    for name, run in runs:
+        s = run.settings
+        ok = [c for c in run.cases if c.ok]
+        counts = [c.summary().windows for c in ok]
+        precision = [c.summary().precision for c in ok]
+        spans = [(w["started"], w["started"] + w["wall_s"]) for c in ok
+                 for w in c.contention or () if w]
+        took = max(e for _, e in spans) - min(b for b, _ in spans) if spans else float("nan")
+        lines.append(
+            f"| {name} | {s.get('max_windows') or s['windows']} | {len(ok)} | "
+            f"{int(np.median(counts))} ({min(counts)}-{max(counts)}) | "
+            f"{sum(n > s['windows'] for n in counts)} | {np.median(precision):.1%} | "
+            f"{sum(p > s['precision'] for p in precision)} | {took:.0f} s |")
+    return lines

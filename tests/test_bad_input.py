@@ -117,6 +117,10 @@ BAD = [
     (["run", *QUICK, "--sizes", "1.5"], "is not a positive whole number"),
     (["run", *QUICK, "--budget", "nan"], "budget must be a positive number"),
     (["run", *QUICK, "--windows", "-1"], "windows must be a whole number"),
+    (["run", *QUICK, "--max-windows", "1"], "max_windows must be a whole number no less than "
+                                            "windows (2), got 1"),
+    (["run", *QUICK, "--processes", "2", "--max-windows", "5"],
+     "more windows than --windows need one process"),
     (["run", *QUICK, "--kernels", "nope"], "unknown kernel 'nope'"),
     (["run", *QUICK, "--features", "-2"], "features must be at least 1"),
     (["run", *QUICK, "--nproc", "2", "--processes", "2"], "--processes does not go with"),

@@ -45,6 +45,7 @@ def test_roofline_picks_the_level_the_data_fits_in():
 
 def test_bandwidth_is_measured_at_a_case_size_in_every_round():
     result = gdbench.run("cpu", ["numpy-manual"], [1000, 100_000], budget=0.02, windows=2,
+                         max_windows=2,
                          probe_bytes=4 << 20)
     assert sorted(result.rooflines) == [8000, 800_000]
     assert all(len(v) == 2 for v in result.rooflines.values())

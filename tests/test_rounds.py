@@ -22,7 +22,8 @@ def run(*args, **kwargs):
 
 def test_windows_are_spread_over_the_whole_run():
     # without remeasuring, which would measure an unsteady case again after the rounds
-    result = run(["numpy-manual", "torch-manual"], [100, 10_000], windows=3, remeasure=False)
+    result = run(["numpy-manual", "torch-manual"], [100, 10_000], windows=3, max_windows=3,
+                 remeasure=False)
     starts = {c.spec.label: [w["started"] for w in c.contention] for c in result.cases}
     for case in result.cases:
         assert case.windows == 3 and case.summary().windows == 3
@@ -50,6 +51,57 @@ def test_precision_comes_from_the_spread_between_windows():
     assert Summary.of(drifting, windows).precision > 0.03
 
 
+def windows_of(medians):
+    """A stand-in for ``sample_window`` whose windows' steps take ``medians(i)`` seconds in the
+    i-th window, sleeping 10 ms a window; the windows it ran are counted in ``.calls``."""
+    def sample_window(kernel, rule, budget, batches=False, batch_size=None, flush=None):
+        sample_window.calls += 1
+        time.sleep(0.01)
+        phases = tuple(kernel.phases)
+        step = medians(sample_window.calls) * (1 + np.linspace(0, 0.01, 20))
+        return Samples(phases, np.outer(step, np.ones(len(phases)) / len(phases))), 0, 20
+
+    sample_window.calls = 0
+    return sample_window
+
+
+def test_a_case_gets_windows_while_its_interval_is_wide_and_its_budget_lasts(monkeypatch):
+    monkeypatch.setattr(contention, "Watch", FakeWatch)
+    # windows that disagree by 30% in turn: the interval stays wide, so windows are added up
+    # to max_windows while the budget holds one more
+    wide = windows_of(lambda i: 1e-3 * (1.3 if i % 2 else 1.0))
+    monkeypatch.setattr(cases, "sample_window", wide)
+    [case] = run(["numpy-manual"], [100], windows=3, max_windows=7, budget=10,
+                 remeasure=False).cases
+    assert case.windows == 7 == wide.calls and case.summary().windows == 7
+    # three windows of 10 ms or more have spent what a budget of 20 ms allows (30 ms): no more
+    spent = windows_of(lambda i: 1e-3 * (1.3 if i % 2 else 1.0))
+    monkeypatch.setattr(cases, "sample_window", spent)
+    [case] = run(["numpy-manual"], [100], windows=3, max_windows=7, budget=0.02,
+                 remeasure=False).cases
+    assert case.windows == 3 == spent.calls
+    # windows that agree: the interval is narrow after the first three, and none is added
+    steady = windows_of(lambda i: 1e-3)
+    monkeypatch.setattr(cases, "sample_window", steady)
+    [case] = run(["numpy-manual"], [100], windows=3, max_windows=7, budget=10,
+                 remeasure=False).cases
+    assert case.windows == 3 == steady.calls and case.summary().precision < 0.01
+
+
+def test_the_window_count_is_fixed_where_asked_and_with_processes():
+    from gdbench.runs.settings import MAX_WINDOWS, Settings
+
+    assert Settings(device="cpu").checked().max_windows == MAX_WINDOWS
+    assert Settings(device="cpu", windows=20).checked().max_windows == 20
+    assert Settings(device="cpu", windows=4, max_windows=4).checked().max_windows == 4
+    # each process measures its share of a fixed count
+    assert Settings(device="cpu", windows=4, processes=2).checked().max_windows == 4
+    worker = Settings(device="cpu", windows=4, processes=2).checked().for_worker(2)
+    assert worker.windows == worker.max_windows == 2
+    with pytest.raises(ValueError, match="no less than windows"):
+        Settings(device="cpu", windows=4, max_windows=3).checked()
+
+
 class FakeWatch:
     """Reports a busy machine for the first windows of one kernel, an idle one after."""
 
@@ -75,10 +127,10 @@ def test_a_contended_case_is_measured_again(monkeypatch):
             return reading
 
     monkeypatch.setattr(contention, "Watch", Busy)
-    [case] = run(["numpy-manual"], [100], windows=2).cases
+    [case] = run(["numpy-manual"], [100], windows=2, max_windows=2).cases
     assert case.remeasured and not case.contended  # the second, idle attempt was kept
     assert len(calls) == 4
-    [kept] = run(["numpy-manual"], [100], windows=2, remeasure=False).cases
+    [kept] = run(["numpy-manual"], [100], windows=2, max_windows=2, remeasure=False).cases
     assert not kept.remeasured
 
 
@@ -116,7 +168,8 @@ def test_a_stalled_window_is_measured_again(monkeypatch):
     # an idle machine throughout: a real CPU wait in the second attempt would rightly keep
     # the first, which this test is not about
     monkeypatch.setattr(contention, "Watch", FakeWatch)
-    result = run(["numpy-manual"], [1000], windows=3, roofline=True, probe_bytes=1 << 20)
+    result = run(["numpy-manual"], [1000], windows=3, max_windows=3, roofline=True,
+                 probe_bytes=1 << 20)
     [case] = result.cases
     # the stalled attempt (one window five times slower) is not kept
     assert case.remeasured and case.summary().spread < 4 and case.summary().stalled == ()

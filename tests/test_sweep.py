@@ -68,7 +68,7 @@ def test_default_sizes():
 def test_run_records_every_case(tmp_path):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     result = gdbench.run("cpu", ["numpy-manual", "torch-manual"], [100, 5000], n_features=2,
-                         budget=0.05, out=out, csv=csv, probe_bytes=4 << 20)
+                         budget=0.05, max_windows=4, out=out, csv=csv, probe_bytes=4 << 20)
     assert result.complete
     assert [(c.spec.kernel, c.spec.n_samples) for c in result.cases] == [
         ("numpy-manual", 100), ("torch-manual", 100), ("numpy-manual", 5000), ("torch-manual", 5000)]
@@ -469,8 +469,8 @@ def test_every_window_is_of_a_fresh_instance_on_fresh_buffers(fakes, fresh, inst
     from tests.fake_kernels import Counted
 
     Counted.buffers = []
-    run = gdbench.run("cpu", ["counted"], [1000], budget=0.03, windows=3, roofline=False,
-                      memory=False, remeasure=False, fresh=fresh)
+    run = gdbench.run("cpu", ["counted"], [1000], budget=0.03, windows=3, max_windows=3,
+                      roofline=False, memory=False, remeasure=False, fresh=fresh)
     assert run.cases[0].ok and run.cases[0].windows == 3
     assert len(Counted.buffers) == instances  # prepared once per window, or once
     assert len(set(Counted.buffers[1:])) == instances - 1  # each on a copy of its own

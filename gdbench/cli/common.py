@@ -57,7 +57,8 @@ def settings(args) -> Settings:
         n_features=args.features, dtypes=tuple(args.dtype.split(",")),
         threads=tuple(parse_threads(args.threads)) if args.threads is not None else None,
         budget=args.budget, precision=args.precision, cuda_graph=args.cuda_graph,
-        roofline=not args.no_roofline, windows=args.windows, cold=args.cold,
+        roofline=not args.no_roofline, windows=args.windows,
+        max_windows=args.max_windows, cold=args.cold,
         remeasure=not args.no_remeasure, processes=args.processes,
         memory=not args.no_memory, fresh=not args.keep_layout,
         dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
@@ -215,7 +216,11 @@ def add_run_options(p) -> None:
                    help="a window stops once its median is known to this relative precision, "
                         "and a case is noisy when its own is worse (default 0.02)")
     p.add_argument("--windows", type=int, default=4,
-                   help="windows per case, spread over the run (default 4)")
+                   help="windows per case, spread over the run (default 4); a case whose "
+                        "interval is wider than --precision gets more while its budget lasts")
+    p.add_argument("--max-windows", type=int, metavar="N",
+                   help="the most windows a case gets (default 16; with --processes, "
+                        "--windows): as --windows for a fixed count")
     p.add_argument("--cold", action="store_true",
                    help="flush the caches before every latency sample (no batches)")
     p.add_argument("--no-remeasure", action="store_true",

@@ -3,7 +3,10 @@
 Every case is prepared and checked against the float64 reference first. Then the run goes
 round all the cases ``windows`` times, as asv interleaves its rounds, so
 that a case's windows are spread over the whole run: a round takes the sizes in order and each
-size's cases starting one further on than in the last round. A window is untimed steps (until
+size's cases starting one further on than in the last round. Further rounds, up to
+``max_windows``, take the cases whose interval is still wider than the precision asked for and
+whose budget holds one more window (``Rounds.wants_more``): a case whose windows end early,
+their medians known, gets as many windows as its budget allows. A window is untimed steps (until
 the step time settles in the first round, a millisecond's worth later), latency samples for
 the case's share of the budget, then batches, with the machine's contention and the GPU's
 clocks read around it. Every window after a case's first is of a new instance of its kernel,
@@ -67,6 +70,7 @@ class Live:
     batch_size: int | None = None
     problem: tuple | None = None  # (x, y, lr): to prepare a fresh instance for every window
     held: tuple = ()  # this window's copies of the data and the padding before them
+    sampled: list = field(default_factory=list)  # seconds each window sampled, batches included
 
     def refresh(self) -> None:
         """A new instance of the kernel, prepared on fresh copies of the data and stepped once:
@@ -171,7 +175,9 @@ def _measure_window(live: Live, rule: StopRule, budget: float, batches: bool,
     else:
         rewarm(kernel)
     started = [hook.start() for hook in live.hooks]
+    began = time.perf_counter()
     samples, size, steps = sample_window(kernel, rule, budget, batches, live.batch_size, flush)
+    live.sampled.append(time.perf_counter() - began)
     k = live.spec.steps_per_call
     if k > 1:  # a call ran k steps: times per step, and every step counted
         samples, steps = samples.per_step(k), steps * k
@@ -187,6 +193,7 @@ class Rounds:
 
     rule: StopRule
     windows: int = 4
+    max_windows: int | None = None  # up to this many while a case wants more (None: windows)
     lr: float = 0.01
     fields: dict = field(default_factory=dict)  # recorded with every case
     cold: bool = False
@@ -228,11 +235,12 @@ class Rounds:
             current = {c.spec: c.result() for c in live if c.parts}
             return [done.get(s) or current[s] for s in specs if s in done or s in current]
 
+        def saved():
+            if self.on_round:
+                self.on_round(ordered())
+
         try:
-            for index in range(self.windows):
-                self._round(live, index, steps)
-                if self.on_round:
-                    self.on_round(ordered())
+            self._rounds(live, steps, after_round=saved)
             for case in live:
                 done[case.spec] = self._remeasured(case)
             live.clear()
@@ -243,8 +251,7 @@ class Rounds:
                                 self.memory)
                 if isinstance(alone, Live):
                     alone.hooks = tuple(self.hooks)
-                    for index in range(self.windows):
-                        self._round([alone], index, steps, roofline=False)
+                    self._rounds([alone], steps, roofline=False)
                     alone = replace(alone.result(), message="measured alone: its data did not "
                                                             "fit beside the other kernels'")
                 done[spec] = alone
@@ -254,6 +261,32 @@ class Rounds:
                 self.on_round(ordered())
             raise
         return [done[s] for s in specs if s in done]
+
+    def _rounds(self, live: list[Live], steps: list[int], roofline: bool = True,
+                after_round=None) -> None:
+        """``windows`` rounds of every case, then rounds of those that want more
+        (``wants_more``), up to ``max_windows``; ``after_round()`` after each."""
+        for index in range(max(self.windows, self.max_windows or 0)):
+            group = live if index < self.windows else [c for c in live if self.wants_more(c)]
+            if not group:
+                break
+            if index >= self.windows:
+                steps[1] += len(group)
+            self._round(group, index, steps, roofline)
+            if after_round:
+                after_round()
+
+    def wants_more(self, case: Live) -> bool:
+        """Another window for ``case``: its interval is wider than the precision asked for
+        (stalled windows aside), and one more window as long as its longest so far keeps its
+        sampling within what its first ``windows`` could take (the budget for latency
+        samples, half as long again for batches)."""
+        if not case.sampled:
+            return False
+        result = case.result()
+        if not result.ok or result.summary().precision <= self.rule.precision:
+            return False
+        return sum(case.sampled) + max(case.sampled) <= 1.5 * self.rule.budget
 
     def _round(self, live: list[Live], index: int, steps: list[int], roofline: bool = True) -> None:
         """One window of every case: sizes in order, each size's cases starting one further on."""
@@ -281,7 +314,7 @@ class Rounds:
                      problem=case.problem)
         again.batch_size = case.batch_size
         rooflines = []  # the attempt's own: measured around each of its windows, as the run's
-        for index in range(self.windows):
+        for index in range(len(case.parts)):  # as many windows as the first attempt had
             before = self.roofline_for(case.spec) if self.roofline_for else None
             self._round([again], index, [0, 0], roofline=False)
             after = self.roofline_for(case.spec) if self.roofline_for else None

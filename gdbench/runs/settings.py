@@ -18,6 +18,9 @@ from gdbench.core.dtypes import parse_dtypes
 from gdbench.measure.threads import check_threads
 
 DEFAULT_MAX_SIZE = {"cpu": 10**7, "cuda": 10**8}
+# A case whose interval is wider than the precision asked for gets windows beyond --windows,
+# up to this many, while its budget lasts (``gdbench.measure.cases.Rounds``).
+MAX_WINDOWS = 16
 
 
 def default_sizes(device: str) -> tuple[int, ...]:
@@ -41,7 +44,8 @@ class Settings:
     cuda_graph: bool = False
     roofline: bool = True
     probe_bytes: int | None = None
-    windows: int = 4
+    windows: int = 4  # the fewest windows per case
+    max_windows: int | None = None  # the most, budget allowing (None: 16, or windows)
     cold: bool = False
     remeasure: bool = True
     processes: int = 1
@@ -64,6 +68,17 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value}")
+        max_windows = self.max_windows
+        if max_windows is None:  # fresh processes and ranks measure a fixed count
+            max_windows = (max(MAX_WINDOWS, self.windows) if self.processes == 1 else
+                           self.windows)
+        elif not (isinstance(max_windows, int) and max_windows >= self.windows):
+            raise ValueError(f"max_windows must be a whole number no less than windows "
+                             f"({self.windows}), got {max_windows}")
+        elif self.processes > 1 and max_windows > self.windows:
+            raise ValueError("more windows than --windows need one process: with --processes "
+                             "the count is fixed (give --max-windows as --windows, or leave "
+                             "it out)")
         if self.processes > self.windows:
             raise ValueError(f"processes ({self.processes}) cannot be more than windows "
                              f"({self.windows}): each process measures at least one window "
@@ -90,7 +105,7 @@ class Settings:
                              "one step")
         return replace(self, device=device, sizes=tuple(int(n) for n in sizes),
                        dtypes=tuple(parse_dtypes(",".join(self.dtypes))), threads=threads,
-                       kernels=kernels, steps_per_call=steps)
+                       kernels=kernels, steps_per_call=steps, max_windows=max_windows)
 
     @property
     def dtype(self) -> str:
@@ -132,7 +147,8 @@ class Settings:
         share of the budget, without the roofline (the parent measures it) or workers of its
         own."""
         windows = windows or self.windows
-        return replace(self, windows=windows, budget=self.budget * windows / self.windows,
+        return replace(self, windows=windows, max_windows=windows,
+                       budget=self.budget * windows / self.windows,
                        roofline=False, processes=1)
 
 

@@ -220,7 +220,7 @@ def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
             save()
 
         rounds = Rounds(
-            rule=rule, windows=windows, lr=s.lr,
+            rule=rule, windows=windows, max_windows=s.max_windows, lr=s.lr,
             fields={"cache_bytes": cache_bytes, "precision_target": s.precision},
             cold=cold, remeasure=s.remeasure, memory=s.memory, fresh=s.fresh,
             flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
