@@ -1,11 +1,13 @@
 """The statistics behind the stopping rule and the noise flag, and the sampling loop itself."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gdbench.measure.timing import StopRule, sample, warm_up
+from gdbench.measure.cases import sample
+from gdbench.measure.timing import StopRule, warm_up
 from gdbench.records.stats import Summary, median_ci, relative_precision
 
 
@@ -98,6 +100,64 @@ def test_batches_last_about_ten_milliseconds():
 
 def test_batches_are_opt_in():
     assert sample(Sleeper(0), StopRule(budget=0.01)).batch is None
+
+
+def test_the_count_rule_takes_exactly_the_samples_and_batches_it_names():
+    """The ranks' rule: every rank must step as often as rank 0 decided, however fast."""
+    from gdbench.measure.timing import HostTimer, take_window
+
+    kernel = Sleeper(0)
+    for count, batches in ((7, 4), (12, 3)):
+        window = take_window(kernel, HostTimer(kernel.synchronize),
+                             StopRule(precision=0.5, budget=10, count=count, batches=batches),
+                             10, batches=True, batch_size=5)
+        assert window.device.shape == (count, 1) and len(window.batch) == batches
+        assert window.steps == count + 5 * batches
+
+
+def test_the_time_rule_samples_for_its_whole_share_whatever_the_precision():
+    """ab's rule (no precision): a steady step is still sampled for the whole budget, and the
+    batches for ``batch_share`` of it."""
+    from gdbench.measure.timing import HostTimer, take_window
+
+    kernel = Sleeper(0.001)
+    start = time.perf_counter()
+    window = take_window(kernel, HostTimer(kernel.synchronize),
+                         StopRule(precision=None, budget=0.1, batch_share=1.0,
+                                  batch_seconds=2e-3), 0.1, batches=True, whole_step=True)
+    assert time.perf_counter() - start >= 0.2
+    assert window.phases == ("step",) and window.device.shape[0] >= 50
+    assert window.batch_size >= 2 and len(window.batch) >= 20
+    precise = sample(kernel, StopRule(precision=0.05, budget=0.1))
+    assert precise.device.shape[0] < window.device.shape[0]
+
+
+def test_the_loop_loads_by_path_with_numpy_alone():
+    """ab's worker loads timing.py and contention.py by path, beside a side's gdbench that may
+    lack them: at their top they import the standard library and NumPy alone."""
+    import ast
+    import sys
+
+    import gdbench
+
+    for name in ("timing", "contention"):
+        path = Path(gdbench.__file__).parent / "measure" / f"{name}.py"
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        roots = {(a.name if isinstance(n, ast.Import) else n.module).split(".")[0]
+                 for n in top for a in n.names}
+        assert roots <= set(sys.stdlib_module_names) | {"numpy", "__future__"}, (name, roots)
+
+
+def test_ab_windows_are_the_sampling_loops():
+    """ab's worker times its window with this gdbench's timing.py, loaded by path."""
+    import gdbench
+    from gdbench.runs.ab import worker
+
+    assert Path(worker.timing.__file__) == Path(gdbench.__file__).parent / "measure" / "timing.py"
+    answer = worker.window(Sleeper(0.0005), 0.04)
+    assert len(answer["latency"]) >= 5 and len(answer["throughput"]) >= 5
+    assert min(answer["latency"]) >= 0.0005 and answer["batch_size"] >= 2
 
 
 class SlowStart(Sleeper):

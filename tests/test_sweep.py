@@ -303,7 +303,8 @@ class Asynchronous(gdbench.kernels.base.FusedKernelBase):
 
 
 def test_a_step_is_timed_until_its_kernel_says_it_is_done():
-    from gdbench.measure.timing import StopRule, sample_window
+    from gdbench.measure.cases import sample_window
+    from gdbench.measure.timing import StopRule
 
     kernel = Asynchronous()
     kernel.prepare([1.0, 2.0], [2.0, 4.0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 import time
 from datetime import timedelta
 
@@ -30,10 +31,10 @@ from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.step import DataParallel
 from gdbench.files.results import Output
 from gdbench.kernels import registry
-from gdbench.measure.cases import is_oom
+from gdbench.measure.cases import is_oom, round_order, window_samples
 from gdbench.measure.clocks import make_timer
 from gdbench.measure.environment import capture
-from gdbench.measure.timing import StopRule
+from gdbench.measure.timing import StopRule, take_window
 from gdbench.records.results import CaseResult, CaseSpec
 from gdbench.records.run import RunResult
 from gdbench.records.samples import Samples
@@ -114,10 +115,10 @@ class RankCase:
         self.batch_size = None
 
     def window(self, ranks: Ranks, rule: StopRule, budget: float) -> None:
-        """Warm-up, latency samples and batches, as many as rank 0 says, in lockstep."""
+        """Warm-up, latency samples and batches, as many as rank 0 says, in lockstep: the
+        sampling loop (``gdbench.measure.timing``) with its count rule."""
         kernel, dist = self.kernel, ranks.dist
         timer = make_timer(kernel)
-        calls = [getattr(kernel, phase) for phase in kernel.phases]
         dist.barrier()
         pilot = []
         for _ in range(PILOT_STEPS):  # the median, so that one stalled step sets no count
@@ -137,22 +138,10 @@ class RankCase:
                         rule.min_batch_steps if timer.asynchronous else 1, rule.max_batch_size)))
         batches = ranks.decide(int(np.clip(budget / 2 / (size * estimate), rule.min_samples,
                                            1000)))
-        device, host = [], []
-        for _ in range(count):
-            d, h = timer.sample(calls)
-            device.append(d)
-            host.append(h)
-        per_step, per_step_host = [], []
-        kernel.synchronize()
-        for _ in range(batches):
-            d, h = timer.batch(kernel.step, size)
-            per_step.append(d / size)
-            per_step_host.append(None if h is None else h / size)
+        window = take_window(kernel, timer, replace(rule, count=count, batches=batches), budget,
+                             batches=True, batch_size=size)
         self.batch_size = size
-        self.parts.append(Samples(tuple(kernel.phases), np.array(device),
-                                  None if host[0] is None else np.array(host),
-                                  np.array(per_step), size,
-                                  None if per_step_host[0] is None else np.array(per_step_host)))
+        self.parts.append(window_samples(window))
 
 
 def slowest(per_rank: list[Samples]) -> Samples:
@@ -202,11 +191,8 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
         for index in range(s.windows):
             floor = allreduce_floor(ranks, n_features + 1, accumulator(dtype), device)
             result.allreduce_floors.setdefault(ranks.world, []).append(floor)
-            group_sizes = sorted({c.spec.n_samples for c in live})
-            for n in group_sizes:
-                group = [c for c in live if c.spec.n_samples == n]
-                shift = index % len(group)
-                for case in group[shift:] + group[:shift]:
+            for _, group in round_order(live, index):
+                for case in group:
                     if on_start and ranks.rank == 0:
                         on_start(case.spec, index * len(live), s.windows * len(live))
                     case.window(ranks, rule, s.budget / s.windows)

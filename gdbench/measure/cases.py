@@ -36,7 +36,8 @@ from gdbench.kernels.cuda_graph import CudaGraphStep
 from gdbench.kernels.many_steps import ManySteps
 from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
-from gdbench.measure.timing import StopRule, rewarm, sample_window, warm_up
+from gdbench.measure.clocks import make_timer
+from gdbench.measure.timing import StopRule, Window, rewarm, take_window, warm_up
 from gdbench.records.results import CaseResult, CaseSpec
 from gdbench.records.samples import Samples
 
@@ -154,6 +155,24 @@ def _instance(spec: CaseSpec):
     if spec.steps_per_call > 1:
         return ManySteps(kernel, spec.steps_per_call)
     return CudaGraphStep(kernel) if spec.cuda_graph else kernel
+
+
+def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
+                  batch_size: int | None = None, flush=None) -> tuple[Samples, int, int]:
+    """(samples, K, steps run): one window of the sampling loop (``gdbench.measure.timing``),
+    timed with the kernel's own clock."""
+    window = take_window(kernel, make_timer(kernel), rule, budget, batches, batch_size, flush)
+    return window_samples(window), window.batch_size, window.steps
+
+
+def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Samples:
+    """One window of a prepared, warmed-up kernel, with the whole budget."""
+    return sample_window(kernel, rule, rule.budget, batches)[0]
+
+
+def window_samples(window: Window) -> Samples:
+    return Samples(window.phases, window.device, window.host, window.batch, window.batch_size,
+                   window.batch_host)
 
 
 def measure_window(live: Live, rule: StopRule, budget: float, batches: bool, flush=None,
@@ -289,13 +308,11 @@ class Rounds:
         return sum(case.sampled) + max(case.sampled) <= 1.5 * self.rule.budget
 
     def _round(self, live: list[Live], index: int, steps: list[int], roofline: bool = True) -> None:
-        """One window of every case: sizes in order, each size's cases starting one further on."""
-        for n in sorted({c.spec.n_samples for c in live}):
+        """One window of every case, in ``round_order``."""
+        for n, group in round_order(live, index):
             if roofline and self.before_size:
                 self.before_size(n)
-            group = [c for c in live if c.spec.n_samples == n]
-            shift = index % len(group)
-            for case in group[shift:] + group[:shift]:
+            for case in group:
                 if self.on_window and steps[0] < steps[1]:
                     self.on_window(case.spec, steps[0], steps[1])
                 measure_window(case, self.rule, self.rule.budget / self.windows,
@@ -325,6 +342,15 @@ class Rounds:
         if all(rooflines):
             second = replace(second, rooflines=rooflines)
         return min(second, replace(first, remeasured=True), key=_unsteadiness)
+
+
+def round_order(cases, index: int):
+    """(size, its cases) of round ``index``: sizes in order, and each size's cases starting
+    ``index`` further on, so that no case is always first after the size's roofline probe."""
+    for n in sorted({c.spec.n_samples for c in cases}):
+        group = [c for c in cases if c.spec.n_samples == n]
+        shift = index % len(group)
+        yield n, group[shift:] + group[:shift]
 
 
 def unsteady(case: CaseResult) -> bool:

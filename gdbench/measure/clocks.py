@@ -1,5 +1,6 @@
-"""The clocks a step is timed with: the host clock between phases on the CPU, CUDA events on
-the kernel's own stream, the cache flush of cold mode, and a synchronized clock for
+"""The clocks a step is timed with: CUDA events on the kernel's own stream, or the host clock
+between phases (``HostTimer``, which lives with the sampling loop in ``timing`` so that the
+loop needs nothing else), the cache flush of cold mode, and a synchronized clock for
 pytest-benchmark."""
 
 from __future__ import annotations
@@ -9,40 +10,9 @@ import time
 import numpy as np
 
 from gdbench.core.devices import cuda_unavailable, is_cuda
+from gdbench.measure.timing import HostTimer
 
 EVENT_BACKENDS = ("torch", "triton", "cupy")  # whose CUDA work CUDA events on their stream time
-
-
-def _calls(kernel) -> list:
-    return [getattr(kernel, phase) for phase in kernel.phases]
-
-
-class HostTimer:
-    """Phases timed with the monotonic nanosecond clock, each read after ``synchronize``."""
-
-    asynchronous = False  # a batch's clock reads bracket all its work
-    lead_steps = 0
-
-    def __init__(self, synchronize):
-        self.synchronize = synchronize
-
-    def sample(self, calls) -> tuple[list[float], None]:
-        clock, sync = time.perf_counter_ns, self.synchronize
-        marks = [clock()]
-        for call in calls:
-            call()
-            sync()
-            marks.append(clock())
-        return [(b - a) * 1e-9 for a, b in zip(marks, marks[1:])], None
-
-    def batch(self, step, k: int) -> tuple[float, None]:
-        """Seconds taken by ``k`` back-to-back calls of ``step``, and the wait for them."""
-        clock = time.perf_counter_ns
-        start = clock()
-        for _ in range(k):
-            step()
-        self.synchronize()
-        return (clock() - start) * 1e-9, None
 
 
 class CudaTimer:

@@ -1,4 +1,17 @@
-"""Timing one kernel's steps: per-phase latency samples, and batches of back-to-back steps.
+"""The one sampling loop: a window of one kernel's steps, per-phase latency samples and batches
+of back-to-back steps, for ``run``, ``ab``'s workers and the ranks of a data-parallel run.
+
+What differs between them is the stop rule (``StopRule``):
+
+- precision (``run``): latency samples until the median is known to ``precision`` or the
+  window's share of the budget is spent, after ``min_samples``; batches for half as long;
+- time (``ab``'s workers, ``precision=None``): the whole share, then batches for as long
+  (``batch_share=1``), whole steps timed, since a slowed side is slowed in its step;
+- count (the ranks, ``count`` and ``batches``): exactly as many samples and batches as rank 0
+  decided, so that every rank steps in lockstep through its collectives.
+
+This file imports NumPy alone at its top (the precision stop imports gdbench's statistics
+when it is used), so that ``ab``'s worker loads it by path whatever gdbench the side runs.
 
 CPU: ``time.perf_counter_ns`` (monotonic) read between the phases, each after the kernel's own
 ``synchronize``: a no-op for NumPy, Numba and torch on the CPU, but JAX dispatches its CPU work
@@ -20,7 +33,7 @@ launches overlap the device work of the steps before them, and the batch time ov
 steady-state time per step, the throughput. On CUDA an untimed step is launched just before
 each batch's first event, so that the batch's first step does not start from an idle device.
 
-A case is timed in several windows spread over the run (``sample_window`` once per window;
+A case is timed in several windows spread over the run (``take_window`` once per window;
 ``Samples.concat`` joins them), so that its spread between windows can be seen. In cold mode a
 flush of the caches runs before each latency sample, outside the timed region, and no batches
 are taken: back-to-back steps are warm by nature.
@@ -34,22 +47,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdbench.measure.clocks import _calls, make_timer
-from gdbench.records.samples import Samples
-from gdbench.records.stats import relative_precision
-
 
 @dataclass(frozen=True)
 class StopRule:
-    """When to stop sampling a case: the median known to ``precision``, or ``budget`` spent.
+    """When to stop sampling a window: the median known to ``precision`` (None: never), or
+    ``budget`` spent, or ``count`` samples taken (then ``batches`` batches).
 
-    Batches get half the budget, and each lasts about ``batch_seconds``, with at least
-    ``min_batch_steps`` steps where the device runs them asynchronously (CUDA). Warm-up runs
-    until two consecutive groups of steps agree within ``settle`` or ``warmup`` seconds have
-    passed.
+    Batches get ``batch_share`` of the window's budget, and each lasts about
+    ``batch_seconds``, with at least ``min_batch_steps`` steps where the device runs them
+    asynchronously (CUDA). Warm-up runs until two consecutive groups of steps agree within
+    ``settle`` or ``warmup`` seconds have passed.
     """
 
-    precision: float = 0.01
+    precision: float | None = 0.01
     budget: float = 0.5  # seconds of latency sampling per case, shared by its windows
     min_samples: int = 3  # per window
     max_samples: int = 10_000
@@ -58,6 +68,9 @@ class StopRule:
     max_batch_size: int = 100_000
     warmup: float = 0.25  # longest warm-up, seconds
     settle: float = 0.05
+    batch_share: float = 0.5  # batches run this share of the window's budget
+    count: int | None = None  # exactly this many latency samples a window (ranks)
+    batches: int | None = None  # and exactly this many batches
 
     @classmethod
     def for_budget(cls, precision: float, budget: float, windows: int = 1) -> StopRule:
@@ -103,15 +116,20 @@ def warm_up(kernel, rule: StopRule = StopRule(), group_seconds: float = 2e-3) ->
     return WarmUp(steps, clock() - start, settled)
 
 
-def _sampling_done(values, start: float, budget: float, rule: StopRule, next_check: int):
+def _sampling_done(values, start: float, budget: float, rule: StopRule, next_check: int,
+                   count: int | None = None):
     """(stop now, next count at which to check the precision)."""
     n = len(values)
+    if count is not None:
+        return n >= count, next_check
     if n >= rule.max_samples:
         return True, next_check
     if n >= rule.min_samples:
         if time.perf_counter() - start >= budget:
             return True, next_check
-        if n >= next_check:  # checking costs a sort: do it at geometrically spaced counts
+        if rule.precision is not None and n >= next_check:  # checking costs a sort: do it
+            from gdbench.records.stats import relative_precision  # at geometric counts
+
             if relative_precision(values) <= rule.precision:
                 return True, next_check
             return False, int(n * 1.25) + 1
@@ -127,21 +145,62 @@ def rewarm(kernel, seconds: float = 1e-3) -> None:
     kernel.synchronize()
 
 
-def sample(kernel, rule: StopRule = StopRule(), batches: bool = False) -> Samples:
-    """One window of a prepared, warmed-up kernel, with the whole budget."""
-    return sample_window(kernel, rule, rule.budget, batches)[0]
+class HostTimer:
+    """Phases timed with the monotonic nanosecond clock, each read after ``synchronize``."""
+
+    asynchronous = False  # a batch's clock reads bracket all its work
+    lead_steps = 0
+
+    def __init__(self, synchronize):
+        self.synchronize = synchronize
+
+    def sample(self, calls) -> tuple[list[float], None]:
+        clock, sync = time.perf_counter_ns, self.synchronize
+        marks = [clock()]
+        for call in calls:
+            call()
+            sync()
+            marks.append(clock())
+        return [(b - a) * 1e-9 for a, b in zip(marks, marks[1:])], None
+
+    def batch(self, step, k: int) -> tuple[float, None]:
+        """Seconds taken by ``k`` back-to-back calls of ``step``, and the wait for them."""
+        clock = time.perf_counter_ns
+        start = clock()
+        for _ in range(k):
+            step()
+        self.synchronize()
+        return (clock() - start) * 1e-9, None
 
 
-def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
-                  batch_size: int | None = None, flush=None) -> tuple[Samples, int, int]:
-    """(samples, K, steps run): latency samples until ``rule`` says stop or ``budget`` is
-    spent, then batches of K back-to-back steps (K from ``batch_size``, or chosen now) for half
-    as long; every step the window ran is counted, untimed ones included.
+@dataclass(frozen=True, eq=False)
+class Window:
+    """What one window measured: latency samples (samples, phases), on the device clock and,
+    where it differs, the host's; the batches' time per step; K; and every step it ran."""
 
-    ``flush``, when given, runs before every latency sample and is not timed.
+    phases: tuple[str, ...]
+    device: np.ndarray
+    host: np.ndarray | None
+    batch: np.ndarray | None = None
+    batch_size: int = 0
+    batch_host: np.ndarray | None = None
+    steps: int = 0
+
+
+def take_window(kernel, timer, rule: StopRule, budget: float, batches: bool = False,
+                batch_size: int | None = None, flush=None, whole_step: bool = False) -> Window:
+    """One window of a prepared, warmed-up kernel: latency samples until ``rule`` says stop
+    or ``budget`` is spent, then batches of K back-to-back steps (K from ``batch_size``, or
+    chosen now) for ``rule.batch_share`` of it; every step the window ran is counted, untimed
+    ones included.
+
+    ``timer``: ``HostTimer`` or a CUDA event timer (``gdbench.measure.clocks.make_timer``).
+    A sample times the kernel's phases, a clock read after each, or with ``whole_step`` its
+    ``step`` as one phase (``ab``: a slowed side is slowed in its step). ``flush``, when
+    given, runs before every latency sample and is not timed.
     """
-    timer = make_timer(kernel)
-    calls = _calls(kernel)
+    phases = ("step",) if whole_step else tuple(kernel.phases)
+    calls = [getattr(kernel, p) for p in phases]
     device, host, steps = [], [], []
     start = time.perf_counter()
     next_check = rule.min_samples
@@ -154,17 +213,16 @@ def sample_window(kernel, rule: StopRule, budget: float, batches: bool = False,
         device.append(d)
         host.append(h)
         steps.append(sum(d))
-        done, next_check = _sampling_done(steps, start, budget, rule, next_check)
+        done, next_check = _sampling_done(steps, start, budget, rule, next_check, rule.count)
         if done:
             break
     host_array = None if host[0] is None else np.array(host)
-    samples = Samples(tuple(kernel.phases), np.array(device), host_array)
     if not batches:
-        return samples, 0, len(steps)
+        return Window(phases, np.array(device), host_array, steps=len(steps))
     size, per_step, host_per_step, ran = measure_batches(
-        kernel, timer, rule, float(np.median(steps)), budget / 2, batch_size)
-    return Samples(samples.phases, samples.device, samples.host, per_step, size,
-                   host_per_step), size, len(steps) + ran
+        kernel, timer, rule, float(np.median(steps)), budget * rule.batch_share, batch_size)
+    return Window(phases, np.array(device), host_array, per_step, size, host_per_step,
+                  len(steps) + ran)
 
 
 def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget: float,
@@ -196,7 +254,8 @@ def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget:
         ran += k + timer.lead_steps
         device.append(d / k)
         host.append(None if h is None else h / k)
-        done, next_check = _sampling_done(device, start, budget, rule, next_check)
+        done, next_check = _sampling_done(device, start, budget, rule, next_check,
+                                          rule.batches)
         if done:
             break
     return k, np.array(device), None if host[0] is None else np.array(host), ran

@@ -5,9 +5,10 @@ as a script, ``python .../gdbench/runs/ab/worker.py``, with the side's own gdben
 path: a kernel in this environment, another Python environment's, or a git revision's
 worktree. So it touches only what every version of gdbench has, the kernel protocol
 (``make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
-NumPy; the data, the timing loop and the contention readings are this file's (the readings
-load ``gdbench/measure/contention.py`` beside it by path), so that both sides are measured by
-the same code whatever version of the kernels they run.
+NumPy; the data are this file's, and the sampling loop and the contention readings are this
+gdbench's, loaded by path (``gdbench/measure/timing.py`` and ``contention.py``, which import
+NumPy and the standard library alone), so that both sides are measured by the same code
+whatever version of the kernels they run, and by the same loop as ``gdbench run``.
 
 Every window is a fresh kernel instance, prepared on fresh copies of the data behind a
 padding allocation of random size, so that where the buffers sit changes from window to
@@ -31,13 +32,17 @@ if sys.path and Path(sys.path[0]).resolve() == HERE:  # run as a script: not a p
 import numpy as np  # noqa: E402
 
 
-def _contention():
-    """gdbench/measure/contention.py of the gdbench this file belongs to (stdlib only)."""
-    spec = importlib.util.spec_from_file_location(
-        "_gdbench_ab_contention", HERE.parents[1] / "measure" / "contention.py")
+def _sibling(path: str, name: str):
+    """A module of the gdbench this file belongs to, loaded by path (it imports only the
+    standard library and NumPy): not the side's, which may lack it."""
+    spec = importlib.util.spec_from_file_location(name, HERE.parents[1] / path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+timing = _sibling("measure/timing.py", "_gdbench_ab_timing")
 
 
 def make_data(n: int, d: int, dtype: str, seed: int):
@@ -51,36 +56,25 @@ def make_data(n: int, d: int, dtype: str, seed: int):
     return x, y
 
 
-BATCH_S = 2e-3  # a batch of back-to-back steps lasts at least this long
+BATCH_S = 2e-3  # a batch of back-to-back steps lasts about this long
+MIN_SAMPLES = 5  # latency samples a window, and batches, at least
 
 
-def _timed(kernel, steps: int) -> float:
-    kernel.synchronize()
-    t0 = time.perf_counter_ns()
-    for _ in range(steps):
-        kernel.step()
-    kernel.synchronize()
-    return (time.perf_counter_ns() - t0) * 1e-9 / steps
-
-
-def window(kernel, budget: float, min_samples: int = 5) -> dict:
-    """Settle, then latency samples (one step each) for half of ``budget``, then batches of
-    back-to-back steps, each lasting at least ``BATCH_S``, for the other half."""
-    first = _timed(kernel, 1)
-    previous = first
-    for _ in range(20):  # until two step times in a row agree within 10%
-        t = _timed(kernel, 1)
-        if abs(t - previous) <= 0.1 * previous:
-            break
-        previous = t
-    latency, deadline = [], time.perf_counter() + budget / 2
-    while len(latency) < min_samples or time.perf_counter() < deadline:
-        latency.append(_timed(kernel, 1))
-    size = max(1, math.ceil(BATCH_S / max(float(np.median(latency)), 1e-9)))
-    batches, deadline = [], time.perf_counter() + budget / 2
-    while len(batches) < 3 or time.perf_counter() < deadline:
-        batches.append(_timed(kernel, size))
-    return {"latency": latency, "throughput": batches, "batch_size": size}
+def window(kernel, budget: float, first: bool = True) -> dict:
+    """One window of the sampling loop (``gdbench.measure.timing``) with its time rule: the
+    warm-up (a case's first window in this process; a millisecond of steps after), then
+    latency samples of the whole step for half of ``budget``, then batches of back-to-back
+    steps, each about ``BATCH_S`` long, for the other half."""
+    rule = timing.StopRule(precision=None, budget=budget / 2, min_samples=MIN_SAMPLES,
+                           batch_seconds=BATCH_S, batch_share=1.0)
+    if first:
+        timing.warm_up(kernel, rule)
+    else:
+        timing.rewarm(kernel)
+    taken = timing.take_window(kernel, timing.HostTimer(kernel.synchronize), rule,
+                               budget / 2, batches=True, whole_step=True)
+    return {"latency": taken.device[:, 0].tolist(), "throughput": taken.batch.tolist(),
+            "batch_size": taken.batch_size}
 
 
 def _make_kernel():
@@ -143,8 +137,9 @@ def _memory() -> int:
         return 8 << 30
 
 
-def measure(request: dict, data: dict, watch_class) -> dict:
-    """One window of one case, verified on its first step when asked.
+def measure(request: dict, data: dict, watch_class, seen: set) -> dict:
+    """One window of one case, verified on its first step when asked; ``seen``: the cases
+    this process has measured a window of (a first window warms up in full).
 
     ``padding``: the size of the allocation made before the fresh buffers (random when not
     given); ``cpu``: the CPU this thread measures on (the pools the first step started keep
@@ -173,7 +168,9 @@ def measure(request: dict, data: dict, watch_class) -> dict:
     try:
         watch = watch_class()
         began = time.perf_counter()
-        answer.update(window(kernel, request["budget"]))
+        key = tuple(request.get(k) for k in ("kernel", "device", "dtype", "n", "d"))
+        answer.update(window(kernel, request["budget"], first=key not in seen))
+        seen.add(key)
         answer["seconds"] = time.perf_counter() - began
         answer["contention"] = watch.stop()
     finally:
@@ -256,8 +253,9 @@ def main() -> None:
     # Answers go to a private copy of stdout; anything a backend prints goes to stderr.
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    watch_class = _contention().Watch
+    watch_class = _sibling("measure/contention.py", "_gdbench_ab_contention").Watch
     data: dict = {}
+    seen: set = set()
     answers.write(json.dumps({"ready": True, "python": sys.executable}) + "\n")
     answers.flush()
     for line in sys.stdin:
@@ -268,7 +266,7 @@ def main() -> None:
             elif request.get("op") == "warm":
                 answer = warm(request, data)
             else:
-                answer = measure(request, data, watch_class)
+                answer = measure(request, data, watch_class, seen)
         except ValueError as exc:  # make_kernel's word for a kernel that cannot run here
             answer = ({"unavailable": str(exc).splitlines()[0]} if request.get("op") == "check"
                       else _answer(exc))
