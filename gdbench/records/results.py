@@ -184,64 +184,23 @@ class CaseResult:
         return 0 < self.spec.bytes_min <= self.cache_bytes
 
     def to_dict(self) -> dict:
+        """The case as a results file keeps it (``from_dict`` reads it back), in the schema's
+        order: the spec, the case's fields (``FIELDS``), each reading it has with what is
+        derived from it (``READINGS``), then its samples and what they give (``SAMPLES``)."""
         d = {**asdict(self.spec), "name": self.spec.name, "label": self.spec.label,
-             "status": self.status,
-             "message": self.message, "backend": self.backend, "passes": self.passes,
-             "bytes_min": self.spec.bytes_min, "bytes_model": self.bytes_model,
-             "cache_bytes": self.cache_bytes,
-             "fits_in_cache": self.fits_in_cache, "prepare_s": self.prepare_s,
-             "warmup_s": self.warmup_s, "precision_target": self.precision_target,
-             "settle_steps": self.settle_steps, "settled": self.settled,
-             "remeasured": self.remeasured}
-        if self.telemetry is not None:
-            d["telemetry"] = self.telemetry
-            d["throttled"] = self.throttled
-            d["throttle_reasons"] = self.throttle_reasons
-        if self.thread_counts is not None:
-            d["thread_counts"] = self.thread_counts
-        if self.memory is not None:
-            d["memory"] = self.memory
-        if self.writes is not None:
-            d["writes"] = self.writes
-            d["memory_model_bytes"] = self.memory_model
-        if self.rooflines is not None:
-            d["rooflines"] = self.rooflines
-        if self.many_steps is not None:
-            d["many_steps"] = self.many_steps
-        if self.energy is not None:
-            d["energy"] = self.energy
-            d["joules_per_step"] = self.joules_per_step
-            d["samples_per_joule"] = self.samples_per_joule
-        if self.contention is not None:
-            d["contention"] = self.contention
-            d["contended"] = self.contended
-            d["contention_reasons"] = self.contention_reasons
+             "status": self.status, "message": self.message, "backend": self.backend,
+             "passes": self.passes, "bytes_min": self.spec.bytes_min,
+             **{key: getattr(self, key) for key in FIELDS}}
+        for reading, derived in READINGS:
+            if getattr(self, reading) is not None:
+                d[reading] = getattr(self, reading)
+                d.update((key, getattr(self, name)) for key, name in derived)
         if self.samples is not None:
-            s = self.samples
-            d["phases"] = list(s.phases)
-            d["samples"] = {p: s.phase(p).tolist() for p in s.phases}
-            if s.host is not None:
-                d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
-            if s.window is not None:
-                d["windows"] = s.windows
-                d["sample_windows"] = s.window.tolist()
-            if s.batch is not None:
-                d["batch_size"] = s.batch_size
-                d["batch_samples"] = s.batch.tolist()
-                if s.batch_host is not None:
-                    d["batch_host_samples"] = s.batch_host.tolist()
-                if s.batch_window is not None:
-                    d["batch_windows"] = s.batch_window.tolist()
-            # Derived from the samples above, for readers that want the figures without them.
-            d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
-            d["stalled_windows"] = list(s.summary().stalled)
-            if s.batch is not None:
-                d["summary"]["throughput"] = asdict(s.throughput())
-            d["noisy"] = self.noisy
-            d["samples_per_s"] = self.samples_per_s
-            d["bandwidth_gbs"] = self.bandwidth / 1e9
-            if s.batch is not None:
-                d["throughput_bandwidth_gbs"] = self.throughput_bandwidth / 1e9
+            d.update(_samples_dict(self.samples))
+            for key, name, unit in SAMPLES:
+                value = getattr(self, name)
+                if value is not None:
+                    d[key] = value if unit is None else value / unit
         return d
 
     @classmethod
@@ -264,6 +223,50 @@ class CaseResult:
                    thread_counts=d.get("thread_counts"), memory=d.get("memory"),
                    writes=d.get("writes"), energy=d.get("energy"), rooflines=d.get("rooflines"),
                    many_steps=d.get("many_steps"))
+
+
+# The schema of a case in a results file, after its spec (gdbench.files.versions).
+FIELDS = ("bytes_model", "cache_bytes", "fits_in_cache", "prepare_s", "warmup_s",
+          "precision_target", "settle_steps", "settled", "remeasured")
+# A reading a case may have, written where it has one, and the keys derived from it: (key in
+# the file, attribute).
+READINGS = (
+    ("telemetry", (("throttled", "throttled"), ("throttle_reasons", "throttle_reasons"))),
+    ("thread_counts", ()),
+    ("memory", ()),
+    ("writes", (("memory_model_bytes", "memory_model"),)),
+    ("rooflines", ()),
+    ("many_steps", ()),
+    ("energy", (("joules_per_step", "joules_per_step"),
+                ("samples_per_joule", "samples_per_joule"))),
+    ("contention", (("contended", "contended"), ("contention_reasons", "contention_reasons"))),
+)
+# Figures derived from the samples, for readers that want them without the samples: (key,
+# attribute, what the attribute is divided by); one that is None (no batches) is left out.
+SAMPLES = (("noisy", "noisy", None), ("samples_per_s", "samples_per_s", None),
+           ("bandwidth_gbs", "bandwidth", 1e9),
+           ("throughput_bandwidth_gbs", "throughput_bandwidth", 1e9))
+
+
+def _samples_dict(s: Samples) -> dict:
+    """The samples as a results file keeps them (``_samples`` reads them back), with their
+    summaries."""
+    d = {"phases": list(s.phases), "samples": {p: s.phase(p).tolist() for p in s.phases}}
+    if s.host is not None:
+        d["host_samples"] = {p: s.phase(p, "host").tolist() for p in s.phases}
+    if s.window is not None:
+        d.update(windows=s.windows, sample_windows=s.window.tolist())
+    if s.batch is not None:
+        d.update(batch_size=s.batch_size, batch_samples=s.batch.tolist())
+        if s.batch_host is not None:
+            d["batch_host_samples"] = s.batch_host.tolist()
+        if s.batch_window is not None:
+            d["batch_windows"] = s.batch_window.tolist()
+    d["summary"] = {p: asdict(s.summary(p)) for p in ("step", *s.phases)}
+    d["stalled_windows"] = list(s.summary().stalled)
+    if s.batch is not None:
+        d["summary"]["throughput"] = asdict(s.throughput())
+    return d
 
 
 def _samples(d: dict) -> Samples | None:
