@@ -54,7 +54,7 @@ def settings(args) -> Settings:
     return Settings(
         device=args.device, kernels=kernels,
         sizes=tuple(parse_sizes(args.sizes)) if args.sizes is not None else None,
-        n_features=args.features, dtypes=tuple(args.dtype.split(",")),
+        n_features=args.features, dtypes=(args.dtype,),
         threads=tuple(parse_threads(args.threads)) if args.threads is not None else None,
         budget=args.budget, precision=args.precision, cuda_graph=args.cuda_graph,
         roofline=not args.no_roofline, windows=args.windows,

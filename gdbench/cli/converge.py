@@ -49,7 +49,7 @@ def main(args) -> int:
     kernels = "all" if args.kernels == "all" else [k.strip() for k in args.kernels.split(",")]
     settings = ConvergeSettings(
         device=args.device, kernels=kernels, sizes=tuple(parse_sizes(args.sizes)),
-        n_features=args.features, dtypes=tuple(parse_dtypes(args.dtype)),
+        n_features=args.features, dtypes=(args.dtype,),
         rates=tuple(parse_rates(args.lr)), tol=args.tol, max_steps=args.max_steps,
         max_seconds=args.max_seconds, patience=args.patience, check_every=args.check_every,
         steps_per_call=args.steps_per_call).checked()

@@ -30,9 +30,12 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
-def parse_dtypes(text: str) -> list[str]:
-    """``"float32,bfloat16"``: the dtypes of a run, each once, in the order given."""
-    dtypes = [check_dtype(t.strip()) for t in text.split(",") if t.strip()]
+def parse_dtypes(given) -> list[str]:
+    """``"float32,bfloat16"`` or a sequence of such strings: the dtypes of a run, each once,
+    in the order given; the one place a run's dtypes are normalised."""
+    parts = given.split(",") if isinstance(given, str) else [
+        t for item in given for t in str(item).split(",")]
+    dtypes = [check_dtype(t.strip()) for t in parts if t.strip()]
     if not dtypes:
         raise ValueError("no dtype given")
     return list(dict.fromkeys(dtypes))

@@ -104,7 +104,7 @@ class Settings:
             raise ValueError("--steps-per-call does not go with --cuda-graph: a graph replays "
                              "one step")
         return replace(self, device=device, sizes=tuple(int(n) for n in sizes),
-                       dtypes=tuple(parse_dtypes(",".join(self.dtypes))), threads=threads,
+                       dtypes=tuple(parse_dtypes(self.dtypes)), threads=threads,
                        kernels=kernels, steps_per_call=steps, max_windows=max_windows)
 
     @property
@@ -205,7 +205,7 @@ class ConvergeSettings:
             raise ValueError("no learning rate given")
         kernels = self.kernels if self.kernels == "all" else tuple(dict.fromkeys(self.kernels))
         return replace(self, device=device, sizes=sizes, check_every=check_every,
-                       dtypes=tuple(parse_dtypes(",".join(self.dtypes))), kernels=kernels,
+                       dtypes=tuple(parse_dtypes(self.dtypes)), kernels=kernels,
                        rates=tuple(dict.fromkeys(self.rates)))
 
     def record(self, **found) -> dict:

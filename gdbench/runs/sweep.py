@@ -74,7 +74,7 @@ def plan(device: str, kernels: Sequence[str] | str, sizes: Sequence[int], n_feat
     from a CUDA graph, right after the same kernel without. Each case runs at each K of
     ``steps_per_call`` (K steps per timed call), K = 1 first.
     """
-    dtypes = parse_dtypes(dtypes) if isinstance(dtypes, str) else list(dtypes)
+    dtypes = parse_dtypes(dtypes)
     if cuda_graph and not is_cuda(device):
         raise ValueError("CUDA graphs need --device cuda")
     if n_features < 1:
@@ -147,7 +147,7 @@ def run(device: str = "auto", kernels: Sequence[str] | str = "all",
     ``threads`` several CPU thread counts: every kernel runs in each dtype it supports, at each
     thread count. See ``sweep`` for the rest.
     """
-    dtypes = tuple(dtype.split(",")) if isinstance(dtype, str) else tuple(dtype)
+    dtypes = (dtype,) if isinstance(dtype, str) else tuple(dtype)  # Settings.checked parses
     given = Settings(device=device, kernels=kernels if kernels == "all" else tuple(kernels),
                      sizes=None if sizes is None else tuple(sizes), n_features=n_features,
                      dtypes=dtypes, threads=None if threads is None else tuple(threads),
