@@ -288,6 +288,32 @@ def test_worker_processes_join_their_windows(tmp_path):
         assert case.ok and case.windows == 4
     assert all(len(v) == 2 for v in result.rooflines.values())  # one probe per worker
     assert read_json(tmp_path / "r.json").cases[0].windows == 4
+    # every window's contention reading is kept, the workers' in worker order
+    for case in result.cases:
+        assert len(case.contention) == 4
+        starts = [w["started"] for w in case.contention]
+        assert starts == sorted(starts)
+
+
+def test_each_axis_joins_the_workers_windows_as_it_records_them():
+    """runs.workers.merge asks each hook for the windows a worker's field holds: a worker
+    without a reading of an axis stands for as many empty windows as it measured."""
+    from gdbench.records.results import CaseResult, CaseSpec
+    from gdbench.runs.workers import merge
+
+    spec = CaseSpec(kernel="k", device="cpu", dtype="float32", n_samples=100)
+
+    def case(windows, contention=None, energy=None):
+        samples = Samples(("step",), np.ones((windows, 1)), window=np.arange(windows))
+        return CaseResult(spec, "ok", samples=samples, contention=contention, energy=energy)
+
+    first = case(2, contention=[{"w": 1}, {"w": 2}], energy={"windows": [{"j": 1}, {"j": 2}]})
+    second = case(1, contention=[{"w": 3}])
+    [joined] = merge([[first], [second]])
+    assert joined.contention == [{"w": 1}, {"w": 2}, {"w": 3}]
+    assert joined.energy == {"windows": [{"j": 1}, {"j": 2}, None]}
+    assert joined.telemetry is None  # no worker read it
+    assert joined.windows == 3
 
 
 def test_a_case_faster_than_its_roofline_is_flagged():

@@ -101,5 +101,12 @@ class ContentionHook:
     def stop(self, watch: Watch, steps: int = 0) -> dict | None:
         return watch.stop()
 
-    def record(self, readings: list) -> list:
+    @staticmethod
+    def record(readings: list) -> list:
+        """The case's field from the readings of its windows."""
         return readings
+
+    @staticmethod
+    def windows(value: list | None) -> list | None:
+        """The readings of each window a recorded field holds (``record``'s inverse)."""
+        return value

@@ -113,5 +113,12 @@ class EnergyHook:
         after, seconds = self.counter.read(), time.perf_counter() - t0
         return {"joules": self.counter.joules(before, after), "seconds": seconds, "steps": steps}
 
-    def record(self, readings: list) -> dict:
+    @staticmethod
+    def record(readings: list) -> dict:
+        """The case's field from the readings of its windows."""
         return {"windows": readings}
+
+    @staticmethod
+    def windows(value: dict | None) -> list | None:
+        """The readings of each window a recorded field holds (``record``'s inverse)."""
+        return (value or {}).get("windows")

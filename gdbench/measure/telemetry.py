@@ -180,5 +180,12 @@ class TelemetryHook:
         return {"start": first, "end": self.telemetry.snapshot(),
                 "during": during(readings, seconds), "seconds": seconds}
 
-    def record(self, readings: list) -> dict:
+    @staticmethod
+    def record(readings: list) -> dict:
+        """The case's field from the readings of its windows."""
         return {"windows": readings}
+
+    @staticmethod
+    def windows(value: dict | None) -> list | None:
+        """The readings of each window a recorded field holds (``record``'s inverse)."""
+        return (value or {}).get("windows")

@@ -218,11 +218,9 @@ class CaseResult:
                    cache_bytes=int(d.get("cache_bytes", 0)),
                    precision_target=float(d.get("precision_target", 0.01)),
                    settle_steps=int(d.get("settle_steps", 0)),
-                   settled=bool(d.get("settled", False)), telemetry=d.get("telemetry"),
-                   contention=d.get("contention"), remeasured=bool(d.get("remeasured", False)),
-                   thread_counts=d.get("thread_counts"), memory=d.get("memory"),
-                   writes=d.get("writes"), energy=d.get("energy"), rooflines=d.get("rooflines"),
-                   many_steps=d.get("many_steps"))
+                   settled=bool(d.get("settled", False)),
+                   remeasured=bool(d.get("remeasured", False)),
+                   **{reading: d.get(reading) for reading, _ in READINGS})
 
 
 # The schema of a case in a results file, after its spec (gdbench.files.versions).

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gdbench.files.results import read_json
+from gdbench.measure.hooks import HOOKS
 from gdbench.measure.roofline import roofline_at
 from gdbench.records.results import CaseResult
 from gdbench.records.run import RunResult
@@ -42,16 +43,13 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
         if failed is not None:
             merged.append(failed)
             continue
-        contention = [w for c in cases for w in (c.contention or [None] * c.windows)]
-        telemetry = [w for c in cases for w in ((c.telemetry or {}).get("windows")
-                                                or [None] * c.windows)]
-        energy = [w for c in cases for w in ((c.energy or {}).get("windows")
-                                             or [None] * c.windows)]
+        readings = {}
+        for hook in HOOKS:  # each axis joins its windows' readings as it records them
+            windows = [w for c in cases
+                       for w in (hook.windows(getattr(c, hook.field)) or [None] * c.windows)]
+            readings[hook.field] = hook.record(windows) if any(windows) else None
         merged.append(replace(first, samples=Samples.join([c.samples for c in cases]),
-                              contention=contention if any(contention) else None,
-                              telemetry={"windows": telemetry} if any(telemetry) else None,
-                              energy={"windows": energy} if any(energy) else None,
-                              remeasured=any(c.remeasured for c in cases)))
+                              remeasured=any(c.remeasured for c in cases), **readings))
     return merged
 
 
