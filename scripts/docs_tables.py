@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gdbench.analysis import ab, bisect  # noqa: E402
+from gdbench.analysis import ab, ab_study, bisect  # noqa: E402
 from gdbench.analysis.coverage import coverage_markdown  # noqa: E402
 from gdbench.analysis.noise import assess  # noqa: E402
 from gdbench.analysis.tables import markdown_table, runs_markdown  # noqa: E402
@@ -83,12 +83,12 @@ def render(text: str) -> str:
             study = json.loads((ROOT / m["file"]).read_text())
             sessions = [json.loads(((ROOT / m["file"]).parent / Path(s["file"]).name).read_text())
                         for s in study["sessions"] if s["kind"] == "aa"]
-            out += (ab.paired_study_markdown(study) + ["", "Variance components of the A/A "
+            out += (ab_study.paired_study_markdown(study) + ["", "Variance components of the A/A "
                     "sessions' log ratios (standard deviations, median over cases):", ""]
-                    + ab.components_markdown(sessions) + [END])
+                    + ab_study.components_markdown(sessions) + [END])
         elif m["kind"] == "ab-targets":  # STUDY;MOONSHOT,MOONSHOT,...;SESSION,SESSION,...
             study, moonshots, sessions = m["file"].split(";")
-            out += ab.targets_markdown(json.loads((ROOT / study).read_text()),
+            out += ab_study.targets_markdown(json.loads((ROOT / study).read_text()),
                                        [json.loads((ROOT / f).read_text())
                                         for f in moonshots.split(",") if f],
                                        [results.read_ab(ROOT / f) for f in sessions.split(",")]
@@ -96,10 +96,10 @@ def render(text: str) -> str:
         elif m["kind"] == "reanalysis":  # a paired study judged again, sign and signed-rank
             study = json.loads((ROOT / m["file"]).read_text())
             folder = (ROOT / m["file"]).parent
-            out += ab.reanalysis_markdown(study, {s["file"]: results.read_ab(folder / s["file"])
+            out += ab_study.reanalysis_markdown(study, {s["file"]: results.read_ab(folder / s["file"])
                                                   for s in study["sessions"]}) + [END]
         elif m["kind"] == "headline":  # a paired study in one sentence
-            out += [ab.headline(json.loads((ROOT / m["file"]).read_text())), END]
+            out += [ab_study.headline(json.loads((ROOT / m["file"]).read_text())), END]
         elif m["kind"] == "coverage":  # a paired study's coverage.json
             out += coverage_markdown(json.loads((ROOT / m["file"]).read_text())) + [END]
         elif m["kind"] == "bisect":  # a gdbench bisect search: its answer and table

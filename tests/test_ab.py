@@ -372,7 +372,7 @@ def test_ab_is_in_the_help():
 
 
 def test_the_paired_study_counts_false_verdicts_and_power(fake, tmp_path):
-    from gdbench.analysis.ab import paired_study_markdown
+    from gdbench.analysis.ab_study import paired_study_markdown
     from gdbench.runs.ab import study
 
     summary = study.study(["a", "b"], AbSettings(sizes=(1000, 10**5), max_seconds=20), 1,

@@ -71,9 +71,14 @@ def test_a_case_gets_windows_while_its_interval_is_wide_and_its_budget_lasts(mon
     # to max_windows while the budget holds one more
     wide = windows_of(lambda i: 1e-3 * (1.3 if i % 2 else 1.0))
     monkeypatch.setattr(cases, "sample_window", wide)
-    [case] = run(["numpy-manual"], [100], windows=3, max_windows=7, budget=10,
-                 remeasure=False).cases
+    result = run(["numpy-manual"], [100], windows=3, max_windows=7, budget=10, remeasure=False)
+    [case] = result.cases
     assert case.windows == 7 == wide.calls and case.summary().windows == 7
+    from gdbench.analysis import report, tables
+
+    assert "7 windows" in tables.cell(case, result).splitlines()
+    assert any(line.startswith("- 3 to 7 windows per case (more than 3 while a case's ± was")
+               for line in report.environment_lines(result))
     # three windows of 10 ms or more have spent what a budget of 20 ms allows (30 ms): no more
     spent = windows_of(lambda i: 1e-3 * (1.3 if i % 2 else 1.0))
     monkeypatch.setattr(cases, "sample_window", spent)

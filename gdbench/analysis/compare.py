@@ -18,10 +18,8 @@ warm-cache runs are not compared.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 

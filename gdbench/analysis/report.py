@@ -65,10 +65,14 @@ def environment_lines(run: RunResult) -> list[str]:
                 f"{format_bytes(b)} {np.median(v) / 1e9:.3g} GB/s"
                 for b, v in sorted(run.rooflines.items()))
         lines.append(line)
-    windows = run.settings.get("windows")
+    windows, most = run.settings.get("windows"), run.settings.get("max_windows")
     if windows:
-        lines.append(f"- {windows} windows per case, interleaved with the other cases of its "
-                     f"size; {run.settings.get('cache_state', 'warm')} caches")
+        most = most if most and most > windows else None
+        more = (f" (more than {windows} while a case's ± was wider than its precision and "
+                "its budget lasted)" if most else "")
+        lines.append(f"- {windows}{f' to {most}' if most else ''} windows per case{more}, "
+                     f"interleaved with the other cases of its size; "
+                     f"{run.settings.get('cache_state', 'warm')} caches")
     lines.append(f"- source: {describe(env.get('source'), env.get('gdbench_commit', ''))}")
     if env.get("energy"):
         lines.append(f"- energy: {env['energy']}")

@@ -107,6 +107,9 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
              f"{marks(case, exceeded)}"]
     if step.stalled:
         lines.append(f"{len(step.stalled)} of {step.windows} windows stalled")
+    fewest = run.settings.get("windows") if run else None
+    if fewest and step.windows > fewest:  # its ± was wider than the precision asked for
+        lines.append(f"{step.windows} windows")
     if case.samples.host is not None:
         lines.append(f"host {format_time(case.summary('step', 'host').median)}")
     if case.throughput is not None:

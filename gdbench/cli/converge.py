@@ -7,7 +7,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gdbench.analysis.convergence import converge_tables, plot_converge
 from gdbench.cli.common import dtypes, interrupted, stdout_console, wrote
-from gdbench.core.dtypes import parse_dtypes
 from gdbench.files.paths import check_distinct, check_folder
 from gdbench.files.results import Output
 from gdbench.runs.converge import converge, parse_rates

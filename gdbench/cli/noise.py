@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from rich.table import Table
 
-from gdbench.analysis.ab import paired_study_lines
+from gdbench.analysis.ab_study import paired_study_lines
 from gdbench.analysis.compare import parse_fraction, parse_threshold
 from gdbench.analysis.coverage import write_coverage
 from gdbench.analysis.noise import assess, read_floor, write_floor

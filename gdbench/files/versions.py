@@ -32,7 +32,9 @@ Change log:
   summary: windows 3 times slower than the fastest, left out of its median and interval), and
   a case of K steps per call says how they ran (``many_steps``: one launch, cooperative or
   not, or a launch a step and why). A version 3 file reads as it is: its summaries are made
-  again from its samples, stalled windows aside.
+  again from its samples, stalled windows aside. Since gdbench 0.2.1 the settings hold
+  ``max_windows``, the most windows a case could get (a case's own count is its
+  ``windows``); a file without it measured every case in ``windows`` windows.
 
 The files of ``gdbench ab`` (``"tool": "gdbench-ab"``) have versions of their own
 (``AB_VERSION``):

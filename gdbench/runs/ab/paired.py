@@ -145,7 +145,7 @@ def walsh_averages(values) -> np.ndarray:
 
 def sign_interval(estimates, level: float) -> tuple[float, float, float]:
     """(median, low, high) of log estimates with the sign test's interval at ``level`` (the
-    interval of gdbench before the signed-rank one; ``analysis.ab.reanalysis_markdown`` sets
+    interval of gdbench before the signed-rank one; ``analysis.ab_study.reanalysis_markdown`` sets
     the two side by side); (median, -inf, inf) where there is none."""
     from scipy.stats import binom
 

@@ -13,7 +13,7 @@ other's; the A/A sessions repeated ``aa_runs`` times, the power sessions ``runs`
 
 Every session is a plain ``gdbench ab`` session and keeps its own file; ``paired.json`` holds a
 row per comparison (case and metric) and each session's cost, and every table is derived from
-those rows (``gdbench.analysis.ab``).
+those rows (``gdbench.analysis.ab_study``).
 """
 
 from __future__ import annotations
