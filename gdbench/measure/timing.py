@@ -61,7 +61,8 @@ class StopRule:
 
     precision: float | None = 0.01
     budget: float = 0.5  # seconds of latency sampling per case, shared by its windows
-    min_samples: int = 3  # per window
+    min_samples: int = 3  # latency samples a window, at least
+    min_batches: int = 3  # batches a window, at least
     max_samples: int = 10_000
     batch_seconds: float = 10e-3
     min_batch_steps: int = 10
@@ -117,14 +118,15 @@ def warm_up(kernel, rule: StopRule = StopRule(), group_seconds: float = 2e-3) ->
 
 
 def _sampling_done(values, start: float, budget: float, rule: StopRule, next_check: int,
-                   count: int | None = None):
-    """(stop now, next count at which to check the precision)."""
+                   count: int | None = None, fewest: int | None = None):
+    """(stop now, next count at which to check the precision); at least ``fewest`` values
+    (``rule.min_samples``)."""
     n = len(values)
     if count is not None:
         return n >= count, next_check
     if n >= rule.max_samples:
         return True, next_check
-    if n >= rule.min_samples:
+    if n >= (rule.min_samples if fewest is None else fewest):
         if time.perf_counter() - start >= budget:
             return True, next_check
         if rule.precision is not None and n >= next_check:  # checking costs a sort: do it
@@ -248,14 +250,14 @@ def measure_batches(kernel, timer, rule: StopRule, step_estimate: float, budget:
                         math.ceil(k * rule.batch_seconds / max(elapsed, 1e-9))))
     device, host = [], []
     start = time.perf_counter()
-    next_check = rule.min_samples
+    next_check = rule.min_batches
     while True:
         d, h = timer.batch(step, k)
         ran += k + timer.lead_steps
         device.append(d / k)
         host.append(None if h is None else h / k)
         done, next_check = _sampling_done(device, start, budget, rule, next_check,
-                                          rule.batches)
+                                          rule.batches, rule.min_batches)
         if done:
             break
     return k, np.array(device), None if host[0] is None else np.array(host), ran

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -55,25 +56,28 @@ def make_data(n: int, d: int, dtype: str, seed: int):
     return x, y
 
 
-BATCH_S = 2e-3  # a batch of back-to-back steps lasts about this long
-MIN_SAMPLES = 5  # latency samples a window, and batches, at least
+BATCH_S = 2e-3  # a batch of back-to-back steps lasts at least this long
 
 
 def window(kernel, budget: float, first: bool = True) -> dict:
     """One window of the sampling loop (``gdbench.measure.timing``) with its time rule: the
-    warm-up (a case's first window in this process; a millisecond of steps after), then
-    latency samples of the whole step for half of ``budget``, then batches of back-to-back
-    steps, each about ``BATCH_S`` long, for the other half."""
-    rule = timing.StopRule(precision=None, budget=budget / 2, min_samples=MIN_SAMPLES,
-                           batch_seconds=BATCH_S, batch_share=1.0)
+    warm-up (a case's first window in this process, for at most half of ``budget``; a
+    millisecond of steps after), then latency samples of the whole step (5 at least) for half
+    of ``budget``, then batches of back-to-back steps (3 at least), each of K steps lasting at
+    least ``BATCH_S`` by the latency samples' median, for the other half."""
+    rule = timing.StopRule(precision=None, budget=budget / 2, min_samples=5, min_batches=3,
+                           warmup=budget / 2)
     if first:
         timing.warm_up(kernel, rule)
     else:
         timing.rewarm(kernel)
-    taken = timing.take_window(kernel, timing.HostTimer(kernel.synchronize), rule,
-                               budget / 2, batches=True, whole_step=True)
-    return {"latency": taken.device[:, 0].tolist(), "throughput": taken.batch.tolist(),
-            "batch_size": taken.batch_size}
+    timer = timing.HostTimer(kernel.synchronize)
+    taken = timing.take_window(kernel, timer, rule, budget / 2, whole_step=True)
+    step = float(np.median(taken.device[:, 0]))
+    k = max(1, math.ceil(BATCH_S / max(step, 1e-9)))
+    k, batches, _, _ = timing.measure_batches(kernel, timer, rule, step, budget / 2, k)
+    return {"latency": taken.device[:, 0].tolist(), "throughput": batches.tolist(),
+            "batch_size": k}
 
 
 def _make_kernel():
