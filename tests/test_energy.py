@@ -3,8 +3,8 @@
 import numpy as np
 
 from gdbench.files.results import read_json, write_json
-from gdbench.measure.energy import EnergyHook, NvmlEnergy, Rapl, energy_source
-from gdbench.measure.telemetry import Telemetry
+from gdbench.axes.energy import EnergyHook, NvmlEnergy, Rapl, energy_source
+from gdbench.axes.telemetry import Telemetry
 from gdbench.measure.timing import StopRule
 from gdbench.records.results import CaseSpec
 from gdbench.records.run import RunResult

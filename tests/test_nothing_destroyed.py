@@ -113,7 +113,7 @@ def test_a_run_with_no_timed_case_exits_1_and_report_and_plot_list_its_failures(
 
 def contended_run(seed=0):
     run = synthetic_run("cpu", {("fast", 100): 1e-5, ("held-back", 100): 1e-2}, seed=seed)
-    run.cases[1] = replace(run.cases[1], contention=[BUSY] * 4)
+    run.cases[1] = replace(run.cases[1], readings={**run.cases[1].readings, "contention": [BUSY] * 4})
     return run
 
 

@@ -23,7 +23,7 @@ BUSY = {"run_delay_fraction": 0.4, "others_cpu_per_wall": 0.9}
 
 def held_back(case, reading=BUSY):
     """``case`` as if every window of it read ``reading``."""
-    return replace(case, contention=[reading] * 4)
+    return replace(case, readings={**case.readings, "contention": [reading] * 4})
 
 
 def drawn(runs, stem, folder, **kwargs) -> str:
@@ -289,7 +289,8 @@ def test_report_shows_the_source_the_energy_and_the_read_roofline(tmp_path):
     run.probe = {"device": "cuda", "nbytes": 2 << 30, "cache_bytes": 0,
                  "methods": {"torch-sum": 4.4e12, "torch-copy": 4.6e12}}
     window = {"joules": 0.5, "seconds": 0.1, "steps": 1000}
-    run.cases[0] = replace(run.cases[0], energy={"windows": [window] * 4})
+    run.cases[0] = replace(run.cases[0], readings={**run.cases[0].readings,
+                                                   "energy": {"windows": [window] * 4}})
     path, out = tmp_path / "r.json", tmp_path / "r.md"
     write_json(run, path)
     assert main(["report", str(path), "-o", str(out), "--no-plots"]) == 0

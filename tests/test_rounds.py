@@ -8,9 +8,10 @@ import pytest
 
 import gdbench
 from gdbench.files.results import read_json
-from gdbench.measure import cases, contention
-from gdbench.measure.contention import Watch
-from gdbench.records.readings import contended, contention_reasons, self_inflicted
+from gdbench.axes import contention
+from gdbench.measure import cases
+from gdbench.axes.contention import Watch
+from gdbench.axes.contention import contended, contention_reasons, self_inflicted
 from gdbench.records.samples import Samples
 
 
@@ -310,7 +311,9 @@ def test_each_axis_joins_the_workers_windows_as_it_records_them():
 
     def case(windows, contention=None, energy=None):
         samples = Samples(("step",), np.ones((windows, 1)), window=np.arange(windows))
-        return CaseResult(spec, "ok", samples=samples, contention=contention, energy=energy)
+        readings = {"contention": contention, "energy": energy}
+        return CaseResult(spec, "ok", samples=samples,
+                          readings={k: v for k, v in readings.items() if v is not None})
 
     first = case(2, contention=[{"w": 1}, {"w": 2}], energy={"windows": [{"j": 1}, {"j": 2}]})
     second = case(1, contention=[{"w": 3}])

@@ -7,10 +7,10 @@ import pytest
 
 from gdbench.analysis import tables
 from gdbench.files.results import read_json, write_json
-from gdbench.measure import telemetry
-from gdbench.measure.telemetry import Telemetry, TelemetryHook, during, open_telemetry
+from gdbench.axes import telemetry
+from gdbench.axes.telemetry import Telemetry, TelemetryHook, during, open_telemetry
 from gdbench.measure.timing import StopRule
-from gdbench.records.readings import throttle_reasons
+from gdbench.axes.telemetry import throttle_reasons
 from gdbench.records.results import CaseResult, CaseSpec
 from gdbench.records.run import RunResult
 from gdbench.runs import sweep

@@ -15,7 +15,6 @@ from gdbench.analysis.tables import (
     MARKS,
     format_arrays,
     format_bytes,
-    format_joules,
     format_precision,
     format_time,
     markdown_table,
@@ -23,10 +22,10 @@ from gdbench.analysis.tables import (
     memory_arrays,
     sizes_header,
 )
+from gdbench.axes import AXES
 from gdbench.core.devices import is_cuda
 from gdbench.files.results import write_atomic
 from gdbench.measure.source import describe
-from gdbench.records.readings import self_inflicted
 from gdbench.records.results import format_size
 from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
@@ -184,17 +183,9 @@ def memory_table(run: RunResult) -> list[str]:
     return lines + [""]
 
 
-def energy_table(run: RunResult) -> list[str]:
-    """Energy per step and samples per joule of each case whose energy was read."""
-    cases = [c for c in run.cases if c.joules_per_step is not None]
-    if not cases:
-        return []
-    lines = ["Energy of the device per step, over all of a case's windows (latency samples and "
-             "batches, every step they ran):", "",
-             "| case | J/step | samples per joule |", "|---|---:|---:|"]
-    lines += [f"| {c.spec.label} | {format_joules(c.joules_per_step)} | "
-              f"{c.samples_per_joule:,.0f} |" for c in cases]
-    return lines + [""]
+def axis_tables(run: RunResult) -> list[str]:
+    """The tables the measured axes give of the run's cases (energy's, where it was read)."""
+    return [line for hook in AXES for line in hook.table(run.cases)]
 
 
 def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
@@ -267,27 +258,13 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "Median step time · effective bandwidth · % of the roofline")
         flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
         lines += [f"## {source}", "", *environment_lines(run), "", legend + f" ({flags}):", "",
-                  *_step_table(run), "", *memory_table(run), *energy_table(run)]
+                  *_step_table(run), "", *memory_table(run), *axis_tables(run)]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
                                                  for c in failed] + [""]
-        throttled = [c for c in run.cases if c.ok and c.throttled]
-        if throttled:
-            lines += ["Cases during which the GPU ran throttled:", ""] + [
-                f"- {c.spec.label}: {'; '.join(c.throttle_reasons)}" for c in throttled] + [""]
-        contended = [c for c in run.cases if c.ok and c.contended]
-        if contended:
-            lines += ["Cases measured while other work held them back:", ""] + [
-                f"- {c.spec.label}: {'; '.join(c.contention_reasons)}"
-                + (" (measured twice, the less contended kept)" if c.remeasured else "")
-                for c in contended] + [""]
-        crowded = [(c, self_inflicted(c.contention)) for c in run.cases if c.ok]
-        crowded = [(c, wait) for c, wait in crowded if wait]
-        if crowded:
-            lines += ["Cases whose own threads outnumbered the CPUs (waited for a CPU while "
-                      "no other process was busy; not measured again):", ""] + [
-                f"- {c.spec.label}: up to {wait:.0%} of a window" for c, wait in crowded] + [""]
+        for hook in AXES:  # what each measured axis has to say of the cases
+            lines += hook.notes(run.cases)
     if not timed:
         lines += ["No case was timed, so there is nothing to plot or to find; the cases above "
                   "say why each was not.", "", *ab_lines]

@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gdbench.axes import AXES
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import ITEMSIZE
 from gdbench.records.results import format_size
@@ -126,17 +127,9 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
     memory = memory_cell(case)
     if memory:
         lines.append(memory)
-    if case.joules_per_step is not None:
-        lines.append(f"{format_joules(case.joules_per_step)}/step")
+    for hook in AXES:  # what each measured axis adds to the case's cell
+        lines += hook.detail(case)
     return "\n".join(lines)
-
-
-def format_joules(j: float) -> str:
-    """Joules in the unit that reads best: ``3.1 mJ``, ``410 µJ``."""
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
-        if j >= scale:
-            return f"{j / scale:.3g} {unit}"
-    return f"{j / 1e-9:.3g} nJ"
 
 
 def memory_arrays(case, nbytes: int) -> float:

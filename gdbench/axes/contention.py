@@ -86,7 +86,7 @@ class Watch:
 
 
 class ContentionHook:
-    """Contention as a window hook (``gdbench.measure.hooks``): a ``Watch`` around each window,
+    """Contention as a window hook (``gdbench.axes``): a ``Watch`` around each window,
     its readings in the case's ``contention``."""
 
     field = "contention"
@@ -110,3 +110,69 @@ class ContentionHook:
     def windows(value: list | None) -> list | None:
         """The readings of each window a recorded field holds (``record``'s inverse)."""
         return value
+
+    @staticmethod
+    def derived(case) -> dict:
+        """What the results file adds beside the readings: whether the case was held back."""
+        return {"contended": case.contended, "contention_reasons": case.contention_reasons}
+
+    @staticmethod
+    def detail(case) -> list[str]:
+        return []  # a contended case's cell says so, marked "^"
+
+    @staticmethod
+    def table(cases) -> list[str]:
+        return []
+
+    @staticmethod
+    def notes(cases) -> list[str]:
+        """The report's lists: the cases other work held back, and those whose own threads
+        waited for a CPU."""
+        lines = []
+        held = [c for c in cases if c.ok and c.contended]
+        if held:
+            lines += ["Cases measured while other work held them back:", ""] + [
+                f"- {c.spec.label}: {'; '.join(c.contention_reasons)}"
+                + (" (measured twice, the less contended kept)" if c.remeasured else "")
+                for c in held] + [""]
+        crowded = [(c, self_inflicted(c.contention)) for c in cases if c.ok]
+        crowded = [(c, wait) for c, wait in crowded if wait]
+        if crowded:
+            lines += ["Cases whose own threads outnumbered the CPUs (waited for a CPU while "
+                      "no other process was busy; not measured again):", ""] + [
+                f"- {c.spec.label}: up to {wait:.0%} of a window" for c, wait in crowded] + [""]
+        return lines
+
+
+CONTENDED = 0.10
+
+
+OTHERS = 0.25
+
+
+def contention_reasons(windows: list | None) -> list[str]:
+    """Why a case with these per-window readings counts as contended; [] if it does not."""
+    why = []
+    for index, reading in enumerate(windows or []):
+        if contended(reading):
+            others = reading.get("others_cpu_per_wall")
+            why.append(f"window {index + 1}: waited for a CPU "
+                       f"{reading['run_delay_fraction']:.0%} of the time"
+                       + ("" if others is None else
+                          f", while other processes used {others:.2g} CPUs"))
+    return why
+
+
+def contended(reading: dict | None) -> bool:
+    """Held back by other work: waited for a CPU, while the rest of the machine was busy
+    (where that is known; a reading without it counts the wait alone)."""
+    if not reading or reading["run_delay_fraction"] <= CONTENDED:
+        return False
+    return reading.get("others_cpu_per_wall", OTHERS + 1) > OTHERS
+
+
+def self_inflicted(windows: list | None) -> float:
+    """The largest share of a window spent waiting for a CPU that no other process explains:
+    the kernel's own threads outnumbering the CPUs. 0 where there is none."""
+    return max((w["run_delay_fraction"] for w in windows or []
+                if w and w["run_delay_fraction"] > CONTENDED and not contended(w)), default=0.0)

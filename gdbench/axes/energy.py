@@ -16,8 +16,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from gdbench.axes.telemetry import open_telemetry
+from gdbench.axes.windows import KeptByWindow
 from gdbench.core.devices import is_cuda
-from gdbench.measure.telemetry import open_telemetry
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -91,8 +92,8 @@ def energy_source(device: str) -> str:
     return "NVML total energy"
 
 
-class EnergyHook:
-    """Energy as a window hook (``gdbench.measure.hooks``): joules, seconds and steps of each
+class EnergyHook(KeptByWindow):
+    """Energy as a window hook (``gdbench.axes``): joules, seconds and steps of each
     window, in the case's ``energy``."""
 
     field = "energy"
@@ -114,11 +115,45 @@ class EnergyHook:
         return {"joules": self.counter.joules(before, after), "seconds": seconds, "steps": steps}
 
     @staticmethod
-    def record(readings: list) -> dict:
-        """The case's field from the readings of its windows."""
-        return {"windows": readings}
+    def derived(case) -> dict:
+        """What the results file adds beside the readings: energy per step and per sample."""
+        return {"joules_per_step": case.joules_per_step,
+                "samples_per_joule": case.samples_per_joule}
 
     @staticmethod
-    def windows(value: dict | None) -> list | None:
-        """The readings of each window a recorded field holds (``record``'s inverse)."""
-        return (value or {}).get("windows")
+    def detail(case) -> list[str]:
+        j = case.joules_per_step
+        return [] if j is None else [f"{format_joules(j)}/step"]
+
+    @staticmethod
+    def table(cases) -> list[str]:
+        """Energy per step and samples per joule of each case whose energy was read."""
+        read = [c for c in cases if c.joules_per_step is not None]
+        if not read:
+            return []
+        lines = ["Energy of the device per step, over all of a case's windows (latency samples "
+                 "and batches, every step they ran):", "",
+                 "| case | J/step | samples per joule |", "|---|---:|---:|"]
+        lines += [f"| {c.spec.label} | {format_joules(c.joules_per_step)} | "
+                  f"{c.samples_per_joule:,.0f} |" for c in read]
+        return lines + [""]
+
+    @staticmethod
+    def notes(cases) -> list[str]:
+        return []
+
+
+def format_joules(j: float) -> str:
+    """Joules in the unit that reads best: ``3.1 mJ``, ``410 µJ``."""
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
+        if j >= scale:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j / 1e-9:.3g} nJ"
+
+
+def energy_per_step(energy: dict | None) -> float | None:
+    """Joules per step over all the windows of a case: their energy over the steps they ran;
+    None where no energy was read."""
+    windows = [w for w in (energy or {}).get("windows") or [] if w]
+    steps = sum(w["steps"] for w in windows)
+    return sum(w["joules"] for w in windows) / steps if steps else None

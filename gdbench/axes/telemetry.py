@@ -26,10 +26,19 @@ import sys
 import threading
 import time
 
+from gdbench.axes.windows import KeptByWindow
 from gdbench.core.devices import is_cuda
-from gdbench.records.readings import SLOWDOWNS
 
 SAMPLE_SECONDS = 0.02
+CLOCK_FRACTION = 0.90  # an SM clock under this share of its maximum is throttled
+
+
+# NVML's clock-event reason bits, by the name of their pynvml constant (older pynvml releases
+# spell them ClocksThrottleReason...).
+SLOWDOWNS = {"SwPowerCap": "sw_power_cap", "HwSlowdown": "hw_slowdown",
+             "SwThermalSlowdown": "sw_thermal_slowdown", "HwThermalSlowdown": "hw_thermal_slowdown",
+             "HwPowerBrakeSlowdown": "hw_power_brake_slowdown"}
+
 
 SETTINGS = {"GpuIdle": "gpu_idle", "ApplicationsClocksSetting": "applications_clocks_setting",
             "SyncBoost": "sync_boost", "DisplayClockSetting": "display_clock_setting",
@@ -153,8 +162,8 @@ def during(readings: list[dict], seconds: float) -> dict | None:
             "reasons": sorted({x for r in readings for x in r["reasons"]})}
 
 
-class TelemetryHook:
-    """NVML telemetry as a window hook (``gdbench.measure.hooks``): a snapshot at each window's
+class TelemetryHook(KeptByWindow):
+    """NVML telemetry as a window hook (``gdbench.axes``): a snapshot at each window's
     start and end and readings at 50 Hz between, in the case's ``telemetry``; on CUDA, where
     NVML can be opened."""
     field = "telemetry"
@@ -181,11 +190,62 @@ class TelemetryHook:
                 "during": during(readings, seconds), "seconds": seconds}
 
     @staticmethod
-    def record(readings: list) -> dict:
-        """The case's field from the readings of its windows."""
-        return {"windows": readings}
+    def derived(case) -> dict:
+        """What the results file adds beside the readings: whether the case ran throttled."""
+        return {"throttled": case.throttled, "throttle_reasons": case.throttle_reasons}
 
     @staticmethod
-    def windows(value: dict | None) -> list | None:
-        """The readings of each window a recorded field holds (``record``'s inverse)."""
-        return (value or {}).get("windows")
+    def detail(case) -> list[str]:
+        return []  # a throttled case is marked "!" in its cell
+
+    @staticmethod
+    def table(cases) -> list[str]:
+        return []
+
+    @staticmethod
+    def notes(cases) -> list[str]:
+        """The report's list of the cases that ran throttled, and why."""
+        throttled = [c for c in cases if c.ok and c.throttled]
+        if not throttled:
+            return []
+        return (["Cases during which the GPU ran throttled:", ""]
+                + [f"- {c.spec.label}: {'; '.join(c.throttle_reasons)}" for c in throttled]
+                + [""])
+
+
+def throttle_reasons(telemetry: dict | None) -> list[str]:
+    """Why a case ran throttled, from its readings; [] if it did not, or nothing was recorded.
+
+    ``telemetry`` is ``{"windows": [{"start": reading, "end": reading, "during": summary},
+    ...]}`` (``during``: the readings taken inside the window; older files lack it), or one such
+    pair (results of gdbench 0.1.0).
+    """
+    if not telemetry:
+        return []
+    windows = telemetry.get("windows") or [telemetry]
+    why = []
+    for index, pair in enumerate(windows):
+        where = f" of window {index + 1}" if len(windows) > 1 else ""
+        top = None
+        for when in ("start", "end"):
+            reading = (pair or {}).get(when)
+            if not reading:
+                continue
+            clock, top = reading.get("sm_clock_mhz"), reading.get("max_sm_clock_mhz")
+            why += _slowed(clock, top, reading.get("reasons", []), "", f"at the {when}{where}")
+        inside = (pair or {}).get("during")
+        if inside:
+            why += _slowed(inside.get("min_sm_clock_mhz"), top, inside.get("reasons", []),
+                           "down to ", f"during{where or ' the window'}")
+    return list(dict.fromkeys(why))
+
+
+def _slowed(clock, top, reasons: list, how: str, when: str) -> list[str]:
+    """What one reading says: a clock under CLOCK_FRACTION of ``top``, slowdown reasons."""
+    why = []
+    if clock and top and clock < CLOCK_FRACTION * top:
+        why.append(f"SM clock {how}{clock} MHz {when}, under {CLOCK_FRACTION:.0%} of {top} MHz")
+    slow = [r for r in reasons if r in SLOWDOWNS.values()]
+    if slow:
+        why.append(f"{', '.join(slow)} {when}")
+    return why

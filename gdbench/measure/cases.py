@@ -66,7 +66,7 @@ class Live:
     kernel: object
     fields: dict
     parts: list = field(default_factory=list)  # Samples of each window
-    hooks: tuple = ()  # gdbench.measure.hooks: what is read around each window
+    hooks: tuple = ()  # gdbench.axes: what is read around each window
     readings: dict = field(default_factory=dict)  # a hook's field -> its reading of each window
     batch_size: int | None = None
     problem: tuple | None = None  # (x, y, lr): to prepare a fresh instance for every window
@@ -94,10 +94,8 @@ class Live:
             return CaseResult(self.spec, "error", "interrupted before its first window",
                               **self.fields)
         fields = dict(self.fields, remeasured=remeasured)
-        for hook in self.hooks:
-            values = self.readings.get(hook.field, [])
-            if any(values):
-                fields[hook.field] = hook.record(values)
+        fields["readings"] = {hook.field: hook.record(self.readings[hook.field])
+                              for hook in self.hooks if any(self.readings.get(hook.field, []))}
         if not math.isfinite(self.kernel.loss):
             return CaseResult(self.spec, "diverged", f"loss became {self.kernel.loss}", **fields)
         return CaseResult(self.spec, "ok", samples=Samples.concat(self.parts), **fields)
@@ -217,7 +215,7 @@ class Rounds:
     fields: dict = field(default_factory=dict)  # recorded with every case
     cold: bool = False
     flush: object = None  # cache flush before each latency sample, in cold mode
-    hooks: tuple = ()  # gdbench.measure.hooks.window_hooks: what is read around each window
+    hooks: tuple = ()  # gdbench.axes.window_hooks: what is read around each window
     remeasure: bool = True
     memory: bool = True  # measure each case's step memory before timing it
     fresh: bool = True  # a new instance on fresh buffers for every window (layout drawn anew)

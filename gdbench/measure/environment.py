@@ -9,10 +9,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from gdbench.axes.energy import energy_source
+from gdbench.axes.telemetry import open_telemetry
 from gdbench.core.devices import is_cuda
-from gdbench.measure.energy import energy_source
 from gdbench.measure.source import source
-from gdbench.measure.telemetry import open_telemetry
 from gdbench.measure.threads import thread_counts
 
 PACKAGES = ("numpy", "torch", "triton", "numba", "numba-cuda", "jax", "jaxlib", "nvidia-ml-py",

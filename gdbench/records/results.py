@@ -5,12 +5,15 @@ them is ``gdbench.files.results``'s job."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from gdbench.core.dtypes import ITEMSIZE, SHORT
-from gdbench.records.readings import contention_reasons, energy_per_step, throttle_reasons
+from gdbench.axes import AXES
+from gdbench.axes.contention import contention_reasons
+from gdbench.axes.energy import energy_per_step
+from gdbench.axes.telemetry import throttle_reasons
 from gdbench.records.samples import Samples
 from gdbench.records.stats import Summary
 
@@ -79,18 +82,33 @@ class CaseResult:
     precision_target: float = 0.01
     settle_steps: int = 0  # untimed steps run until the step time settled
     settled: bool = False  # whether it settled before the warm-up's time limit
-    telemetry: dict | None = None  # NVML readings at the start and end of each CUDA window
-    contention: list | None = None  # gdbench.measure.contention readings of each window
     remeasured: bool = False  # contended at first, and measured once more
     thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
     memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
     writes: float | None = None  # arrays of N elements the byte model says a step writes
-    energy: dict | None = None  # gdbench.measure.energy readings of each window
     # The read roofline (bytes/s) of each window's round, for an attempt measured again after
     # the run's rounds; None: the run's rooflines of the case's size are its rounds'.
     rooflines: list | None = None
     # How a case of K steps per call ran them: one launch, or a launch a step and why
     many_steps: str | None = None
+    # What each measured axis (gdbench.axes) read around the windows, under its field:
+    # contention, telemetry (NVML, on CUDA), energy; an axis that read nothing is absent.
+    readings: dict = field(default_factory=dict)
+
+    @property
+    def contention(self) -> list | None:
+        """The contention readings of each window (``gdbench.axes.contention``)."""
+        return self.readings.get("contention")
+
+    @property
+    def telemetry(self) -> dict | None:
+        """NVML's readings at the start and end of each CUDA window, and between."""
+        return self.readings.get("telemetry")
+
+    @property
+    def energy(self) -> dict | None:
+        """The energy counter's reading of each window (``gdbench.axes.energy``)."""
+        return self.readings.get("energy")
 
     @property
     def joules_per_step(self) -> float | None:
@@ -186,7 +204,8 @@ class CaseResult:
     def to_dict(self) -> dict:
         """The case as a results file keeps it (``from_dict`` reads it back), in the schema's
         order: the spec, the case's fields (``FIELDS``), each reading it has with what is
-        derived from it (``READINGS``), then its samples and what they give (``SAMPLES``)."""
+        derived from it (``READINGS``, then each measured axis's: ``gdbench.axes``), then its
+        samples and what they give (``SAMPLES``)."""
         d = {**asdict(self.spec), "name": self.spec.name, "label": self.spec.label,
              "status": self.status, "message": self.message, "backend": self.backend,
              "passes": self.passes, "bytes_min": self.spec.bytes_min,
@@ -195,6 +214,10 @@ class CaseResult:
             if getattr(self, reading) is not None:
                 d[reading] = getattr(self, reading)
                 d.update((key, getattr(self, name)) for key, name in derived)
+        for axis in AXES:
+            if self.readings.get(axis.field) is not None:
+                d[axis.field] = self.readings[axis.field]
+                d.update(axis.derived(self))
         if self.samples is not None:
             d.update(_samples_dict(self.samples))
             for key, name, unit in SAMPLES:
@@ -220,24 +243,22 @@ class CaseResult:
                    settle_steps=int(d.get("settle_steps", 0)),
                    settled=bool(d.get("settled", False)),
                    remeasured=bool(d.get("remeasured", False)),
-                   **{reading: d.get(reading) for reading, _ in READINGS})
+                   **{reading: d.get(reading) for reading, _ in READINGS},
+                   readings={axis.field: d[axis.field] for axis in AXES
+                             if d.get(axis.field) is not None})
 
 
 # The schema of a case in a results file, after its spec (gdbench.files.versions).
 FIELDS = ("bytes_model", "cache_bytes", "fits_in_cache", "prepare_s", "warmup_s",
           "precision_target", "settle_steps", "settled", "remeasured")
-# A reading a case may have, written where it has one, and the keys derived from it: (key in
-# the file, attribute).
+# A reading of the case that is not a measured axis's (those are gdbench.axes.AXES'), written
+# where it has one, and the keys derived from it: (key in the file, attribute).
 READINGS = (
-    ("telemetry", (("throttled", "throttled"), ("throttle_reasons", "throttle_reasons"))),
     ("thread_counts", ()),
     ("memory", ()),
     ("writes", (("memory_model_bytes", "memory_model"),)),
     ("rooflines", ()),
     ("many_steps", ()),
-    ("energy", (("joules_per_step", "joules_per_step"),
-                ("samples_per_joule", "samples_per_joule"))),
-    ("contention", (("contended", "contended"), ("contention_reasons", "contention_reasons"))),
 )
 # Figures derived from the samples, for readers that want them without the samples: (key,
 # attribute, what the attribute is divided by); one that is None (no batches) is left out.

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
+from gdbench.axes import window_hooks
 from gdbench.core.devices import is_cpu, is_cuda, run_objects_collected
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.core.reference import loss_and_grad, make_problem
@@ -24,7 +25,6 @@ from gdbench.kernels.cuda_graph import capturable
 from gdbench.measure.cases import Rounds, problem_key
 from gdbench.measure.clocks import cache_flush
 from gdbench.measure.environment import capture, cpu_cache_bytes
-from gdbench.measure.hooks import window_hooks
 from gdbench.measure.roofline import measure_roofline, roofline_at
 from gdbench.measure.timing import StopRule
 from gdbench.records.results import CaseResult, CaseSpec
@@ -120,7 +120,7 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
              cache_bytes: int = 0, reference=None, hooks=None) -> CaseResult:
     """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
 
-    One window, with the whole budget, and ``hooks`` (``gdbench.measure.hooks``; by default
+    One window, with the whole budget, and ``hooks`` (``gdbench.axes``; by default
     those that read something on the case's device) read around it.
     """
     reference = reference or loss_and_grad(x, y, np.zeros(np.asarray(x).reshape(len(y), -1)

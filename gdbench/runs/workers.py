@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gdbench.files.results import read_json
-from gdbench.measure.hooks import HOOKS
+from gdbench.axes import AXES
 from gdbench.measure.roofline import roofline_at
 from gdbench.records.results import CaseResult
 from gdbench.records.run import RunResult
@@ -44,12 +44,13 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
             merged.append(failed)
             continue
         readings = {}
-        for hook in HOOKS:  # each axis joins its windows' readings as it records them
-            windows = [w for c in cases
-                       for w in (hook.windows(getattr(c, hook.field)) or [None] * c.windows)]
-            readings[hook.field] = hook.record(windows) if any(windows) else None
+        for hook in AXES:  # each axis joins its windows' readings as it records them
+            windows = [w for c in cases for w in (hook.windows(c.readings.get(hook.field))
+                                                  or [None] * c.windows)]
+            if any(windows):
+                readings[hook.field] = hook.record(windows)
         merged.append(replace(first, samples=Samples.join([c.samples for c in cases]),
-                              remeasured=any(c.remeasured for c in cases), **readings))
+                              remeasured=any(c.remeasured for c in cases), readings=readings))
     return merged
 
 

@@ -12,7 +12,7 @@ changes every round, a case's two windows back to back, which side first drawn a
 their nuisances (common random numbers): the same padding allocation before their buffers, and
 the same CPU for the measuring thread, drawn anew for every pair, so that what a CPU or a layout
 does to both cancels in the pair's ratio and is averaged over the pairs. A pair in which either
-window was held back by other work (``gdbench.measure.contention``) is measured again, both
+window was held back by other work (``gdbench.axes.contention``) is measured again, both
 windows, up to ``RETRIES`` times, and never paired while contended. Each side's first window of
 a case in a block is checked against the float64 reference before any of its times count.
 
@@ -38,7 +38,7 @@ import numpy as np
 from gdbench.core.reference import compare_step, loss_and_grad
 from gdbench.files.versions import AB_VERSION
 from gdbench.measure.environment import capture
-from gdbench.records.readings import contended
+from gdbench.axes.contention import contended
 from gdbench.records.results import format_size
 from gdbench.runs.ab import paired as stats
 from gdbench.runs.ab.pool import CHECK_S, FIRST_S, Clock, Pool

@@ -6,8 +6,8 @@ path: a kernel in this environment, another Python environment's, or a git revis
 worktree. So it touches only what every version of gdbench has, the kernel protocol
 (``make_kernel``, ``prepare``, ``step``, ``synchronize`` and the read-backs), and
 NumPy; the data are this file's, and the sampling loop and the contention readings are this
-gdbench's, loaded by path (``gdbench/measure/timing.py`` and ``contention.py``, which import
-NumPy and the standard library alone), so that both sides are measured by the same code
+gdbench's, loaded by path (``gdbench/measure/timing.py`` and ``gdbench/axes/contention.py``,
+which import NumPy and the standard library alone), so that both sides are measured by the same code
 whatever version of the kernels they run, and by the same loop as ``gdbench run``.
 
 Every window is a fresh kernel instance, prepared on fresh copies of the data behind a
@@ -62,15 +62,15 @@ BATCH_S = 2e-3  # a batch of back-to-back steps lasts at least this long
 def window(kernel, budget: float, first: bool = True) -> dict:
     """One window of the sampling loop (``gdbench.measure.timing``) with its time rule: the
     warm-up (a case's first window in this process, for at most half of ``budget``; a
-    millisecond of steps after), then latency samples of the whole step (5 at least) for half
-    of ``budget``, then batches of back-to-back steps (3 at least), each of K steps lasting at
+    millisecond of steps after, a twentieth of ``budget`` where that is less), then latency
+    samples of the whole step (5 at least) for half of ``budget``, then batches of back-to-back steps (3 at least), each of K steps lasting at
     least ``BATCH_S`` by the latency samples' median, for the other half."""
     rule = timing.StopRule(precision=None, budget=budget / 2, min_samples=5, min_batches=3,
                            warmup=budget / 2)
     if first:
         timing.warm_up(kernel, rule)
-    else:
-        timing.rewarm(kernel)
+    else:  # a millisecond, less in windows under 20 ms
+        timing.rewarm(kernel, min(1e-3, budget / 20))
     timer = timing.HostTimer(kernel.synchronize)
     taken = timing.take_window(kernel, timer, rule, budget / 2, whole_step=True)
     step = float(np.median(taken.device[:, 0]))
@@ -256,7 +256,7 @@ def main() -> None:
     # Answers go to a private copy of stdout; anything a backend prints goes to stderr.
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    watch_class = _sibling("measure/contention.py", "_gdbench_ab_contention").Watch
+    watch_class = _sibling("axes/contention.py", "_gdbench_ab_contention").Watch
     data: dict = {}
     seen: set = set()
     answers.write(json.dumps({"ready": True, "python": sys.executable}) + "\n")
