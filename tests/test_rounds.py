@@ -352,3 +352,77 @@ def test_each_window_is_set_against_its_own_rounds_roofline():
     assert not run_.exceeds_roofline(case)
     unpaired = RunResult({}, {}, [case], rooflines={8000: [16e9, 8e9]})  # a worker's probes
     assert unpaired.fraction(case) == pytest.approx(8000 / 1.5e-6 / 12e9)
+
+
+class FaultsHook:
+    """docs/architecture.md's worked example of a new measured axis: page faults per window."""
+
+    field = "faults"
+
+    @classmethod
+    def open(cls, device):
+        return cls()
+
+    def start(self):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    def stop(self, before, steps=0):
+        import resource
+
+        return {"minor": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
+                "steps": steps}
+
+    @staticmethod
+    def record(readings):
+        return {"windows": readings}
+
+    @staticmethod
+    def windows(value):
+        return (value or {}).get("windows")
+
+    @staticmethod
+    def derived(case):
+        return {"faults_per_step": FaultsHook.per_step(case)}
+
+    @staticmethod
+    def detail(case):
+        return [f"{FaultsHook.per_step(case):.2g} faults/step"]
+
+    @staticmethod
+    def table(cases):
+        return ["| case | faults/step |", "|---|---:|"] + [
+            f"| {c.spec.label} | {FaultsHook.per_step(c):.2g} |" for c in cases if c.ok]
+
+    @staticmethod
+    def notes(cases):
+        return []
+
+    @staticmethod
+    def per_step(case):
+        windows = [w for w in case.readings["faults"]["windows"] if w]
+        return sum(w["minor"] for w in windows) / max(1, sum(w["steps"] for w in windows))
+
+
+def test_a_new_measured_axis_is_one_module_and_one_line(monkeypatch, tmp_path):
+    """The worked example: a hook class added to AXES is read around every window, kept in
+    the case's readings, written and read back with its derived keys, joined across worker
+    processes, and shown in --detail and the report, with no other change."""
+    from gdbench import axes
+    from gdbench.analysis import report, tables
+    from gdbench.runs.workers import merge
+
+    monkeypatch.setattr(axes, "AXES", (*axes.AXES, FaultsHook))
+    result = run(["numpy-manual"], [1000], windows=2, max_windows=2, out=tmp_path / "r.json")
+    [case] = result.cases
+    assert len(case.readings["faults"]["windows"]) == 2
+    assert all(w["steps"] > 0 for w in case.readings["faults"]["windows"])
+    raw = case.to_dict()
+    assert raw["faults"] == case.readings["faults"] and "faults_per_step" in raw
+    [saved] = read_json(tmp_path / "r.json").cases
+    assert saved.readings["faults"] == case.readings["faults"]
+    assert f"{FaultsHook.per_step(case):.2g} faults/step" in tables.cell(case, result)
+    assert "| case | faults/step |" in report.axis_tables(result)
+    [joined] = merge([[case], [case]])
+    assert len(joined.readings["faults"]["windows"]) == 4

@@ -22,7 +22,7 @@ from gdbench.analysis.tables import (
     memory_arrays,
     sizes_header,
 )
-from gdbench.axes import AXES
+from gdbench import axes
 from gdbench.core.devices import is_cuda
 from gdbench.files.results import write_atomic
 from gdbench.measure.source import describe
@@ -185,7 +185,7 @@ def memory_table(run: RunResult) -> list[str]:
 
 def axis_tables(run: RunResult) -> list[str]:
     """The tables the measured axes give of the run's cases (energy's, where it was read)."""
-    return [line for hook in AXES for line in hook.table(run.cases)]
+    return [line for hook in axes.AXES for line in hook.table(run.cases)]
 
 
 def findings_lines(runs: list[RunResult], labels: list[str]) -> list[str]:
@@ -263,7 +263,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"
                                                  for c in failed] + [""]
-        for hook in AXES:  # what each measured axis has to say of the cases
+        for hook in axes.AXES:  # what each measured axis has to say of the cases
             lines += hook.notes(run.cases)
     if not timed:
         lines += ["No case was timed, so there is nothing to plot or to find; the cases above "

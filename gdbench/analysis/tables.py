@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gdbench.axes import AXES
+from gdbench import axes
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import ITEMSIZE
 from gdbench.records.results import format_size
@@ -127,7 +127,7 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
     memory = memory_cell(case)
     if memory:
         lines.append(memory)
-    for hook in AXES:  # what each measured axis adds to the case's cell
+    for hook in axes.AXES:  # what each measured axis adds to the case's cell
         lines += hook.detail(case)
     return "\n".join(lines)
 

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from gdbench import axes
 from gdbench.core.dtypes import ITEMSIZE, SHORT
-from gdbench.axes import AXES
 from gdbench.axes.contention import contention_reasons
 from gdbench.axes.energy import energy_per_step
 from gdbench.axes.telemetry import throttle_reasons
@@ -214,7 +214,7 @@ class CaseResult:
             if getattr(self, reading) is not None:
                 d[reading] = getattr(self, reading)
                 d.update((key, getattr(self, name)) for key, name in derived)
-        for axis in AXES:
+        for axis in axes.AXES:
             if self.readings.get(axis.field) is not None:
                 d[axis.field] = self.readings[axis.field]
                 d.update(axis.derived(self))
@@ -244,7 +244,7 @@ class CaseResult:
                    settled=bool(d.get("settled", False)),
                    remeasured=bool(d.get("remeasured", False)),
                    **{reading: d.get(reading) for reading, _ in READINGS},
-                   readings={axis.field: d[axis.field] for axis in AXES
+                   readings={axis.field: d[axis.field] for axis in axes.AXES
                              if d.get(axis.field) is not None})
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gdbench.files.results import read_json
-from gdbench.axes import AXES
+from gdbench import axes
 from gdbench.measure.roofline import roofline_at
 from gdbench.records.results import CaseResult
 from gdbench.records.run import RunResult
@@ -44,7 +44,7 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
             merged.append(failed)
             continue
         readings = {}
-        for hook in AXES:  # each axis joins its windows' readings as it records them
+        for hook in axes.AXES:  # each axis joins its windows' readings as it records them
             windows = [w for c in cases for w in (hook.windows(c.readings.get(hook.field))
                                                   or [None] * c.windows)]
             if any(windows):
