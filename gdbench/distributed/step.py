@@ -32,6 +32,8 @@ def shard(n: int, rank: int, world: int) -> tuple[int, int]:
 class DataParallel(Wrapper):
     """``inner`` (a kernel with ``data_parallel``) on this rank's shard of every problem."""
 
+    writes = None  # the byte model of a step on N samples is not a rank's on its shard
+
     def __init__(self, inner, rank: int, world: int):
         import torch.distributed as dist
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import replace
+from dataclasses import asdict, replace
 import time
 from datetime import timedelta
 
@@ -26,12 +26,12 @@ import numpy as np
 
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import accumulator, problem_dtype
-from gdbench.core.reference import compare_step, loss_and_grad, make_problem
+from gdbench.core.reference import loss_and_grad, make_problem
 from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.step import DataParallel
 from gdbench.files.results import Output
 from gdbench.kernels import registry
-from gdbench.measure.cases import is_oom, round_order, window_samples
+from gdbench.measure.cases import Live, prepare, round_order, window_samples
 from gdbench.measure.clocks import make_timer
 from gdbench.measure.environment import capture
 from gdbench.measure.timing import StopRule, take_window
@@ -223,38 +223,24 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
             except Exception as exc:  # too large: every rank fails alike
                 problems = {n: f"{type(exc).__name__}: generating the data: {exc}"}
         problem = problems[n]
-        status = None
-        kernel = None
         if isinstance(problem, str):
-            status = ("error", problem.splitlines()[0])
+            case = CaseResult(spec, "error", problem.splitlines()[0], **fields)
         else:
-            try:
-                kernel = DataParallel(registry.make_kernel(spec.kernel, spec.device, dtype),
-                                      ranks.rank, ranks.world)
-                start = time.perf_counter()
-                kernel.prepare(problem[0], problem[1], w0=0.0, lr=lr)
-                kernel.synchronize()
-                prepared = time.perf_counter()
-                kernel.step()
-                kernel.synchronize()
-                fields_here = {"prepare_s": prepared - start,
-                               "warmup_s": time.perf_counter() - prepared}
-                wrong = compare_step(kernel, problem[0], problem[1], 0.0, lr, problem[2])
-                status = ("wrong", wrong) if wrong else None
-            except Exception as exc:
-
-                status = ("oom" if is_oom(exc) else "error",
-                          f"{type(exc).__name__}: {exc}".splitlines()[0])
-                fields_here = {}
+            case = prepare(spec, *problem, lr, fields, memory=False,
+                           make=lambda s: DataParallel(registry.make_kernel(s.kernel, s.device,
+                                                                            dtype),
+                                                       ranks.rank, ranks.world))
+        status = None if isinstance(case, Live) else (case.status, case.message)
         statuses = ranks.everyone(status)  # the first rank that failed speaks for the case
         failed = next(((r, s) for r, s in enumerate(statuses) if s), None)
-        backend_fields = {"backend": kernel.backend, "passes": kernel.passes} if kernel else {}
         if failed:
             rank, (kind, message) = failed
-            out.append(CaseResult(spec, kind, f"rank {rank}: {message}",
-                                  **fields, **backend_fields))
+            mine = case.fields if isinstance(case, Live) else {
+                k: v for k, v in asdict(case).items()
+                if k not in ("spec", "status", "message", "samples", "readings")}
+            out.append(CaseResult(spec, kind, f"rank {rank}: {message}", **mine))
         else:
-            out.append(RankCase(spec, kernel, {**fields, **backend_fields, **fields_here}))
+            out.append(RankCase(spec, case.kernel, case.fields))
     return out
 
 

@@ -108,13 +108,15 @@ def problem_key(spec: CaseSpec) -> tuple[int, str]:
 
 
 def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
-            memory: bool = True) -> Live | CaseResult:
-    """Make, prepare and verify the case's kernel, then measure its memory
-    (``gdbench.measure.memory``); a CaseResult says why it will not be timed."""
+            memory: bool = True, make=None) -> Live | CaseResult:
+    """Make (``make(spec)``; by default the registry's kernel, wrapped as the spec says),
+    prepare and verify the case's kernel, then measure its memory
+    (``gdbench.measure.memory``); a CaseResult says why it will not be timed. The one path by
+    which the sweep and the data-parallel ranks prepare and verify a case."""
     kernel = None
     fields = dict(fields)
     try:
-        kernel = _instance(spec)
+        kernel = (make or _instance)(spec)
         requires = getattr(kernel, "requires", ())
         with limit_threads(spec.threads, requires):
             t0 = time.perf_counter()
