@@ -161,24 +161,36 @@ def test_ab_windows_are_the_sampling_loops():
 
 
 class SlowStart(Sleeper):
-    """Slow at first (cold caches, clocks ramping up), approaching its steady time step by step."""
+    """Slow at first (cold caches, clocks ramping up), approaching its steady time step by step.
+
+    It spins rather than sleeps, and its steps are milliseconds long: a late wake-up or a
+    scheduler's time slice on a loaded machine made two groups of still-decaying 0.2-ms steps
+    agree once in CI."""
 
     def __init__(self):
-        super().__init__(0.0002)
-        self.extra = 0.003
+        super().__init__(0.002)
+        self.extra = 0.03
 
     def step(self):
-        time.sleep(self.seconds + self.extra)
+        end = time.perf_counter() + self.seconds + self.extra
+        while time.perf_counter() < end:
+            pass
         self.extra *= 0.8
 
 
 def test_warm_up_runs_until_the_step_time_settles():
-    kernel = SlowStart()
-    done = warm_up(kernel, StopRule(warmup=5.0))
     # settled once a group of steps is within 5% of the one before: the excess has decayed
-    # from 15 times the steady time to a few percent of it, which takes 15 steps or more
-    assert done.settled and done.steps >= 15 and kernel.extra < 0.1 * kernel.seconds
-    assert done.seconds < 1.0
+    # from 15 times the steady time to a few percent of it, which takes 15 steps or more. On
+    # a loaded machine a time slice lost in one group can make two groups agree by chance, so
+    # one of three fresh kernels must show it; a warm-up that stops early never does.
+    for _ in range(3):
+        kernel = SlowStart()
+        done = warm_up(kernel, StopRule(warmup=5.0))
+        assert done.settled and done.seconds < 2.0
+        if done.steps >= 15 and kernel.extra < 0.1 * kernel.seconds:
+            break
+    else:
+        raise AssertionError(f"every warm-up stopped while the steps were still decaying: {done}")
 
 
 class Drifting(Sleeper):
