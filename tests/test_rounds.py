@@ -414,6 +414,7 @@ def test_a_new_measured_axis_is_one_module_and_one_line(monkeypatch, tmp_path):
     from gdbench.runs.workers import merge
 
     monkeypatch.setattr(axes, "AXES", (*axes.AXES, FaultsHook))
+    monkeypatch.setattr(contention, "Watch", FakeWatch)  # a contended cell shows no detail
     result = run(["numpy-manual"], [1000], windows=2, max_windows=2, out=tmp_path / "r.json")
     [case] = result.cases
     assert len(case.readings["faults"]["windows"]) == 2
