@@ -17,7 +17,8 @@ from gdbench.core.reference import loss_and_grad
 from gdbench.runs.ab import paired as paired_stats
 from gdbench.runs.ab import pool, session
 from gdbench.runs.ab.paired import paired, t_quantile
-from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab
+from gdbench.runs.ab.records import AbSettings, Case, pair_cases
+from gdbench.runs.ab.session import run_ab
 from gdbench.runs.ab.sides import Side
 from gdbench.runs.ab.worker import make_data
 from tests.conftest import kernels_on

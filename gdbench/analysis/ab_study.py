@@ -242,7 +242,7 @@ def _slowed_copies_markdown(study: dict) -> list[str]:
 
 def components_markdown(sessions: list[dict]) -> list[str]:
     """How the log ratio varied in A/A ``sessions``: its standard deviation between rounds of
-    one block and between blocks beyond that (``gdbench.runs.ab.session.variance_components``),
+    one block and between blocks beyond that (``gdbench.runs.ab.paired.variance_components``),
     the median over their cases, per size."""
     rows: dict = {}
     for session in sessions:

@@ -11,7 +11,8 @@ from gdbench.cli.common import dtypes, interrupted, kernel_list, stdout_console,
 from gdbench.core.devices import cuda_unavailable, is_cuda, resolve_device
 from gdbench.files.paths import check_distinct, check_report_target, check_target
 from gdbench.files.results import Output, write_atomic
-from gdbench.runs.ab.session import AbSettings, pair_cases, run_ab
+from gdbench.runs.ab.records import AbSettings, pair_cases
+from gdbench.runs.ab.session import run_ab
 from gdbench.runs.ab.sides import Side
 from gdbench.runs.settings import default_sizes
 from gdbench.runs.sweep import parse_sizes, plan

@@ -12,7 +12,7 @@ from gdbench.cli.common import dtypes, interrupted, wrote
 from gdbench.core.devices import resolve_device
 from gdbench.files.paths import check_distinct, check_folder, check_report_target, check_target
 from gdbench.files.results import Output, write_atomic
-from gdbench.runs.ab.session import AbSettings
+from gdbench.runs.ab.records import AbSettings
 from gdbench.runs.bisect import bisect
 from gdbench.runs.sweep import parse_sizes
 

@@ -20,7 +20,7 @@ from gdbench.cli.common import (
 )
 from gdbench.core.devices import resolve_device
 from gdbench.files.paths import check_folder, check_target, move_aside
-from gdbench.runs.ab.session import AbSettings
+from gdbench.runs.ab.records import AbSettings
 from gdbench.runs.ab.study import study
 from gdbench.runs.settings import default_sizes
 from gdbench.runs.sweep import parse_sizes

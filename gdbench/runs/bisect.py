@@ -30,7 +30,8 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 
-from gdbench.runs.ab.session import AbSettings, Case, run_ab, slim
+from gdbench.runs.ab.records import AbSettings, Case, slim
+from gdbench.runs.ab.session import run_ab
 from gdbench.runs.ab.sides import Side
 
 FAILED_SIDE = ("error", "oom", "unavailable", "wrong")

@@ -28,7 +28,8 @@ import numpy as np
 from gdbench.files.paths import check_target, move_aside
 from gdbench.files.results import Output, write_atomic
 from gdbench.files.versions import NOISE_VERSION
-from gdbench.runs.ab.session import AbSettings, Case, pair_cases, run_ab, slim
+from gdbench.runs.ab.records import AbSettings, Case, pair_cases, slim
+from gdbench.runs.ab.session import run_ab
 from gdbench.runs.ab.sides import Side
 
 SLOWDOWNS = (0.02, 0.05, 0.10, 0.20)
