@@ -76,6 +76,10 @@ def test_the_schedule_weighs_what_a_block_costs_against_what_processes_add():
         quiet, 5.0, 0.1, 170, [], 0.05)
     # and where blocks cost nothing, as many blocks as can be
     assert stats.best_rounds(quiet, 0.0, 0.1, 170, [], 0.05) == 3
+    # a block of no rounds (a side that failed before its first pair: bisect's broken commit)
+    # gives no estimate and counts for nothing
+    assert stats.best_rounds(loud, 5.0, 0.1, 120, [8, 0, 8], 0.05) == stats.best_rounds(
+        loud, 5.0, 0.1, 120, [8, 8], 0.05)
 
 
 def heavy_tailed_session(rng, blocks=20, rounds=8, ratio=1.0):

@@ -211,7 +211,9 @@ def predicted_half_width(rounds: float, processes: float, per_block: list[int],
     give, at ``level``, with these variance components: a block's estimate varies by
     ``processes^2 + (pi/3) rounds^2 / R_b``, and the Hodges-Lehmann estimate of B of them by
     (pi/3) / B of that; Student's t for the quantile, which charges few blocks for their few
-    ranks; infinite where B blocks can give no interval at ``level``."""
+    ranks; infinite where B blocks can give no interval at ``level``. A block of no rounds (its
+    side failed before its first pair) gives no estimate and is not counted."""
+    per_block = [r for r in per_block if r > 0]
     blocks = len(per_block)
     if blocks < 2 or signed_ranks(blocks, level) is None:
         return math.inf
