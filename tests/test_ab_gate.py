@@ -326,6 +326,9 @@ def test_a_second_ctrl_c_while_the_process_ends_prints_no_traceback(tmp_path):
     status 130, no traceback from the exit handlers of the backends it imported."""
     proc = subprocess.Popen([sys.executable, "-m", "gdbench", "run", "--device", "cpu",
                              "--kernels", "torch-manual", "--sizes", "1e3", "--budget", "30",
+                             # a precision no window reaches: each samples for its 7.5 s, and
+                             # the run cannot end before the signals come
+                             "--precision", "0.0001",
                              "--no-roofline", "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
