@@ -160,6 +160,12 @@ def test_two_torchrun_node_agents_on_loopback(tmp_path):
         try:
             logs = [a.communicate(timeout=max(deadline - time.monotonic(), 1))[0]
                     for a in agents]
+            # the other way torchrun's agents end at the rendezvous's end: an agent reads the
+            # store after its peer has gone and aborts (SIGABRT); tried once more, as a hang is
+            if (attempt == 0 and any(a.returncode for a in agents)
+                    and any("recvValueWithTimeout failed" in log for log in logs)):
+                hung.append(logs)
+                continue
             break
         except subprocess.TimeoutExpired:
             for a in agents:  # the agents and their ranks
