@@ -265,13 +265,15 @@ def test_threads_set_every_pool_for_each_case_and_restore_them():
     assert result.settings["threads"] == counts
     for case in result.cases:
         assert case.ok, case.message
-        # torch, Numba and every BLAS and OpenMP pool had the case's thread count
-        assert {"torch", "numba"} <= set(case.thread_counts)
+        # torch, Numba (once a case has loaded it) and every BLAS and OpenMP pool had the
+        # case's thread count
+        assert "torch" in case.thread_counts
+        assert "numba" in case.thread_counts or case.spec.kernel != "numba-fused"
         assert set(case.thread_counts.values()) == {case.spec.threads}, case.thread_counts
-    assert thread_counts() == before
+    after = thread_counts()  # the pools loaded before are as they were (Numba's may be new)
     with limit_threads(1):
         assert torch.get_num_threads() == 1
-    assert thread_counts() == before
+    assert thread_counts() == after and {pool: after[pool] for pool in before} == before
 
 
 def test_a_kernel_named_twice_is_measured_once():

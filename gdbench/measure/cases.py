@@ -126,8 +126,9 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
             kernel.step()  # the first step, compilation included, is timed apart from samples
             kernel.synchronize()
             fields.update(prepare_s=t1 - t0, warmup_s=time.perf_counter() - t1)
-            if spec.threads:
-                fields["thread_counts"] = thread_counts()
+        if spec.threads:  # as every window sets them, the pools the first step loaded too (a
+            with limit_threads(spec.threads):  # BLAS Numba's compiler loads, OpenMP's count
+                fields["thread_counts"] = thread_counts()  # its threading layer resets)
         # after prepare: a kernel's modelled traffic may depend on its data (float16's sums)
         fields.update(backend=kernel.backend, passes=float(kernel.passes),
                       writes=getattr(kernel, "writes", None))
