@@ -18,7 +18,8 @@ from gdbench.core.devices import is_cpu, resolve_device  # noqa: E402
 from gdbench.core.dtypes import DTYPES, problem_dtype  # noqa: E402
 from gdbench.core.reference import compare_step, loss_and_grad, make_problem  # noqa: E402
 from gdbench.measure.clocks import SynchronizedClock  # noqa: E402
-from gdbench.records.results import CaseSpec, format_size  # noqa: E402
+from gdbench.core.units import format_size  # noqa: E402
+from gdbench.records.results import CaseSpec  # noqa: E402
 from gdbench.runs.sweep import parse_sizes  # noqa: E402
 
 TIMED_SIZES = {"cpu": "1e3,1e5,1e6", "cuda": "1e4,1e6,1e8"}

@@ -8,7 +8,7 @@ from gdbench.core.reference import check_step, loss_and_grad, make_problem
 from gdbench.kernels.registry import KernelInfo, kernel_names, list_kernels, make_kernel
 from gdbench.runs.sweep import run
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"
 
 __all__ = [
     "FUSED",

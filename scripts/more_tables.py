@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gdbench.analysis.report import memory_table, scaling_lines
+from gdbench.analysis.report import scaling_lines
 from gdbench.analysis.tables import format_times
+from gdbench.axes.memory import MemoryHook
+from gdbench.core.units import format_size
 from gdbench.records.converge import ConvergeResult
-from gdbench.records.results import format_size
 from gdbench.records.run import RunResult
 
 
@@ -47,7 +48,7 @@ def converge_markdown(results: list[ConvergeResult]) -> list[str]:
 
 
 def memory_markdown(run: RunResult) -> list[str]:
-    return memory_table(run)[2:-1]  # the table alone, without its sentence
+    return MemoryHook.table(run.cases)[2:-1]  # the table alone, without its sentence
 
 
 def scaling_markdown(run: RunResult) -> list[str]:

@@ -102,6 +102,8 @@ def test_two_ranks_through_the_launcher_verify_scale_and_report(tmp_path, gdbenc
         case = labels[f"torch-manual-cpu-float32-N{n}-D1-P{ranks}"]
         assert case.ok, case.message  # ok: it agreed with the float64 reference first
         assert "allreduce" in case.samples.phases and case.windows == 2
+        # every rank read the axes around its windows, and a window keeps their join
+        assert [w["ranks"] for w in case.contention] == [ranks, ranks]
     assert labels["torch-manual-cpu-float32-N1001-D1"].ok  # the plain step, the baseline
     assert len(run.allreduce_floors[2]) == 2 and min(run.allreduce_floors[2]) > 0
     # the report of these times as if no other work had run (on two busy cores a case can be

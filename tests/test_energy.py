@@ -91,3 +91,18 @@ def test_joules_per_step_over_the_windows_and_in_the_file(tmp_path):
     assert again.joules_per_step == case.joules_per_step
     both = merge([[case], [case]])[0]  # two worker processes' windows of the case
     assert len(both.energy["windows"]) == 2 and both.joules_per_step == case.joules_per_step
+
+
+def test_the_ranks_energy_adds_their_gpus_and_counts_a_shared_package_once(tmp_path):
+    """A window of a data-parallel run: NVML counts each rank's own GPU, so two ranks' joules
+    add up; RAPL counts the packages of a host, which its ranks share, so a host counts once."""
+    window = [{"joules": 2.0, "seconds": 0.1, "steps": 50},
+              {"joules": 3.0, "seconds": 0.12, "steps": 50},
+              {"joules": 7.0, "seconds": 0.11, "steps": 50}]
+    gpus = EnergyHook(NvmlEnergy.find(Telemetry(FakeNvml(), "gpu0")))
+    joined = gpus.across_ranks(window, ["a", "a", "b"])
+    assert joined == {"joules": 12.0, "seconds": 0.12, "steps": 50, "devices": 3}
+    packages = EnergyHook(Rapl.find(powercap(tmp_path)))
+    joined = packages.across_ranks(window, ["a", "a", "b"])
+    assert joined["joules"] == 9.0 and joined["devices"] == 2  # rank 0 for host a, rank 2 for b
+    assert packages.across_ranks([None, None], ["a", "a"]) is None

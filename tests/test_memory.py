@@ -8,7 +8,7 @@ import pytest
 import gdbench
 from gdbench.files.results import read_json
 from gdbench.kernels.numpy_manual import NumpyManual
-from gdbench.measure.memory import PoolCounter, measure_memory
+from gdbench.axes.memory import MemoryHook, PoolCounter, measure_memory
 from gdbench.runs import sweep
 from tests.conftest import kernels_on
 
@@ -108,10 +108,10 @@ def test_sweep_records_memory_and_the_model(tmp_path):
     assert saved["memory_model_bytes"] == 3 * 4 * N
     assert read_json(out).cases[0].memory == case.memory
     assert "memory_peak_bytes" in csv.read_text().splitlines()[0]
-    from gdbench.analysis.tables import memory_cell
-
     # the cell's memory line (a case contended by another process shows that instead)
-    assert "mem 2×N (model 3)" in memory_cell(case)
+    assert MemoryHook.detail(case) == ["mem 2×N (model 3)"]
+    assert any("| numpy-manual | " in line and "| tracemalloc |" in line
+               for line in MemoryHook.table(result.cases))
     skipped = sweep.run("cpu", ["numpy-manual"], [100], budget=0.02, windows=1, roofline=False,
                         memory=False)
     assert skipped.cases[0].memory is None and skipped.settings["memory"] is False

@@ -10,7 +10,7 @@ import gdbench
 from gdbench.files.results import read_json
 from gdbench.axes import contention
 from gdbench.measure import cases
-from gdbench.axes.contention import Watch
+from gdbench.axes.contention import ContentionHook, Watch
 from gdbench.axes.contention import contended, contention_reasons, self_inflicted
 from gdbench.records.samples import Samples
 
@@ -301,27 +301,46 @@ def test_worker_processes_join_their_windows(tmp_path):
         assert starts == sorted(starts)
 
 
-def test_each_axis_joins_the_workers_windows_as_it_records_them():
-    """runs.workers.merge asks each hook for the windows a worker's field holds: a worker
-    without a reading of an axis stands for as many empty windows as it measured."""
+def test_each_axis_joins_the_workers_values_as_it_keeps_them():
+    """runs.workers.merge asks each hook to join the workers' values: a worker without a
+    reading of a window axis stands for as many empty windows as it measured; memory, read
+    once a case, is the first worker's."""
     from gdbench.records.results import CaseResult, CaseSpec
     from gdbench.runs.workers import merge
 
     spec = CaseSpec(kernel="k", device="cpu", dtype="float32", n_samples=100)
 
-    def case(windows, contention=None, energy=None):
+    def case(windows, contention=None, energy=None, memory=None):
         samples = Samples(("step",), np.ones((windows, 1)), window=np.arange(windows))
-        readings = {"contention": contention, "energy": energy}
+        readings = {"contention": contention, "energy": energy, "memory": memory}
         return CaseResult(spec, "ok", samples=samples,
                           readings={k: v for k, v in readings.items() if v is not None})
 
     first = case(2, contention=[{"w": 1}, {"w": 2}], energy={"windows": [{"j": 1}, {"j": 2}]})
-    second = case(1, contention=[{"w": 3}])
-    [joined] = merge([[first], [second]])
-    assert joined.contention == [{"w": 1}, {"w": 2}, {"w": 3}]
-    assert joined.energy == {"windows": [{"j": 1}, {"j": 2}, None]}
+    second = case(1, contention=[{"w": 3}], memory={"peak_bytes": 8})
+    third = case(1, memory={"peak_bytes": 9})
+    [joined] = merge([[first], [second], [third]])
+    assert joined.contention == [{"w": 1}, {"w": 2}, {"w": 3}, None]
+    assert joined.energy == {"windows": [{"j": 1}, {"j": 2}, None, None]}
     assert joined.telemetry is None  # no worker read it
-    assert joined.windows == 3
+    assert joined.memory == {"peak_bytes": 8}
+    assert joined.windows == 4
+
+
+def test_the_ranks_contention_is_the_rank_that_waited_most_less_the_other_ranks():
+    """A window of a data-parallel run: the ranks share the machine by design, so the CPU
+    time of the other ranks on a host is not other work; other hosts' ranks are."""
+    def rank(delay, cpu, others):
+        return {"run_delay_fraction": delay, "cpu_per_wall": cpu, "others_cpu_per_wall": others}
+
+    readings = [rank(0.3, 1.0, 1.1), rank(0.5, 0.9, 1.2), rank(0.0, 1.0, 0.0)]
+    joined = ContentionHook.across_ranks(readings, ["a", "a", "b"])
+    assert joined["run_delay_fraction"] == 0.5 and joined["ranks"] == 3
+    assert joined["others_cpu_per_wall"] == pytest.approx(0.2)  # 1.2 less rank 0's 1.0
+    assert not contended(joined)  # held back by the other rank on its host, not other work
+    busy = ContentionHook.across_ranks([rank(0.3, 1.0, 2.0), rank(0.5, 0.9, 2.2)], ["a", "a"])
+    assert contended(busy)  # 1.2 CPUs of other work besides the ranks
+    assert ContentionHook.across_ranks([None, None], ["a", "a"]) is None
 
 
 def test_a_case_faster_than_its_roofline_is_flagged():
@@ -358,6 +377,7 @@ class FaultsHook:
     """docs/architecture.md's worked example of a new measured axis: page faults per window."""
 
     field = "faults"
+    reads = "window"
 
     @classmethod
     def open(cls, device):
@@ -379,8 +399,9 @@ class FaultsHook:
         return {"windows": readings}
 
     @staticmethod
-    def windows(value):
-        return (value or {}).get("windows")
+    def join(values, windows):
+        readings = [r for v, n in zip(values, windows) for r in (v["windows"] if v else [None] * n)]
+        return {"windows": readings} if any(readings) else None
 
     @staticmethod
     def derived(case):

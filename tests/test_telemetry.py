@@ -199,3 +199,19 @@ def test_the_default_sampling_rate_is_at_least_20_hz_in_a_timed_window():
 
 def test_no_readings_inside_say_nothing():
     assert during([], 0.01) is None
+
+
+def test_the_ranks_telemetry_is_the_most_throttled_rank_s():
+    """A step of a data-parallel run takes as long as its slowest rank: a window keeps the
+    reading of the rank whose GPU ran most throttled, and says which rank it was."""
+    def reading(clock, reasons=()):
+        snapshot = {"sm_clock_mhz": 1980, "max_sm_clock_mhz": 1980, "reasons": []}
+        return {"start": snapshot, "end": snapshot, "seconds": 0.1,
+                "during": {"min_sm_clock_mhz": clock, "reasons": list(reasons)}}
+
+    calm, slow, capped = reading(1980), reading(1500), reading(1500, ["sw_power_cap"])
+    joined = TelemetryHook.across_ranks([calm, slow, calm], ["a", "a", "a"])
+    assert joined["rank"] == 1 and joined["during"]["min_sm_clock_mhz"] == 1500
+    assert TelemetryHook.across_ranks([slow, capped], ["a", "a"])["rank"] == 1
+    assert TelemetryHook.across_ranks([calm, None], ["a", "a"])["rank"] == 0
+    assert TelemetryHook.across_ranks([None, None], ["a", "a"]) is None

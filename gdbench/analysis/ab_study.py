@@ -9,7 +9,7 @@ import numpy as np
 from gdbench.analysis.ab import FAILED, rows, title
 from gdbench.analysis.compare import VERDICTS
 from gdbench.analysis.tables import format_percent
-from gdbench.records.results import format_size
+from gdbench.core.units import format_size
 
 
 def paired_study_markdown(study: dict) -> list[str]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gdbench.core.units import format_size
 from gdbench.files.results import load_json, read_json
-from gdbench.records.results import format_size
 from gdbench.records.run import RunResult
 from gdbench.records.stats import Summary, stalled, t975, verdict, window_medians
 

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from gdbench.analysis.plot import check_plot_files, pyplot, save_figure
 from gdbench.analysis.tables import format_time
+from gdbench.core.units import format_size
 from gdbench.files.results import write_atomic
 from gdbench.records.converge import ConvergeResult
-from gdbench.records.results import format_size
 
 COLUMNS = ("kernel", "learning rate", "steps", "time", "loss above the optimum",
            "weights off by", "first step", "end")

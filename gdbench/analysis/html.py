@@ -26,11 +26,11 @@ from gdbench.analysis import convergence
 from gdbench.analysis.compare import compare_timings, run_timings
 from gdbench.analysis.findings import run_labels
 from gdbench.analysis.plot import figures, plain_log_labels, pyplot, series, series_name
-from gdbench.analysis.report import axis_tables, environment_lines, findings_lines, memory_table
+from gdbench.analysis.report import axis_tables, environment_lines, findings_lines
 from gdbench.analysis.tables import MARKS, format_precision, format_time, marks
 from gdbench.core.devices import missing_module
+from gdbench.core.units import format_size
 from gdbench.files.results import write_atomic
-from gdbench.records.results import format_size
 
 ASSETS = Path(__file__).with_name("html_assets")
 
@@ -172,7 +172,7 @@ def html_report(runs, sources, sessions=(), converged=(), size=None, searches=()
     parts = []
     for index, (run, source, label) in enumerate(zip(runs, sources, labels)):
         body = (_markdown(environment_lines(run)) + case_table(run, label, index)
-                + _markdown(memory_table(run) + axis_tables(run)))
+                + _markdown(axis_tables(run)))
         parts.append(_section(str(source), body, f"run-{index}"))
     interactive = {"scaling", "bandwidth"}  # their series are the kernels', in series() order
     hover: dict = {}  # the points of the other plots, by the id of their line or scatter

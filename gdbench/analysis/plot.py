@@ -10,9 +10,9 @@ from pathlib import Path
 
 from gdbench.analysis.findings import run_labels, scaling
 from gdbench.core.devices import is_cuda, missing_module
+from gdbench.core.units import format_size
 from gdbench.files.paths import check_folder, check_target
 from gdbench.files.results import replace_atomic
-from gdbench.records.results import format_size
 from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
 

@@ -13,20 +13,17 @@ from gdbench.analysis import findings
 from gdbench.analysis.plot import nothing_to_plot, plot, plottable
 from gdbench.analysis.tables import (
     MARKS,
-    format_arrays,
-    format_bytes,
     format_precision,
     format_time,
     markdown_table,
     marks,
-    memory_arrays,
     sizes_header,
 )
 from gdbench import axes
 from gdbench.core.devices import is_cuda
+from gdbench.core.units import format_bytes, format_size
 from gdbench.files.results import write_atomic
 from gdbench.measure.source import describe
-from gdbench.records.results import format_size
 from gdbench.records.roofline import Probe
 from gdbench.records.run import RunResult
 
@@ -156,35 +153,9 @@ def scaling_lines(run: RunResult, label: str) -> list[str]:
     return lines
 
 
-def memory_table(run: RunResult) -> list[str]:
-    """Each kernel's step memory at the largest size it was measured at, against the model."""
-    largest = {}
-    for c in run.cases:
-        if c.memory is not None:
-            largest[c.spec.name] = c
-    if not largest:
-        return []
-    lines = ["Memory a step allocates beyond x, y and w, measured by each backend's accounting "
-             "on a fresh prepare, against the byte model's arrays written per step:", "",
-             "| kernel | N | peak | arrays of N | model | held between steps | accounting |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for name, c in largest.items():
-        m = c.memory
-        if c.memory_peak is None:
-            lines.append(f"| {name} | {format_size(c.spec.n_samples)} | | | "
-                         f"{'' if c.writes is None else f'{c.writes:g}'} | | "
-                         f"not measured: {m.get('not_measured')} |")
-            continue
-        lines.append(f"| {name} | {format_size(c.spec.n_samples)} | "
-                     f"{format_bytes(c.memory_peak)} | "
-                     f"{format_arrays(memory_arrays(c, c.memory_peak))} | "
-                     f"{'' if c.writes is None else f'{c.writes:g}'} | "
-                     f"{format_bytes(m['held_bytes'])} | {m['method']} |")
-    return lines + [""]
-
-
 def axis_tables(run: RunResult) -> list[str]:
-    """The tables the measured axes give of the run's cases (energy's, where it was read)."""
+    """The tables the measured axes give of the run's cases (memory's, and energy's where it
+    was read)."""
     return [line for hook in axes.AXES for line in hook.table(run.cases)]
 
 
@@ -258,7 +229,7 @@ def write_report(runs: list[RunResult], sources: list[str], out, size: int | Non
                   "Median step time · effective bandwidth · % of the roofline")
         flags = "; ".join(f"`{mark}` {meaning}" for mark, meaning in MARKS.items())
         lines += [f"## {source}", "", *environment_lines(run), "", legend + f" ({flags}):", "",
-                  *_step_table(run), "", *memory_table(run), *axis_tables(run)]
+                  *_step_table(run), "", *axis_tables(run)]
         failed = [c for c in run.cases if not c.ok]
         if failed:
             lines += ["Cases not timed:", ""] + [f"- {c.spec.label}: {c.status}: {c.message}"

@@ -11,8 +11,7 @@ from rich.text import Text
 
 from gdbench import axes
 from gdbench.core.devices import is_cuda
-from gdbench.core.dtypes import ITEMSIZE
-from gdbench.records.results import format_size
+from gdbench.core.units import format_size
 from gdbench.records.run import RunResult
 
 
@@ -32,13 +31,6 @@ def format_time(seconds: float) -> str:
 def format_percent(fraction: float) -> str:
     """``0.05`` as ``5%``, ``0.025`` as ``2.5%``."""
     return f"{100 * fraction:.3g}%"
-
-
-def format_bytes(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} B"
 
 
 def phase_split(case) -> str:
@@ -124,31 +116,9 @@ def cell(case, run: RunResult | None = None, detail: bool = True) -> str:
         lines.append(f"allreduce {format_time(allreduce)} "
                      f"{allreduce / float(np.median(floors)):.1f}× floor")
     lines += [phase_split(case), bandwidth]
-    memory = memory_cell(case)
-    if memory:
-        lines.append(memory)
     for hook in axes.AXES:  # what each measured axis adds to the case's cell
         lines += hook.detail(case)
     return "\n".join(lines)
-
-
-def memory_arrays(case, nbytes: int) -> float:
-    """``nbytes`` in arrays of the case's N samples in its dtype."""
-    return nbytes / (case.spec.n_samples * ITEMSIZE[case.spec.dtype])
-
-
-def format_arrays(a: float) -> str:
-    return f"{a:.2g}" if a == 0 or a >= 0.01 else "<0.01"
-
-
-def memory_cell(case) -> str:
-    """``mem 3×N (model 3)``: a step's peak memory in arrays of N, and the byte model's."""
-    if case.memory_peak is None:
-        return ""
-    text = f"mem {format_arrays(memory_arrays(case, case.memory_peak))}×N"
-    if case.writes is not None:
-        text += f" (model {case.writes:g})"
-    return text
 
 
 def short_legend(run: RunResult) -> str:

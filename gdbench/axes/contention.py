@@ -90,6 +90,7 @@ class ContentionHook:
     its readings in the case's ``contention``."""
 
     field = "contention"
+    reads = "window"
 
     @classmethod
     def open(cls, device: str) -> ContentionHook:
@@ -107,9 +108,28 @@ class ContentionHook:
         return readings
 
     @staticmethod
-    def windows(value: list | None) -> list | None:
-        """The readings of each window a recorded field holds (``record``'s inverse)."""
-        return value
+    def join(values: list, windows: list) -> list | None:
+        """Several processes' values as one, their windows in order (a process that read
+        nothing counts its ``windows`` as unread); None when no window was read at all."""
+        readings = [r for value, n in zip(values, windows) for r in (value or [None] * n)]
+        return readings if any(readings) else None
+
+    @staticmethod
+    def across_ranks(readings: list, hosts: list) -> dict | None:
+        """One window of a data-parallel run: the reading of the rank that waited longest for
+        a CPU, with the CPU time of the other ranks on its host taken out of the other
+        processes' (the ranks share the machine by design; only other work holds them
+        back)."""
+        read = [(r, host) for r, host in zip(readings, hosts) if r]
+        if not read:
+            return None
+        worst, host = max(read, key=lambda pair: pair[0]["run_delay_fraction"])
+        worst = dict(worst, ranks=len(readings))
+        if "others_cpu_per_wall" in worst:
+            ranks_cpu = sum(r["cpu_per_wall"] for r, h in read if h == host) \
+                - worst["cpu_per_wall"]
+            worst["others_cpu_per_wall"] = max(worst["others_cpu_per_wall"] - ranks_cpu, 0.0)
+        return worst
 
     @staticmethod
     def derived(case) -> dict:

@@ -114,6 +114,22 @@ class EnergyHook(KeptByWindow):
         after, seconds = self.counter.read(), time.perf_counter() - t0
         return {"joules": self.counter.joules(before, after), "seconds": seconds, "steps": steps}
 
+    def across_ranks(self, readings: list, hosts: list) -> dict | None:
+        """One window of a data-parallel run: the energy of every device that ran it, over the
+        steps of one rank (the ranks step together). NVML counts each rank's own GPU, so the
+        ranks' joules add up; RAPL counts a host's packages, which its ranks share, so one
+        reading a host counts."""
+        read = [(r, host) for r, host in zip(readings, hosts) if r]
+        if not read:
+            return None
+        if isinstance(self.counter, Rapl):
+            read = list({host: r for r, host in reversed(read)}.values())
+        else:
+            read = [r for r, _ in read]
+        return {"joules": sum(r["joules"] for r in read),
+                "seconds": max(r["seconds"] for r in read), "steps": read[0]["steps"],
+                "devices": len(read)}
+
     @staticmethod
     def derived(case) -> dict:
         """What the results file adds beside the readings: energy per step and per sample."""

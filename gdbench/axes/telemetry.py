@@ -190,6 +190,23 @@ class TelemetryHook(KeptByWindow):
                 "during": during(readings, seconds), "seconds": seconds}
 
     @staticmethod
+    def across_ranks(readings: list, hosts: list) -> dict | None:
+        """One window of a data-parallel run: the reading of the rank whose GPU ran most
+        throttled (the most reasons, then the lowest SM clock inside the window), with its
+        rank; a step takes as long as its slowest rank."""
+        read = [(rank, r) for rank, r in enumerate(readings) if r]
+        if not read:
+            return None
+
+        def slowness(pair):
+            inside = pair[1].get("during") or {}
+            return (len(throttle_reasons({"windows": [pair[1]]})),
+                    -(inside.get("min_sm_clock_mhz") or 0))
+
+        rank, worst = max(read, key=slowness)
+        return dict(worst, rank=rank)
+
+    @staticmethod
     def derived(case) -> dict:
         """What the results file adds beside the readings: whether the case ran throttled."""
         return {"throttled": case.throttled, "throttle_reasons": case.throttle_reasons}

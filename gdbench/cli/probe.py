@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gdbench.analysis.tables import format_bytes
+from gdbench.core.units import format_bytes
 from gdbench.cli.common import parse_bytes
 from gdbench.core.devices import is_cuda
 from gdbench.measure.roofline import measure_roofline

@@ -9,9 +9,11 @@ verified on the full data before it is timed, as in one process. The ranks stay 
 rank 0 decides how many steps each warm-up, sample run and batch run takes and broadcasts it,
 and the all-reduce inside every step holds the ranks together. Windows go round the cases as in
 ``gdbench.measure.cases``, and each round first measures the all-reduce floor: the latency of an
-all-reduce of the gradient's size on this backend and world size. At the end rank 0 gathers
-every rank's samples; a sample's time is the slowest rank's, and rank 0 writes the results.
-Contention is not read here: the ranks share the machine's CPUs by design.
+all-reduce of the gradient's size on this backend and world size. Every rank reads the axes
+that say how ranks join (``gdbench.axes.window_hooks(device, ranks=True)``: contention,
+telemetry and energy) around its windows. At the end rank 0 gathers every rank's samples and
+readings; a sample's time is the slowest rank's, a window's reading is its axis's join of the
+ranks' (``across_ranks``), and rank 0 writes the results.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import timedelta
 
 import numpy as np
 
+from gdbench.axes import window_hooks
 from gdbench.core.devices import is_cuda
 from gdbench.core.dtypes import accumulator, problem_dtype
 from gdbench.core.reference import loss_and_grad, make_problem
@@ -112,6 +115,8 @@ class RankCase:
     def __init__(self, spec: CaseSpec, kernel: DataParallel, fields: dict):
         self.spec, self.kernel, self.fields = spec, kernel, fields
         self.parts = []
+        self.hooks = ()  # gdbench.axes.window_hooks(device, ranks=True)
+        self.readings = {}  # a hook's field -> this rank's reading of each window
         self.batch_size = None
 
     def window(self, ranks: Ranks, rule: StopRule, budget: float) -> None:
@@ -138,8 +143,11 @@ class RankCase:
                         rule.min_batch_steps if timer.asynchronous else 1, rule.max_batch_size)))
         batches = ranks.decide(int(np.clip(budget / 2 / (size * estimate), rule.min_samples,
                                            1000)))
+        started = [hook.start() for hook in self.hooks]
         window = take_window(kernel, timer, replace(rule, count=count, batches=batches), budget,
                              batches=True, batch_size=size)
+        for hook, token in reversed(list(zip(self.hooks, started))):
+            self.readings.setdefault(hook.field, []).append(hook.stop(token, window.steps))
         self.batch_size = size
         self.parts.append(window_samples(window))
 
@@ -178,16 +186,20 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
         specs = [CaseSpec(kernel=k, device=device, dtype=dtype, n_samples=int(n),
                           n_features=n_features, ranks=ranks.world)
                  for n in s.sizes for k in names]
+        hosts = ranks.everyone(socket.gethostname())
         all_settings = {"device": device, "dtype": dtype, "n_features": n_features,
                         "sizes": list(s.sizes), "kernels": names, "budget_s": s.budget,
                         "precision": s.precision, "lr": lr, "seed": seed,
                         "windows": s.windows, "cache_state": "warm",
                         "dist_backend": ranks.backend, "world_size": ranks.world,
                         "dist_timeout_s": s.dist_timeout,
-                        "hosts": ranks.everyone(socket.gethostname()), **(extra or {})}
+                        "hosts": hosts, **(extra or {})}
         result = RunResult(capture(device), all_settings)
         cases = _prepare(ranks, specs, n_features, dtype, seed, lr, rule, result)
         live = [c for c in cases if isinstance(c, RankCase)]
+        hooks = window_hooks(device, ranks=True)  # after the kernels made the CUDA context
+        for case in live:
+            case.hooks = hooks
         for index in range(s.windows):
             floor = allreduce_floor(ranks, n_features + 1, accumulator(dtype), device)
             result.allreduce_floors.setdefault(ranks.world, []).append(floor)
@@ -197,9 +209,9 @@ def measure(settings: Settings, out=None, csv=None, extra: dict | None = None,
                         on_start(case.spec, index * len(live), s.windows * len(live))
                     case.window(ranks, rule, s.budget / s.windows)
             if output is not None:
-                result.cases = _results(ranks, cases, gather=False)
+                result.cases = _results(ranks, cases, hosts, gather=False)
                 output.save(result)
-        result.cases = _results(ranks, cases, gather=True)
+        result.cases = _results(ranks, cases, hosts, gather=True)
         result.complete = True
         if output is not None:
             output.finish(result)
@@ -226,7 +238,7 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
         if isinstance(problem, str):
             case = CaseResult(spec, "error", problem.splitlines()[0], **fields)
         else:
-            case = prepare(spec, *problem, lr, fields, memory=False,
+            case = prepare(spec, *problem, lr, fields,
                            make=lambda s: DataParallel(registry.make_kernel(s.kernel, s.device,
                                                                             dtype),
                                                        ranks.rank, ranks.world))
@@ -244,15 +256,18 @@ def _prepare(ranks: Ranks, specs, n_features, dtype, seed, lr, rule, result) -> 
     return out
 
 
-def _results(ranks: Ranks, cases: list, gather: bool) -> list[CaseResult] | None:
-    """The cases' results on rank 0: every rank's samples gathered when ``gather`` (all ranks
-    must call it then), else rank 0's own so far."""
-    mine = [Samples.concat(c.parts) if isinstance(c, RankCase) and c.parts else None
-            for c in cases]
+def _results(ranks: Ranks, cases: list, hosts: list,
+             gather: bool) -> list[CaseResult] | None:
+    """The cases' results on rank 0: every rank's samples and readings gathered when
+    ``gather`` (all ranks must call it then), else rank 0's own so far."""
+    mine = [(Samples.concat(c.parts), c.readings) if isinstance(c, RankCase) and c.parts
+            else None for c in cases]
     if gather:
         everyone = ranks.everyone(mine)
     elif ranks.rank != 0:
         return None
+    else:
+        everyone, hosts = [mine], hosts[:1]
     results = []
     for index, case in enumerate(cases):
         if not isinstance(case, RankCase):
@@ -260,6 +275,14 @@ def _results(ranks: Ranks, cases: list, gather: bool) -> list[CaseResult] | None
             continue
         if mine[index] is None:
             continue
-        samples = slowest([per_rank[index] for per_rank in everyone]) if gather else mine[index]
-        results.append(CaseResult(case.spec, "ok", samples=samples, **case.fields))
+        per_rank = [theirs[index] for theirs in everyone]
+        samples = slowest([s for s, _ in per_rank])
+        readings = {}
+        for hook in case.hooks:  # each window's reading: the axis's join of the ranks'
+            joined = [hook.across_ranks([r[hook.field][w] for _, r in per_rank], hosts)
+                      for w in range(len(case.parts))]
+            if any(joined):
+                readings[hook.field] = hook.record(joined)
+        results.append(CaseResult(case.spec, "ok", samples=samples, readings=readings,
+                                  **case.fields))
     return results if ranks.rank == 0 else None

@@ -35,6 +35,10 @@ Change log:
   again from its samples, stalled windows aside. Since gdbench 0.2.1 the settings hold
   ``max_windows``, the most windows a case could get (a case's own count is its
   ``windows``); a file without it measured every case in ``windows`` windows.
+  Since gdbench 0.2.2 the cases of a data-parallel run hold the readings of their ranks'
+  windows, one joined reading a window (docs/scale-out.md): ``contention`` (with ``ranks``),
+  ``telemetry`` (with the ``rank`` it is of) and ``energy`` (with the ``devices`` it adds up);
+  a file without them read nothing on its ranks.
 
 The files of ``gdbench ab`` (``"tool": "gdbench-ab"``) have versions of their own
 (``AB_VERSION``):

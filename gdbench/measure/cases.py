@@ -34,7 +34,6 @@ from gdbench.core.reference import check_step, compare_step, compare_steps
 from gdbench.kernels import registry
 from gdbench.kernels.cuda_graph import CudaGraphStep
 from gdbench.kernels.many_steps import ManySteps
-from gdbench.measure.memory import measure_memory
 from gdbench.measure.threads import limit_threads, thread_counts
 from gdbench.measure.clocks import make_timer
 from gdbench.measure.timing import StopRule, Window, rewarm, take_window, warm_up
@@ -94,8 +93,9 @@ class Live:
             return CaseResult(self.spec, "error", "interrupted before its first window",
                               **self.fields)
         fields = dict(self.fields, remeasured=remeasured)
-        fields["readings"] = {hook.field: hook.record(self.readings[hook.field])
-                              for hook in self.hooks if any(self.readings.get(hook.field, []))}
+        fields["readings"] = {**self.fields.get("readings", {}), **{
+            hook.field: hook.record(self.readings[hook.field])
+            for hook in self.hooks if any(self.readings.get(hook.field, []))}}
         if not math.isfinite(self.kernel.loss):
             return CaseResult(self.spec, "diverged", f"loss became {self.kernel.loss}", **fields)
         return CaseResult(self.spec, "ok", samples=Samples.concat(self.parts), **fields)
@@ -107,12 +107,12 @@ def problem_key(spec: CaseSpec) -> tuple[int, str]:
     return spec.n_samples, problem_dtype(spec.dtype)
 
 
-def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
-            memory: bool = True, make=None) -> Live | CaseResult:
+def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict, hooks: tuple = (),
+            make=None) -> Live | CaseResult:
     """Make (``make(spec)``; by default the registry's kernel, wrapped as the spec says),
-    prepare and verify the case's kernel, then measure its memory
-    (``gdbench.measure.memory``); a CaseResult says why it will not be timed. The one path by
-    which the sweep and the data-parallel ranks prepare and verify a case."""
+    prepare and verify the case's kernel, then read the axes read once a case (``hooks``,
+    ``gdbench.axes.case_hooks``: its memory); a CaseResult says why it will not be timed. The
+    one path by which the sweep and the data-parallel ranks prepare and verify a case."""
     kernel = None
     fields = dict(fields)
     try:
@@ -142,10 +142,10 @@ def prepare(spec: CaseSpec, x, y, reference, lr: float, fields: dict,
             wrong = compare_step(kernel, x, y, 0.0, lr, reference)
         if wrong:
             return CaseResult(spec, "wrong", wrong, **fields)
-        if memory:
+        if hooks:
             with limit_threads(spec.threads):
-                fields["memory"] = measure_memory(
-                    kernel, lambda: kernel.prepare(x, y, w0=0.0, lr=lr))
+                fields["readings"] = {hook.field: hook.case(
+                    kernel, lambda: kernel.prepare(x, y, w0=0.0, lr=lr)) for hook in hooks}
         return Live(spec, kernel, fields, problem=(x, y, lr))
     except Exception as exc:
         return failure(spec, exc, **fields)
@@ -219,8 +219,8 @@ class Rounds:
     cold: bool = False
     flush: object = None  # cache flush before each latency sample, in cold mode
     hooks: tuple = ()  # gdbench.axes.window_hooks: what is read around each window
+    case_hooks: tuple = ()  # gdbench.axes.case_hooks: what is read once a case (its memory)
     remeasure: bool = True
-    memory: bool = True  # measure each case's step memory before timing it
     fresh: bool = True  # a new instance on fresh buffers for every window (layout drawn anew)
     on_window: object = None  # on_window(spec, done, total) before each window
     on_round: object = None  # on_round(results so far) after each round, to save them
@@ -240,7 +240,7 @@ class Rounds:
                 done[spec] = CaseResult(spec, "oom" if problem.startswith("MemoryError") else
                                         "error", problem, **self.fields)
                 continue
-            case = prepare(spec, *problem, self.lr, self.fields, self.memory)
+            case = prepare(spec, *problem, self.lr, self.fields, self.case_hooks)
             if isinstance(case, Live):
                 case.hooks = tuple(self.hooks)
                 live.append(case)
@@ -268,7 +268,7 @@ class Rounds:
                 release_device_memory(specs[0].device)
             for spec in deferred:
                 alone = prepare(spec, *problems[problem_key(spec)], self.lr, self.fields,
-                                self.memory)
+                                self.case_hooks)
                 if isinstance(alone, Live):
                     alone.hooks = tuple(self.hooks)
                     self._rounds([alone], steps, roofline=False)

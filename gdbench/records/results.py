@@ -11,6 +11,7 @@ import numpy as np
 
 from gdbench import axes
 from gdbench.core.dtypes import ITEMSIZE, SHORT
+from gdbench.core.units import format_size
 from gdbench.axes.contention import contention_reasons
 from gdbench.axes.energy import energy_per_step
 from gdbench.axes.telemetry import throttle_reasons
@@ -18,12 +19,6 @@ from gdbench.records.samples import Samples
 from gdbench.records.stats import Summary
 
 SCHEMA_VERSION = 4  # gdbench.files.versions has the change log
-
-
-def format_size(n: int) -> str:
-    """A sample count as people write it: ``1e6`` for a power of ten, else ``1500``."""
-    exponent = len(str(n)) - 1
-    return f"1e{exponent}" if n == 10**exponent else str(n)
 
 
 @dataclass(frozen=True)
@@ -84,16 +79,21 @@ class CaseResult:
     settled: bool = False  # whether it settled before the warm-up's time limit
     remeasured: bool = False  # contended at first, and measured once more
     thread_counts: dict | None = None  # each CPU pool's threads while the case ran (--threads)
-    memory: dict | None = None  # gdbench.measure.memory.measure_memory's figures
     writes: float | None = None  # arrays of N elements the byte model says a step writes
     # The read roofline (bytes/s) of each window's round, for an attempt measured again after
     # the run's rounds; None: the run's rooflines of the case's size are its rounds'.
     rooflines: list | None = None
     # How a case of K steps per call ran them: one launch, or a launch a step and why
     many_steps: str | None = None
-    # What each measured axis (gdbench.axes) read around the windows, under its field:
-    # contention, telemetry (NVML, on CUDA), energy; an axis that read nothing is absent.
+    # What each measured axis (gdbench.axes) read of the case, under its field: memory (once a
+    # case), contention, telemetry (NVML, on CUDA), energy (around each window); an axis that
+    # read nothing is absent.
     readings: dict = field(default_factory=dict)
+
+    @property
+    def memory(self) -> dict | None:
+        """The step memory measured once before the windows (``gdbench.axes.memory``)."""
+        return self.readings.get("memory")
 
     @property
     def contention(self) -> list | None:
@@ -255,7 +255,6 @@ FIELDS = ("bytes_model", "cache_bytes", "fits_in_cache", "prepare_s", "warmup_s"
 # where it has one, and the keys derived from it: (key in the file, attribute).
 READINGS = (
     ("thread_counts", ()),
-    ("memory", ()),
     ("writes", (("memory_model_bytes", "memory_model"),)),
     ("rooflines", ()),
     ("many_steps", ()),

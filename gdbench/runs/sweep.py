@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from gdbench.axes import window_hooks
+from gdbench.axes import case_hooks, window_hooks
 from gdbench.core.devices import is_cpu, is_cuda, run_objects_collected
 from gdbench.core.dtypes import parse_dtypes
 from gdbench.core.reference import loss_and_grad, make_problem
@@ -121,12 +121,14 @@ def run_case(spec: CaseSpec, x, y, rule: StopRule, lr: float = 0.01,
     """Verify one case against the reference (``loss_and_grad(x, y, 0)``), then time it.
 
     One window, with the whole budget, and ``hooks`` (``gdbench.axes``; by default
-    those that read something on the case's device) read around it.
+    those that read something on the case's device) read around it; its memory is measured
+    first.
     """
     reference = reference or loss_and_grad(x, y, np.zeros(np.asarray(x).reshape(len(y), -1)
                                                           .shape[1]))
     rounds = Rounds(rule, windows=1, lr=lr, remeasure=False,
                     hooks=window_hooks(spec.device) if hooks is None else hooks,
+                    case_hooks=case_hooks(spec.device),
                     fields={"cache_bytes": cache_bytes, "precision_target": rule.precision})
     with run_objects_collected():
         return rounds.measure([spec], {problem_key(spec): (x, y, reference)})[0]
@@ -166,7 +168,7 @@ def sweep(settings: Settings, out=None, csv=None,
     round, and every case reports its fraction of that roofline. ``cold`` flushes the caches
     before every latency sample and takes no batches. ``remeasure`` measures a contended case
     once more. ``memory`` measures each case's step memory before timing it
-    (``gdbench.measure.memory``). ``fresh`` measures every window after a case's first on a new
+    (``gdbench.axes.memory``). ``fresh`` measures every window after a case's first on a new
     instance prepared on fresh copies of the data. With ``processes`` over 1 the windows are
     measured in that many fresh worker processes, one after the other
     (``gdbench.runs.workers``).
@@ -222,11 +224,11 @@ def _sweep(s: Settings, out, csv, on_start, on_result) -> RunResult:
         rounds = Rounds(
             rule=rule, windows=windows, max_windows=s.max_windows, lr=s.lr,
             fields={"cache_bytes": cache_bytes, "precision_target": s.precision},
-            cold=cold, remeasure=s.remeasure, memory=s.memory, fresh=s.fresh,
+            cold=cold, remeasure=s.remeasure, fresh=s.fresh,
             flush=cache_flush(device, FLUSH_FACTOR * max(cache_bytes, FLUSH_MIN[device]))
             if cold else None,
             # after the probe has made the CUDA context NVML is matched with
-            hooks=window_hooks(device),
+            hooks=window_hooks(device), case_hooks=case_hooks(device) if s.memory else (),
             on_window=on_start,
             on_round=partial, before_size=probes.before_size if probes else None,
             after_size=probes.after_size if probes else None,

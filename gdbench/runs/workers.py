@@ -44,11 +44,11 @@ def merge(case_lists: list[list[CaseResult]]) -> list[CaseResult]:
             merged.append(failed)
             continue
         readings = {}
-        for hook in axes.AXES:  # each axis joins its windows' readings as it records them
-            windows = [w for c in cases for w in (hook.windows(c.readings.get(hook.field))
-                                                  or [None] * c.windows)]
-            if any(windows):
-                readings[hook.field] = hook.record(windows)
+        for hook in axes.AXES:  # each axis joins the workers' values as it keeps them
+            value = hook.join([c.readings.get(hook.field) for c in cases],
+                              [c.windows for c in cases])
+            if value is not None:
+                readings[hook.field] = value
         merged.append(replace(first, samples=Samples.join([c.samples for c in cases]),
                               remeasured=any(c.remeasured for c in cases), readings=readings))
     return merged

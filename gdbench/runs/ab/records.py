@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from gdbench.core.units import format_size
 from gdbench.files.versions import AB_VERSION
-from gdbench.records.results import format_size
 
 METRICS = ("latency", "throughput")
 

@@ -1,4 +1,5 @@
-"""Peak memory of a step, measured with each backend's own accounting.
+"""Peak memory of a step, measured with each backend's own accounting: the axis read once a
+case, not around its windows (``MemoryHook``, ``reads = "case"``).
 
 A case's memory is measured once, after it is verified and before it is timed, on a fresh
 ``prepare``: its first and second step each give the most they had allocated at once above
@@ -36,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from gdbench.core.devices import is_cuda
+from gdbench.core.dtypes import ITEMSIZE
+from gdbench.core.units import format_bytes, format_size
 
 
 @contextmanager
@@ -253,3 +256,80 @@ def measure_memory(kernel, prepare) -> dict:
                 "not_measured": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     return {"method": account.method, "peak_bytes": max(first.peak, first.net + second.peak),
             "held_bytes": first.net, "first_step": asdict(first), "second_step": asdict(second)}
+
+
+class MemoryHook:
+    """Step memory as a measured axis (``gdbench.axes``), read once a case: after the case is
+    verified and before its first window, on a fresh ``prepare``; in the case's ``memory``."""
+
+    field = "memory"
+    reads = "case"
+
+    @classmethod
+    def open(cls, device: str) -> MemoryHook:
+        return cls()  # a backend without accounting is recorded as not measured, and why
+
+    @staticmethod
+    def case(kernel, prepare) -> dict:
+        """The case's reading: ``measure_memory``'s figures."""
+        return measure_memory(kernel, prepare)
+
+    @staticmethod
+    def join(values: list, windows: list) -> dict | None:
+        """One value from several processes' (None: read nothing there): every worker measures
+        a case's memory alike, on the same problem, so the first that has one."""
+        return next((v for v in values if v is not None), None)
+
+    @staticmethod
+    def derived(case) -> dict:
+        return {}
+
+    @staticmethod
+    def detail(case) -> list[str]:
+        """``mem 3×N (model 3)``: a step's peak memory in arrays of N, and the byte model's."""
+        if case.memory_peak is None:
+            return []
+        text = f"mem {format_arrays(memory_arrays(case, case.memory_peak))}×N"
+        if case.writes is not None:
+            text += f" (model {case.writes:g})"
+        return [text]
+
+    @staticmethod
+    def table(cases) -> list[str]:
+        """Each kernel's step memory at the largest size it was measured at, against the
+        model."""
+        largest = {}
+        for c in cases:
+            if c.memory is not None:
+                largest[c.spec.name] = c
+        if not largest:
+            return []
+        lines = ["Memory a step allocates beyond x, y and w, measured by each backend's "
+                 "accounting on a fresh prepare, against the byte model's arrays written per "
+                 "step:", "",
+                 "| kernel | N | peak | arrays of N | model | held between steps | accounting |",
+                 "|---|---:|---:|---:|---:|---:|---|"]
+        for name, c in largest.items():
+            m, model = c.memory, "" if c.writes is None else f"{c.writes:g}"
+            if c.memory_peak is None:
+                lines.append(f"| {name} | {format_size(c.spec.n_samples)} | | | {model} | | "
+                             f"not measured: {m.get('not_measured')} |")
+                continue
+            lines.append(f"| {name} | {format_size(c.spec.n_samples)} | "
+                         f"{format_bytes(c.memory_peak)} | "
+                         f"{format_arrays(memory_arrays(c, c.memory_peak))} | {model} | "
+                         f"{format_bytes(m['held_bytes'])} | {m['method']} |")
+        return lines + [""]
+
+    @staticmethod
+    def notes(cases) -> list[str]:
+        return []
+
+
+def memory_arrays(case, nbytes: int) -> float:
+    """``nbytes`` in arrays of the case's N samples in its dtype."""
+    return nbytes / (case.spec.n_samples * ITEMSIZE[case.spec.dtype])
+
+
+def format_arrays(a: float) -> str:
+    return f"{a:.2g}" if a == 0 or a >= 0.01 else "<0.01"
