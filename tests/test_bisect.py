@@ -1,16 +1,22 @@
 """gdbench bisect on throwaway git repositories: a plugin kernel whose commits change its speed
 by known amounts, searched with real paired ab sessions. The tests check the answer, not a
 time: the kernel's step spins for a set time (200 us, times 1 + SLOWDOWN of its commit), so
-that the ratios are what the commits say."""
+that the ratios are what the commits say. The search's paths that take many sessions (a
+slowdown spread over two commits, a midpoint that stays AMBIGUOUS) are followed through
+simulated sessions (``simulated``): each gives the ratio the commits say, in a ±3% interval,
+and a verdict as ab's would be; what is tested there is the search, not ab."""
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from gdbench import cli
+from gdbench.runs import bisect as search_module
 from gdbench.runs.bisect import commits_between
 from tests.plugins import REPO
 
@@ -93,23 +99,6 @@ def test_one_commit_of_30_percent_among_eight_is_named(tmp_path, monkeypatch, ca
     assert "| GOOD |" in table and "| BAD |" in table and "← |" in table
 
 
-def test_two_commits_of_50_percent_each_are_both_named_as_steps_of_one_slowdown(
-        tmp_path, monkeypatch):
-    """Steps of 50%, in sessions of 20 s: the spread is seen only when the midpoint's interval
-    lies below BAD's, and under the suite's load sessions of 10 s left too few blocks for that
-    (steps of 20%, 30% and 50% were each hidden in full runs); the search, not its
-    sensitivity, is what is tested."""
-    repository(tmp_path, monkeypatch, [("a", 0.0), ("first step", 0.5), ("b", 0.5),
-                                       ("c", 0.5), ("d", 0.5), ("second step", 1.25),
-                                       ("e", 1.25), ("f", 1.25)])
-    status, result = search(tmp_path, "--session-time", "20")
-    assert status == 0
-    assert subjects(result["found"]) == ["first step", "second step"]
-    ratios = [f["ratio"][0] for f in result["found"]]
-    assert all(1.3 < r < 1.7 for r in ratios), ratios
-    assert "spread over 2 commits" in (tmp_path / "b.md").read_text()
-
-
 def test_a_commit_that_breaks_the_import_is_skipped_and_named(tmp_path, monkeypatch):
     repository(tmp_path, monkeypatch, [("a", 0.0), ("b", 0.0), ("c", 0.0), ("broken", None),
                                        ("fixed", 0.0), ("the slow one", 0.5), ("g", 0.5),
@@ -169,3 +158,76 @@ def test_a_session_with_too_few_blocks_for_an_interval_is_shown_without_one(tmp_
     text = view.markdown(result)
     assert "1.320 (too few blocks for an interval)" in text and "1.100 [1.0" in text
     assert view.plot(result, tmp_path).stat().st_size > 0
+
+
+def simulated(monkeypatch, ambiguous=()):
+    """Sessions without workers: a side is a commit whose kernel spins 1 + SLOWDOWN times as
+    long (read from the commit; an ImportError where it cannot be imported), a session's ratio
+    is new over base in [ratio / 1.03, ratio * 1.03], SLOWER above 1.02, SAME within it; a
+    session whose new side's subject is in ``ambiguous`` is AMBIGUOUS however long it runs.
+    The sessions asked for are kept, (base subject, new subject, seconds)."""
+    asked = []
+
+    def side(cls, name, rev, cwd=".", warn=None):
+        source = git(cwd, "show", f"{rev}:bisected.py")
+        found = re.search(r"SLOWDOWN = ([0-9.]+)", source)
+        return SimpleNamespace(subject=git(cwd, "log", "-1", "--format=%s", rev),
+                               slowdown=float(found.group(1)) if found else None)
+
+    def run_ab(sides, cases, settings):
+        base, new = sides
+        asked.append((base.subject, new.subject, settings.max_seconds))
+        records = []
+        for case in cases:
+            if new.slowdown is None:
+                records.append({"label": case.label, "status": "error", "side": "new",
+                                "message": "ImportError: a broken commit", "windows": [],
+                                "verdicts": {}})
+                continue
+            ratio = (1 + new.slowdown) / (1 + base.slowdown)
+            low, high = ratio / 1.03, ratio * 1.03
+            verdict = ("AMBIGUOUS" if new.subject in ambiguous else "SLOWER" if low > 1.02
+                       else "FASTER" if high < 1 / 1.02 else "SAME")
+            metric = {"ratio": ratio, "low": low, "high": high, "verdict": verdict}
+            records.append({"label": case.label, "status": "ok", "side": None, "windows": [],
+                            "verdicts": {"latency": metric, "throughput": metric}})
+        return SimpleNamespace(to_dict=lambda: {"cases": records})
+
+    monkeypatch.setattr(search_module.Side, "of_revision", classmethod(side))
+    monkeypatch.setattr(search_module, "run_ab", run_ab)
+    return asked
+
+
+def test_two_commits_of_50_percent_each_are_both_named_as_steps_of_one_slowdown(
+        tmp_path, monkeypatch):
+    """The midpoint is SLOWER than GOOD, but clearly less so than BAD: the slowdown is spread,
+    each half is searched (the second after a session confirms it), and both steps are named."""
+    repository(tmp_path, monkeypatch, [("a", 0.0), ("first step", 0.5), ("b", 0.5),
+                                       ("c", 0.5), ("d", 0.5), ("second step", 1.25),
+                                       ("e", 1.25), ("f", 1.25)])
+    asked = simulated(monkeypatch)
+    status, result = search(tmp_path)
+    assert status == 0
+    assert subjects(result["found"]) == ["first step", "second step"]
+    assert [f["ratio"][0] for f in result["found"]] == [pytest.approx(1.5), pytest.approx(1.5)]
+    assert ("c", "f") in [(a, b) for a, b, _ in asked]  # the rest of the spread slowdown
+    assert [s["purpose"] for s in result["sessions"]].count("the rest of a spread slowdown") == 1
+    assert "spread over 2 commits" in (tmp_path / "b.md").read_text()
+    assert result["unresolved"] == [] and result["skipped"] == []
+
+
+def test_a_midpoint_that_stays_ambiguous_is_measured_for_longer_then_left_unresolved(
+        tmp_path, monkeypatch):
+    repository(tmp_path, monkeypatch, [("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 0.3),
+                                       ("e", 0.3), ("f", 0.3), ("g", 0.3), ("h", 0.3)])
+    asked = simulated(monkeypatch, ambiguous={"c"})
+    status, result = search(tmp_path)
+    assert status == 1 and result["found"] == []  # no commit could be named
+    assert [(a, b) for a, b, _ in asked] == [("GOOD", "h"), ("GOOD", "d"), ("GOOD", "b"),
+                                            ("b", "c"), ("b", "c")]
+    assert asked[4][2] == pytest.approx(2 * asked[3][2])  # once more, for twice as long
+    [left] = result["unresolved"]
+    assert (left["lo"], left["hi"], left["mid"]) == (2, 4, 3)
+    assert left["why"] == (f"{result['commits'][3]['sha'][:12]} was AMBIGUOUS against "
+                           f"{result['commits'][2]['sha'][:12]}")
+    assert "was AMBIGUOUS against" in (tmp_path / "b.md").read_text()
