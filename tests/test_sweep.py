@@ -18,7 +18,8 @@ from gdbench.files.paths import partial_path
 from gdbench.files.results import read_json
 from gdbench.kernels import registry
 from gdbench.runs import sweep
-from gdbench.runs.settings import default_sizes
+from gdbench.runs.ab.records import AbSettings
+from gdbench.runs.settings import Checked, ConvergeSettings, Settings, default_sizes
 from tests.fake_kernels import FAKES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -504,3 +505,22 @@ def test_worker_processes_get_the_settings_whole(tmp_path, monkeypatch):
                 out=tmp_path / "r.json")
     assert len(seen) == 2
     assert all(s["lr"] == 0.1 and s["seed"] == 7 and s["windows"] == 1 for s in seen), seen
+
+
+@pytest.mark.parametrize("cls,bad,error", [
+    (Settings, {"budget": -1.0}, "budget must be a positive number"),
+    (Settings, {"sizes": (0,)}, "sizes must be positive whole numbers"),
+    (ConvergeSettings, {"tol": 2.0}, "tol must be between 0 and 1"),
+    (AbSettings, {"min_blocks": 2}, "blocks: need 3 <= min blocks"),
+    (AbSettings, {"sizes": (0,)}, "sizes must be positive whole numbers"),
+])
+def test_every_command_s_settings_are_checked_by_one_checked_and_travel_whole(cls, bad, error):
+    """run's, converge's and ab's settings share one base: built by keyword, validated by
+    ``checked`` alone (one line of ValueError), carried whole as JSON."""
+    good = cls(device="cpu")
+    assert isinstance(good, Checked) and cls.from_json(good.to_json()) == good
+    assert good.checked().device == "cpu"
+    given = cls(**{**good.__dict__, **bad})  # any fields can be built; checked judges them
+    with pytest.raises(ValueError, match=error) as raised:
+        given.checked()
+    assert "\n" not in str(raised.value)

@@ -74,7 +74,7 @@ def main(args) -> int:
                           min_effect=parse_fraction(args.min_effect, "--min-effect"),
                           window_s=args.window, rounds_per_block=args.rounds_per_block,
                           min_blocks=args.min_blocks, max_blocks=args.max_blocks,
-                          max_seconds=args.max_time)
+                          max_seconds=args.max_time).checked()
     outputs = {"--out": check_target(args.out, "--out"),
                "--markdown": (check_report_target(args.markdown, "--markdown")
                               if args.markdown else None)}

@@ -55,7 +55,7 @@ def main(args) -> int:
     settings = AbSettings(device=device, sizes=tuple(parse_sizes(args.sizes)),
                           dtype=args.dtype, threshold=parse_threshold(args.threshold),
                           min_effect=parse_fraction(args.min_effect, "--min-effect"),
-                          window_s=args.window, max_seconds=args.session_time)
+                          window_s=args.window, max_seconds=args.session_time).checked()
     outputs = {"--out": check_target(args.out, "--out"),
                "--markdown": (check_report_target(args.markdown, "--markdown")
                               if args.markdown else None),

@@ -108,7 +108,7 @@ def _noise_paired(args) -> int:
                           n_features=args.features, dtype=args.dtype,
                           threshold=parse_threshold(args.threshold),
                           min_effect=parse_fraction(args.min_effect, "--min-effect"),
-                          max_seconds=args.max_time)
+                          max_seconds=args.max_time).checked()
     slowdowns = () if args.no_power else tuple(
         parse_fraction(s.strip(), "--slowdowns") for s in args.slowdowns.split(",") if s.strip())
     if not args.no_power and not slowdowns:

@@ -1,10 +1,13 @@
-"""How a sweep measures, as one frozen object built once and handed down.
+"""How a command measures, as one frozen object built once, by keyword, and handed down.
 
-The command line builds it from its options (``gdbench.cli.common.settings``), ``gdbench.run``
-from its arguments; the sweep, its worker processes and every rank of a data-parallel run take
-the same object: a worker or rank gets it whole, as JSON (``to_json``, ``from_json``), never
-turned back into options that could drop a field. ``checked`` validates it and resolves what depends on
-the machine (``auto``, the default sizes), once; ``record`` is what a results file keeps of it.
+Every command's settings (``Settings`` for run, ``ConvergeSettings``, ``gdbench.runs.ab``'s
+``AbSettings``) are a ``Checked``: ``checked`` validates them and resolves what depends on the
+machine (``auto``, the default sizes), once, with a ValueError of one line for what cannot be;
+``to_json`` and ``from_json`` carry them whole. The command line builds them from its options
+(``gdbench.cli.common.settings``), ``gdbench.run`` from its arguments; the sweep, its worker
+processes and every rank of a data-parallel run take the same object: a worker or rank gets it
+whole, as JSON, never turned back into options that could drop a field. ``record`` is what a
+results file keeps of it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,39 @@ def default_sizes(device: str) -> tuple[int, ...]:
     return tuple(10**k for k in range(2, top + 1))
 
 
+class Checked:
+    """The base of every command's settings: a frozen dataclass whose ``resolved(device)``
+    checks its fields and gives those that ``checked`` replaces."""
+
+    def checked(self):
+        """The same settings validated, with the device and what depends on it resolved;
+        ValueError for any that cannot be."""
+        device = resolve_device(self.device)
+        return replace(self, device=device, **self.resolved(device))
+
+    def resolved(self, device: str) -> dict:
+        """The fields checked, for ``device``: those that change, by name."""
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """Every field, as JSON: how the settings travel to a worker or a rank."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str):
+        """The settings ``to_json`` wrote (tuples again where they were); ValueError for what is
+        not."""
+        try:
+            d = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+            return cls(**d)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"settings that are not gdbench's {cls.__name__}: {exc}") from None
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(Checked):
     device: str = "auto"
     kernels: tuple[str, ...] | str = "all"
     sizes: tuple[int, ...] | None = None  # None: default_sizes(device)
@@ -56,10 +90,8 @@ class Settings:
     weak_scaling: bool = False
     steps_per_call: tuple[int, ...] = (1,)  # K: each case at each, its times per step
 
-    def checked(self) -> Settings:
-        """The same settings validated, with the device and the sizes resolved; ValueError for
-        any that cannot be."""
-        device = resolve_device(self.device)
+    def resolved(self, device: str) -> dict:
+        """The settings checked, the sizes resolved (``default_sizes`` of ``device``)."""
         if not (self.budget > 0 and math.isfinite(self.budget)):
             raise ValueError(f"budget must be a positive number of seconds, got {self.budget}")
         if not 0 < self.precision < 1:
@@ -103,9 +135,9 @@ class Settings:
         if self.cuda_graph and steps != (1,):
             raise ValueError("--steps-per-call does not go with --cuda-graph: a graph replays "
                              "one step")
-        return replace(self, device=device, sizes=tuple(int(n) for n in sizes),
-                       dtypes=tuple(parse_dtypes(self.dtypes)), threads=threads,
-                       kernels=kernels, steps_per_call=steps, max_windows=max_windows)
+        return dict(sizes=tuple(int(n) for n in sizes), dtypes=tuple(parse_dtypes(self.dtypes)),
+                    threads=threads, kernels=kernels, steps_per_call=steps,
+                    max_windows=max_windows)
 
     @property
     def dtype(self) -> str:
@@ -126,22 +158,6 @@ class Settings:
             d.pop(gone)
         return {**d, **measured}
 
-    def to_json(self) -> str:
-        """Every field, as JSON: how the settings travel to a worker or a rank."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        """The settings ``to_json`` wrote (tuples again where they were); ValueError for what is
-        not."""
-        try:
-            d = json.loads(text)
-            known = {f.name for f in fields(cls)}
-            d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
-            return cls(**d)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"settings that are not gdbench run's: {exc}") from None
-
     def for_worker(self, windows: int | None = None) -> Settings:
         """These settings for one worker process measuring ``windows`` of them, with their
         share of the budget, without the roofline (the parent measures it) or workers of its
@@ -153,7 +169,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class ConvergeSettings:
+class ConvergeSettings(Checked):
     """How ``gdbench converge`` descends: which cases, which learning rates, and when a descent
     ends (within ``tol`` of the optimum, or at its bounds)."""
 
@@ -171,9 +187,8 @@ class ConvergeSettings:
     seed: int = 0
     steps_per_call: int = 1  # K: the steps between readings run as one run_steps(K) call
 
-    def checked(self) -> ConvergeSettings:
-        """The same settings validated, with the device and ``check_every`` resolved."""
-        device = resolve_device(self.device)
+    def resolved(self, device: str) -> dict:
+        """The settings checked, ``check_every`` resolved for ``device``."""
         if not 0 < self.tol < 1:
             raise ValueError(f"tol must be between 0 and 1, got {self.tol}")
         check_every = self.check_every
@@ -204,9 +219,8 @@ class ConvergeSettings:
         if not self.rates:
             raise ValueError("no learning rate given")
         kernels = self.kernels if self.kernels == "all" else tuple(dict.fromkeys(self.kernels))
-        return replace(self, device=device, sizes=sizes, check_every=check_every,
-                       dtypes=tuple(parse_dtypes(self.dtypes)), kernels=kernels,
-                       rates=tuple(dict.fromkeys(self.rates)))
+        return dict(sizes=sizes, check_every=check_every, dtypes=tuple(parse_dtypes(self.dtypes)),
+                    kernels=kernels, rates=tuple(dict.fromkeys(self.rates)))
 
     def record(self, **found) -> dict:
         """The settings as a converge results file keeps them, with what the run found."""

@@ -11,6 +11,7 @@ import numpy as np
 
 from gdbench.core.units import format_size
 from gdbench.files.versions import AB_VERSION
+from gdbench.runs.settings import Checked
 
 METRICS = ("latency", "throughput")
 
@@ -33,7 +34,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class AbSettings:
+class AbSettings(Checked):
     device: str = "cpu"
     sizes: tuple[int, ...] = (10**2, 10**3, 10**4, 10**5, 10**6, 10**7)
     n_features: int = 1
@@ -49,7 +50,10 @@ class AbSettings:
     lr: float = 0.01
     seed: int = 0
 
-    def __post_init__(self):
+    def resolved(self, device: str) -> dict:
+        """The settings checked, the sizes as whole numbers."""
+        if not self.sizes or any(int(n) != n or n < 1 for n in self.sizes):
+            raise ValueError(f"sizes must be positive whole numbers, got {list(self.sizes)}")
         if not 3 <= self.min_blocks <= self.max_blocks:
             raise ValueError(f"blocks: need 3 <= min blocks <= max blocks, got "
                              f"{self.min_blocks} and {self.max_blocks}")
@@ -69,6 +73,7 @@ class AbSettings:
                              f"{self.min_effect}")
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must be between 0 and 0.5, got {self.alpha}")
+        return {"sizes": tuple(int(n) for n in self.sizes)}
 
 
 FAILURES = ("wrong", "error", "oom", "unavailable")  # a case's status when a side failed it
