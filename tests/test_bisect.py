@@ -1,10 +1,11 @@
 """gdbench bisect on throwaway git repositories: a plugin kernel whose commits change its speed
 by known amounts, searched with real paired ab sessions. The tests check the answer, not a
 time: the kernel's step spins for a set time (200 us, times 1 + SLOWDOWN of its commit), so
-that the ratios are what the commits say. The search's paths that take many sessions (a
-slowdown spread over two commits, a midpoint that stays AMBIGUOUS) are followed through
+that the ratios are what the commits say. The search's other paths (a slowdown spread over two
+commits, a midpoint that stays AMBIGUOUS, one that cannot be imported) are followed through
 simulated sessions (``simulated``): each gives the ratio the commits say, in a ±3% interval,
-and a verdict as ab's would be; what is tested there is the search, not ab."""
+and a verdict as ab's would be, or the error of a side that cannot import its kernel; what is
+tested there is the search, not ab (whose sides that fail are tests/test_ab_gate.py's)."""
 
 import json
 import math
@@ -100,10 +101,14 @@ def test_one_commit_of_30_percent_among_eight_is_named(tmp_path, monkeypatch, ca
 
 
 def test_a_commit_that_breaks_the_import_is_skipped_and_named(tmp_path, monkeypatch):
+    """Simulated sessions (the side that cannot import its kernel is tests/test_ab_gate.py's):
+    the broken midpoint is skipped as git bisect skip does, the nearest other commit taken."""
     repository(tmp_path, monkeypatch, [("a", 0.0), ("b", 0.0), ("c", 0.0), ("broken", None),
                                        ("fixed", 0.0), ("the slow one", 0.5), ("g", 0.5),
                                        ("h", 0.5)])
+    asked = simulated(monkeypatch)
     status, result = search(tmp_path)
+    assert ("GOOD", "broken") in [(a, b) for a, b, _ in asked]
     assert status == 0
     assert subjects(result["found"]) == ["the slow one"]
     assert [s["subject"] for s in result["skipped"]] == ["broken"]

@@ -448,3 +448,7 @@ def test_a_new_measured_axis_is_one_module_and_one_line(monkeypatch, tmp_path):
     assert "| case | faults/step |" in report.axis_tables(result)
     [joined] = merge([[case], [case]])
     assert len(joined.readings["faults"]["windows"]) == 4
+    # not read on data-parallel ranks: it does not say how their readings join
+    assert FaultsHook not in {type(h) for h in axes.window_hooks("cpu", ranks=True)}
+    assert FaultsHook in {type(h) for h in axes.window_hooks("cpu")}
+    assert ContentionHook in {type(h) for h in axes.window_hooks("cpu", ranks=True)}
