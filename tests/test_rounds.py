@@ -157,6 +157,21 @@ def test_contention_is_flagged_when_remeasuring_does_not_help(monkeypatch, tmp_p
     assert "^" in tables.cell(saved).splitlines()[0]
 
 
+def test_windows_that_disagree_by_more_than_a_fifth_make_a_case_unsteady():
+    """Measured again (``cases.unsteady``) when the slowest window's median is more than 20%
+    above the fastest's; 15% is the spread of a steady case."""
+    from gdbench.records.results import CaseResult, CaseSpec
+
+    spec = CaseSpec(kernel="k", device="cpu", dtype="float32", n_samples=100)
+
+    def case(slowest):
+        times = np.repeat([1e-3, 1e-3 * slowest, 1e-3], 20)[:, None]
+        return CaseResult(spec, "ok", samples=Samples(("step",), times,
+                                                      window=np.repeat([0, 1, 2], 20)))
+
+    assert cases.unsteady(case(1.3)) and not cases.unsteady(case(1.15))
+
+
 def test_a_stalled_window_is_measured_again(monkeypatch):
     real = cases.sample_window
     windows = []

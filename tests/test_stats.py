@@ -69,6 +69,35 @@ class Sleeper:
         pass
 
 
+def test_the_precision_is_the_half_width_that_covers_the_median():
+    """The median within ± its relative precision covers the true median about 95% of the
+    time: the precision is the interval's half-width, not a fraction of it."""
+    rng = np.random.default_rng(2)
+    hits = 0
+    for _ in range(1000):
+        data = 1 + 0.1 * rng.standard_normal(60)
+        median, precision = np.median(data), relative_precision(data)
+        hits += median * (1 - precision) <= 1 <= median * (1 + precision)
+    assert 0.92 < hits / 1000 < 0.995
+
+
+def test_a_window_three_times_slower_than_the_fastest_is_stalled_and_two_times_is_not():
+    from gdbench.records.stats import stalled
+
+    assert stalled([1.0, 2.9, 1.1, 3.0]).tolist() == [False, False, False, True]
+    assert stalled([5.0]).tolist() == [False]  # one window: nothing to compare it with
+
+
+def test_a_window_takes_its_fewest_samples_and_batches_however_short_its_budget():
+    from gdbench.measure.timing import HostTimer, take_window
+
+    kernel = Sleeper(0.001)
+    rule = StopRule(precision=None, budget=0.0)
+    window = take_window(kernel, HostTimer(kernel.synchronize), rule, 0.0, batches=True)
+    assert window.device.shape[0] >= rule.min_samples == 3
+    assert len(window.batch) >= rule.min_batches == 3
+
+
 def test_sampling_stops_once_the_median_is_known():
     samples = sample(Sleeper(0.001), StopRule(precision=0.05, budget=5.0))
     assert 5 <= samples.device.shape[0] < 2000  # far below max_samples (10,000)
