@@ -87,6 +87,19 @@ class Counted(NumpyManual):
         super()._setup(x, y, w0)
 
 
+class FitsAlone(NumpyManual):
+    """Out of memory while another kernel holds its buffers (``crowded``), as a large kernel
+    beside the others can be; it fits once they are gone."""
+
+    name = "fits-alone"
+    crowded = True
+
+    def _setup(self, x, y, w0):
+        if FitsAlone.crowded:
+            raise MemoryError("cannot allocate its buffers beside the others'")
+        super()._setup(x, y, w0)
+
+
 FAKES = {cls.name: f"tests.fake_kernels:{cls.__name__}"
          for cls in (Raises, OutOfMemory, Wrong, Diverges, Interrupts, Terminates,
-                     TorchAllocatorFails, Counted)}
+                     TorchAllocatorFails, Counted, FitsAlone)}

@@ -277,6 +277,31 @@ def test_threads_set_every_pool_for_each_case_and_restore_them():
     assert thread_counts() == after and {pool: after[pool] for pool in before} == before
 
 
+def test_a_kernel_out_of_memory_beside_the_others_is_measured_alone_after_them(fakes,
+                                                                               monkeypatch):
+    """Out of memory at its prepare while another case is live: measured after the others'
+    rounds, alone, with as many windows as they had, and its message says so."""
+    from gdbench.measure.cases import Rounds
+    from tests.fake_kernels import FitsAlone
+
+    measured, rounds = [], Rounds._rounds
+
+    def rounds_then_release(self, live, steps, **kw):
+        measured.append([c.spec.kernel for c in live])
+        rounds(self, live, steps, **kw)
+        FitsAlone.crowded = False  # the others' buffers are gone once their rounds are done
+
+    monkeypatch.setattr(FitsAlone, "crowded", True)
+    monkeypatch.setattr(Rounds, "_rounds", rounds_then_release)
+    result = sweep.run("cpu", ["numpy-manual", "fits-alone"], [1000], budget=0.02, windows=2,
+                       max_windows=2, roofline=False)
+    first, alone = result.cases
+    assert measured == [["numpy-manual"], ["fits-alone"]]
+    assert first.ok and first.windows == 2
+    assert alone.ok and alone.windows == 2, alone.message
+    assert alone.message.startswith("measured alone: its data did not fit beside")
+
+
 def test_a_kernel_named_twice_is_measured_once():
     result = gdbench.run("cpu", ["numpy-manual", "numpy-manual"], [100], budget=0.02,
                          roofline=False)
