@@ -83,6 +83,16 @@ def test_the_tolerance_grows_with_k_and_catches_a_missing_step():
     kernel.prepare(x, y, w0=w0, lr=0.01)
     run_steps(kernel, 99)
     assert "weights after 100 steps" in compare_steps(kernel, x, y, w0, 0.01, 100)
+    # the weights may stray by the tolerance, relative to 1 + |w|, and no further
+    from types import SimpleNamespace
+
+    from gdbench.core.reference import descend
+
+    expected, tol = descend(x, y, w0, 0.01, 100), steps_tolerance("float32", len(y), 100)
+    near = SimpleNamespace(dtype="float32", weight=expected + 0.5 * tol * (1 + abs(expected)))
+    far = SimpleNamespace(dtype="float32", weight=expected + 3 * tol * (1 + abs(expected)))
+    assert compare_steps(near, x, y, w0, 0.01, 100) is None
+    assert "weights after 100 steps" in compare_steps(far, x, y, w0, 0.01, 100)
 
 
 class Plain:
