@@ -243,10 +243,15 @@ def applies(m: Mutation, root: Path = ROOT) -> bool:
 
 
 def copy_checkout(into: Path) -> None:
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], check=True, capture_output=True,
-                           text=True).stdout.split("\0")
-    for name in filter(None, files):
+    """The files git knows of into ``into``; outside a git checkout (a copy such as CI's), the
+    tree less what no checkout holds (environments, caches, build output)."""
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        shutil.copytree(ROOT, into, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "venv", "__pycache__", ".pytest_cache", "*.egg-info", "build"))
+        return
+    for name in filter(None, listed.stdout.split("\0")):
         source = ROOT / name
         if source.is_file():
             (into / name).parent.mkdir(parents=True, exist_ok=True)
