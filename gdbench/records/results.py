@@ -58,6 +58,11 @@ class CaseSpec:
         return self.n_samples * (self.n_features + 1) * ITEMSIZE[self.dtype]
 
 
+def _reading(name: str, doc: str) -> property:
+    """A case's readings of the axis ``name``, as a read-only attribute."""
+    return property(lambda case: case.readings.get(name), doc=doc)
+
+
 @dataclass(frozen=True, eq=False)
 class CaseResult:
     """One case: its status, and when it was timed, its samples and what they imply.
@@ -90,25 +95,12 @@ class CaseResult:
     # read nothing is absent.
     readings: dict = field(default_factory=dict)
 
-    @property
-    def memory(self) -> dict | None:
-        """The step memory measured once before the windows (``gdbench.axes.memory``)."""
-        return self.readings.get("memory")
-
-    @property
-    def contention(self) -> list | None:
-        """The contention readings of each window (``gdbench.axes.contention``)."""
-        return self.readings.get("contention")
-
-    @property
-    def telemetry(self) -> dict | None:
-        """NVML's readings at the start and end of each CUDA window, and between."""
-        return self.readings.get("telemetry")
-
-    @property
-    def energy(self) -> dict | None:
-        """The energy counter's reading of each window (``gdbench.axes.energy``)."""
-        return self.readings.get("energy")
+    # Each axis's readings by name (gdbench.axes), read-only; None where it read nothing.
+    memory = _reading("memory", "The step memory measured once before the windows.")
+    contention = _reading("contention", "The contention readings of each window.")
+    telemetry = _reading("telemetry", "NVML's readings at the start and end of each CUDA "
+                                      "window, and between.")
+    energy = _reading("energy", "The energy counter's reading of each window.")
 
     @property
     def joules_per_step(self) -> float | None:

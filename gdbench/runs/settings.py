@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields, replace
 
 from gdbench.core.devices import is_cpu, is_cuda, resolve_device
@@ -32,7 +33,7 @@ def default_sizes(device: str) -> tuple[int, ...]:
     return tuple(10**k for k in range(2, top + 1))
 
 
-class Checked:
+class Checked(ABC):
     """The base of every command's settings: a frozen dataclass whose ``resolved(device)``
     checks its fields and gives those that ``checked`` replaces."""
 
@@ -42,9 +43,9 @@ class Checked:
         device = resolve_device(self.device)
         return replace(self, device=device, **self.resolved(device))
 
+    @abstractmethod
     def resolved(self, device: str) -> dict:
         """The fields checked, for ``device``: those that change, by name."""
-        raise NotImplementedError
 
     def to_json(self) -> str:
         """Every field, as JSON: how the settings travel to a worker or a rank."""
