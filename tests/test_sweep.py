@@ -224,7 +224,7 @@ def test_a_size_too_large_to_make_is_recorded_and_the_sweep_goes_on(fakes):
     (RuntimeError("backward exploded"), False),
 ])
 def test_allocation_failures_are_oom(exc, oom):
-    from gdbench.measure.cases import is_oom
+    from gdbench.measure.prepare import is_oom
 
     assert is_oom(exc) == oom
 

@@ -34,7 +34,8 @@ from gdbench.distributed.adapters import data_parallel_kernels
 from gdbench.distributed.step import DataParallel
 from gdbench.files.results import Output
 from gdbench.kernels import registry
-from gdbench.measure.cases import Live, prepare, round_order, window_samples
+from gdbench.measure.cases import round_order, window_samples
+from gdbench.measure.prepare import Live, prepare
 from gdbench.measure.clocks import make_timer
 from gdbench.measure.environment import capture
 from gdbench.measure.timing import StopRule, take_window

@@ -28,7 +28,7 @@ from gdbench.core.dtypes import problem_dtype
 from gdbench.core.protocol import run_steps
 from gdbench.core.reference import compare_step, loss_and_grad, make_problem, normal_equations
 from gdbench.kernels import registry
-from gdbench.measure.cases import failure
+from gdbench.measure.prepare import failure
 from gdbench.measure.environment import capture
 from gdbench.records.converge import ConvergeResult, Descent
 from gdbench.runs.settings import ConvergeSettings
